@@ -1,0 +1,1 @@
+"""realax.agents (placeholder until its issue lands)."""

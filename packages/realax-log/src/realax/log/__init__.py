@@ -1,0 +1,1 @@
+"""realax.log (placeholder until its issue lands)."""

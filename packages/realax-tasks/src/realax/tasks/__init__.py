@@ -1,0 +1,1 @@
+"""realax.tasks (placeholder until its issue lands)."""

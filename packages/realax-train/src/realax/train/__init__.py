@@ -1,0 +1,1 @@
+"""realax.train (placeholder until its issue lands)."""

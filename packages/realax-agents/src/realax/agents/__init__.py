@@ -1,1 +1,74 @@
-"""realax.agents (placeholder until its issue lands)."""
+"""realax.agents: `TrainState`, RL agents as flax PyTreeNodes, and multi-device helpers.
+
+Example:
+    >>> import jax, jax.numpy as jnp
+    >>> from realax.agents import DQN
+    >>> agent = DQN.create(key=jax.random.key(0), observations=jnp.zeros(4),
+    ...                    actions=jnp.zeros((), jnp.int32), n_actions=2)
+    >>> agent.sample_actions(jnp.zeros(4), seed=jax.random.key(1), deterministic=True).shape
+    ()
+"""
+
+from ._bc import ContinuousBC as ContinuousBC
+from ._bc import ContinuousBCConfig as ContinuousBCConfig
+from ._bc import DiscreteBC as DiscreteBC
+from ._bc import DiscreteBCConfig as DiscreteBCConfig
+from ._devices import replicate as replicate
+from ._devices import shard_batch as shard_batch
+from ._devices import unreplicate as unreplicate
+from ._distributions import Categorical as Categorical
+from ._distributions import DiagGaussian as DiagGaussian
+from ._distributions import TanhDiagGaussian as TanhDiagGaussian
+from ._dqn import DQN as DQN
+from ._dqn import DQNConfig as DQNConfig
+from ._networks import MLP as MLP
+from ._networks import ContinuousActor as ContinuousActor
+from ._networks import DiscreteActor as DiscreteActor
+from ._networks import Ensemble as Ensemble
+from ._networks import QCritic as QCritic
+from ._networks import StateActionCritic as StateActionCritic
+from ._networks import ValueCritic as ValueCritic
+from ._ppo import PPO as PPO
+from ._ppo import ActorCritic as ActorCritic
+from ._ppo import PPOConfig as PPOConfig
+from ._ppo import gae as gae
+from ._sac import SAC as SAC
+from ._sac import SACConfig as SACConfig
+from ._sac import Temperature as Temperature
+from ._train_state import TrainState as TrainState
+from ._train_state import nonpytree_field as nonpytree_field
+from ._train_state import target_update as target_update
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "MLP",
+    "PPO",
+    "SAC",
+    "DQN",
+    "ActorCritic",
+    "Categorical",
+    "ContinuousActor",
+    "ContinuousBC",
+    "ContinuousBCConfig",
+    "DQNConfig",
+    "DiagGaussian",
+    "DiscreteActor",
+    "DiscreteBC",
+    "DiscreteBCConfig",
+    "Ensemble",
+    "PPOConfig",
+    "QCritic",
+    "SACConfig",
+    "StateActionCritic",
+    "TanhDiagGaussian",
+    "Temperature",
+    "TrainState",
+    "ValueCritic",
+    "gae",
+    "nonpytree_field",
+    "replicate",
+    "shard_batch",
+    "target_update",
+    "unreplicate",
+]

@@ -1,0 +1,166 @@
+"""Shared plumbing of the agents: config validation, optimisers, batch checks, shapes."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any, TypeVar
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from ._networks import ACTIVATIONS
+
+C = TypeVar("C")
+
+
+def build_config(config_cls: type[C], owner: str, config: dict[str, Any]) -> C:
+    """Make a frozen config from keyword arguments, rejecting unknown keys by name.
+
+    ``config`` may also hold ``config=<config_cls instance>``, whose values the other keys
+    override.
+    """
+    base = config.pop("config", None)
+    valid = [f.name for f in dataclasses.fields(config_cls)]  # type: ignore[arg-type]
+    unknown = sorted(k for k in config if k not in valid)
+    if unknown:
+        raise TypeError(
+            f"{owner}.create got unknown config key(s) {', '.join(repr(k) for k in unknown)}; "
+            f"valid keys are: {', '.join(valid)}"
+        )
+    if base is not None:
+        if not isinstance(base, config_cls):
+            raise TypeError(
+                f"{owner}.create: config must be a {config_cls.__name__} "
+                f"(got {type(base).__name__})"
+            )
+        return dataclasses.replace(base, **config)
+    try:
+        return config_cls(**config)
+    except TypeError as err:  # missing required keys
+        raise TypeError(f"{owner}.create: {err}; valid keys are: {', '.join(valid)}") from None
+
+
+def check_positive(owner: str, name: str, value: Any, *, allow_zero: bool = False) -> None:
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    ok = ok and (value >= 0 if allow_zero else value > 0)
+    if not ok:
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"{owner}: {name} must be a finite number {bound} (got {name}={value!r})")
+
+
+def check_int(owner: str, name: str, value: Any, *, minimum: int = 1) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
+        raise ValueError(f"{owner}: {name} must be an integer >= {minimum} (got {name}={value!r})")
+
+
+def check_unit_interval(owner: str, name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value <= 1.0:
+        raise ValueError(f"{owner}: {name} must be in [0, 1] (got {name}={value!r})")
+
+
+def check_hidden_dims(owner: str, hidden_dims: Any) -> tuple[int, ...]:
+    if isinstance(hidden_dims, int) or not isinstance(hidden_dims, Sequence):
+        raise ValueError(
+            f"{owner}: hidden_dims must be a sequence of positive ints, e.g. (64, 64) "
+            f"(got hidden_dims={hidden_dims!r})"
+        )
+    dims = tuple(hidden_dims)
+    if any(isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in dims):
+        raise ValueError(
+            f"{owner}: hidden_dims must contain positive ints (got hidden_dims={hidden_dims!r})"
+        )
+    return dims
+
+
+def check_activation(owner: str, activation: Any) -> None:
+    if activation not in ACTIVATIONS:
+        raise ValueError(
+            f"{owner}: activation must be one of {sorted(ACTIVATIONS)} (got {activation!r})"
+        )
+
+
+def check_pmap_axis(owner: str, pmap_axis: Any) -> None:
+    if pmap_axis is not None and not isinstance(pmap_axis, str | tuple):
+        raise ValueError(
+            f"{owner}: pmap_axis must be None, an axis name or a tuple of names (got {pmap_axis!r})"
+        )
+
+
+def make_optimizer(
+    learning_rate: float | optax.Schedule,
+    max_grad_norm: float | None = None,
+    eps: float = 1e-8,
+) -> optax.GradientTransformation:
+    adam = optax.adam(learning_rate, eps=eps)
+    if max_grad_norm is None:
+        return adam
+    return optax.chain(optax.clip_by_global_norm(max_grad_norm), adam)
+
+
+def require_keys(owner: str, batch: Mapping[str, Any], keys: Sequence[str]) -> None:
+    if not isinstance(batch, Mapping):
+        raise TypeError(f"{owner}: batch must be a dict of arrays (got {type(batch).__name__})")
+    missing = [k for k in keys if k not in batch]
+    if missing:
+        raise KeyError(
+            f"{owner}: batch is missing key(s) {missing}; it has {sorted(batch)} and needs "
+            f"{list(keys)}"
+        )
+
+
+def get_masks(owner: str, batch: Mapping[str, Any]) -> jax.Array:
+    """``masks`` (1 = bootstrap from the next state), or ``1 - dones`` if only dones is given."""
+    if "masks" in batch:
+        return jnp.asarray(batch["masks"], dtype=jnp.float32)
+    if "dones" in batch:
+        return 1.0 - jnp.asarray(batch["dones"], dtype=jnp.float32)
+    raise KeyError(
+        f"{owner}: batch needs 'masks' (1.0 where the next state should be bootstrapped, 0.0 at "
+        f"termination) or 'dones' (True at termination); it has {sorted(batch)}"
+    )
+
+
+def observation_example(owner: str, observations: Any) -> jax.Array:
+    obs = jnp.asarray(observations)
+    if obs.ndim == 0:
+        raise ValueError(
+            f"{owner}.create: observations must be an example observation array with a feature "
+            f"axis, e.g. shape (obs_dim,) or (batch, obs_dim) (got a scalar)"
+        )
+    if not jnp.issubdtype(obs.dtype, jnp.floating):
+        obs = obs.astype(jnp.float32)
+    return obs
+
+
+def continuous_action_dim(owner: str, actions: Any) -> int:
+    act = jnp.asarray(actions)
+    if not jnp.issubdtype(act.dtype, jnp.floating) or act.ndim == 0:
+        raise ValueError(
+            f"{owner}.create: actions must be an example float action array of shape "
+            f"(action_dim,) or (batch, action_dim) (got dtype={act.dtype}, shape={act.shape})"
+        )
+    return int(act.shape[-1])
+
+
+def discrete_n_actions(owner: str, actions: Any, n_actions: int | None) -> int:
+    act = jnp.asarray(actions)
+    if not jnp.issubdtype(act.dtype, jnp.integer):
+        raise ValueError(
+            f"{owner}.create: actions must be an example integer action array for discrete "
+            f"actions (got dtype={act.dtype})"
+        )
+    if n_actions is None:
+        raise ValueError(
+            f"{owner}.create needs n_actions for discrete actions; pass n_actions=<number of "
+            "actions>, e.g. n_actions=env.action_space(env_params).n"
+        )
+    check_int(f"{owner}.create", "n_actions", n_actions, minimum=1)
+    return int(n_actions)
+
+
+def mean_info(info: Mapping[str, jax.Array]) -> dict[str, jax.Array]:
+    return {k: jnp.mean(v).astype(jnp.float32) for k, v in info.items()}

@@ -1,0 +1,222 @@
+"""Deep Q-learning with a target network (double DQN by default)."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+
+from . import _common as c
+from ._networks import ACTIVATIONS, QCritic
+from ._train_state import TrainState, nonpytree_field, target_update
+
+__all__ = ["DQN", "DQNConfig"]
+
+
+@dataclasses.dataclass(frozen=True)
+class DQNConfig:
+    """Hyper-parameters of `DQN`.
+
+    Attributes:
+        n_actions: number of discrete actions (required).
+        learning_rate: Adam learning rate.
+        discount: discount factor gamma.
+        hidden_dims: hidden layer sizes of the Q-network.
+        activation: hidden activation name.
+        layer_norm: LayerNorm in the Q-network.
+        double_q: choose next actions with the online network and evaluate them with the
+            target network (double DQN); otherwise max over the target network.
+        tau: target update rate; ``1.0`` copies the online parameters (hard update).
+        target_update_period: apply the target update every this many gradient steps
+            (``1`` with a small ``tau`` gives Polyak averaging).
+        loss: ``"huber"`` or ``"mse"`` on the TD error.
+        max_grad_norm: global-norm gradient clipping, or None.
+        pmap_axis: default axis name to average gradients over.
+    """
+
+    n_actions: int | None = None
+    learning_rate: float = 2.5e-4
+    discount: float = 0.99
+    hidden_dims: tuple[int, ...] = (64, 64)
+    activation: str = "relu"
+    layer_norm: bool = False
+    double_q: bool = True
+    tau: float = 1.0
+    target_update_period: int = 100
+    loss: str = "huber"
+    max_grad_norm: float | None = 10.0
+    pmap_axis: str | None = None
+
+    def __post_init__(self) -> None:
+        owner = "DQN"
+        c.check_positive(owner, "learning_rate", self.learning_rate)
+        c.check_unit_interval(owner, "discount", self.discount)
+        object.__setattr__(self, "hidden_dims", c.check_hidden_dims(owner, self.hidden_dims))
+        c.check_activation(owner, self.activation)
+        c.check_unit_interval(owner, "tau", self.tau)
+        c.check_int(owner, "target_update_period", self.target_update_period)
+        if self.loss not in ("huber", "mse"):
+            raise ValueError(f"DQN: loss must be 'huber' or 'mse' (got loss={self.loss!r})")
+        if self.max_grad_norm is not None:
+            c.check_positive(owner, "max_grad_norm", self.max_grad_norm)
+        c.check_pmap_axis(owner, self.pmap_axis)
+
+
+class DQN(struct.PyTreeNode):
+    """Double DQN with a target network updated softly or periodically.
+
+    Batch keys for `update` (transitions ``s, a, r, s'``):
+        ``observations`` float ``(B, obs_dim)``; ``actions`` int ``(B,)``; ``rewards`` float
+        ``(B,)``; ``next_observations`` float ``(B, obs_dim)``; and ``masks`` float ``(B,)``
+        (``0.0`` where ``s'`` is terminal, ``1.0`` otherwise -- also ``1.0`` at time-limit
+        truncation, so the value is bootstrapped) or, instead, ``dones`` bool ``(B,)`` read as
+        terminations (``masks = 1 - dones``).
+
+    Attributes:
+        q: `TrainState` of the online `QCritic`.
+        target_q: `TrainState` of the target network (no optimiser).
+        key: PRNG key.
+        config: `DQNConfig` (static).
+
+    Example:
+        >>> obs = jnp.zeros((8, 4))
+        >>> agent = DQN.create(key=jax.random.key(0), observations=obs,
+        ...                    actions=jnp.zeros((8,), jnp.int32), n_actions=2)
+        >>> batch = {"observations": obs, "actions": jnp.zeros(8, jnp.int32),
+        ...          "rewards": jnp.ones(8), "next_observations": obs, "masks": jnp.ones(8)}
+        >>> agent, info = agent.update(batch)
+        >>> agent.sample_actions(obs, seed=jax.random.key(1), epsilon=0.1).shape
+        (8,)
+    """
+
+    q: TrainState
+    target_q: TrainState
+    key: jax.Array
+    config: DQNConfig = nonpytree_field()
+
+    @classmethod
+    def create(
+        cls, *, key: jax.Array, observations: jax.Array, actions: jax.Array, **config: Any
+    ) -> DQN:
+        """Initialise online and target Q-networks (identical parameters).
+
+        Args:
+            key: PRNG key.
+            observations: example observation(s), float ``(obs_dim,)`` or ``(B, obs_dim)``.
+            actions: example integer action(s) (only the dtype is used).
+            **config: fields of `DQNConfig` (``n_actions`` is required).
+
+        Example:
+            >>> agent = DQN.create(key=jax.random.key(0), observations=jnp.zeros(4),
+            ...                    actions=jnp.zeros((), jnp.int32), n_actions=2, tau=0.005,
+            ...                    target_update_period=1)
+            >>> agent.config.double_q
+            True
+        """
+        cfg = c.build_config(DQNConfig, "DQN", config)
+        n_actions = c.discrete_n_actions("DQN", actions, cfg.n_actions)
+        obs = c.observation_example("DQN", observations)
+        init_key, key = jax.random.split(key)
+        model_def = QCritic(
+            hidden_dims=cfg.hidden_dims,
+            n_actions=n_actions,
+            activation=ACTIVATIONS[cfg.activation],
+            layer_norm=cfg.layer_norm,
+        )
+        params = model_def.init(init_key, obs)["params"]
+        tx = c.make_optimizer(cfg.learning_rate, cfg.max_grad_norm)
+        q = TrainState.create(model_def, params, tx=tx)
+        target_q = TrainState.create(model_def, params)
+        return cls(q=q, target_q=target_q, key=key, config=cfg)
+
+    @functools.partial(jax.jit, static_argnames=("pmap_axis",))
+    def update(
+        self, batch: dict[str, jax.Array], *, pmap_axis: str | None = None
+    ) -> tuple[DQN, dict[str, jax.Array]]:
+        """One TD step on ``batch``, then the (soft or periodic) target update.
+
+        Args:
+            batch: dict of arrays, see the class docstring.
+            pmap_axis: axis name of an enclosing pmap/shard_map to average gradients over
+                (default ``config.pmap_axis``).
+
+        Returns:
+            ``(new_agent, info)`` with float32 scalars ``loss``, ``q`` (mean Q of taken
+            actions), ``target`` (mean TD target) and ``td_abs`` (mean absolute TD error).
+        """
+        owner = "DQN.update"
+        c.require_keys(owner, batch, ("observations", "actions", "rewards", "next_observations"))
+        masks = c.get_masks(owner, batch)
+        cfg = self.config
+        axis = pmap_axis if pmap_axis is not None else cfg.pmap_axis
+        actions = jnp.asarray(batch["actions"]).astype(jnp.int32)
+        rewards = jnp.asarray(batch["rewards"], dtype=jnp.float32)
+
+        next_q_target = self.target_q(batch["next_observations"])
+        if cfg.double_q:
+            next_actions = jnp.argmax(self.q(batch["next_observations"]), axis=-1)
+        else:
+            next_actions = jnp.argmax(next_q_target, axis=-1)
+        next_value = jnp.take_along_axis(next_q_target, next_actions[..., None], axis=-1)[..., 0]
+        target = jax.lax.stop_gradient(rewards + cfg.discount * masks * next_value)
+
+        def loss_fn(params: Any) -> tuple[jax.Array, dict[str, jax.Array]]:
+            q_all = self.q(batch["observations"], params=params)
+            q_taken = jnp.take_along_axis(q_all, actions[..., None], axis=-1)[..., 0]
+            td = q_taken - target
+            per_example = optax.huber_loss(td) if cfg.loss == "huber" else td**2
+            loss = jnp.mean(per_example)
+            info = {
+                "loss": loss,
+                "q": jnp.mean(q_taken),
+                "target": jnp.mean(target),
+                "td_abs": jnp.mean(jnp.abs(td)),
+            }
+            return loss, info
+
+        new_q, info = self.q.apply_loss_fn(loss_fn=loss_fn, pmap_axis=axis, has_aux=True)
+        do_update = (new_q.step % cfg.target_update_period) == 0
+        tau = jnp.where(do_update, cfg.tau, 0.0)
+        new_target = target_update(new_q, self.target_q, tau)
+        return self.replace(q=new_q, target_q=new_target), c.mean_info(info)
+
+    @functools.partial(jax.jit, static_argnames=("deterministic",))
+    def sample_actions(
+        self,
+        observations: jax.Array,
+        *,
+        seed: jax.Array,
+        epsilon: float | jax.Array = 0.0,
+        deterministic: bool = False,
+    ) -> jax.Array:
+        """Epsilon-greedy int32 actions (``epsilon`` may be a traced schedule value).
+
+        ``deterministic=True`` (or ``epsilon=0``) gives the greedy action.
+
+        Example:
+            >>> agent = DQN.create(key=jax.random.key(0), observations=jnp.zeros(4),
+            ...                    actions=jnp.zeros((), jnp.int32), n_actions=3)
+            >>> a = agent.sample_actions(jnp.zeros(4), seed=jax.random.key(1), epsilon=1.0)
+            >>> int(a) in (0, 1, 2)
+            True
+        """
+        q_values = self.q(observations)
+        greedy = jnp.argmax(q_values, axis=-1).astype(jnp.int32)
+        if deterministic:
+            return greedy
+        explore_key, action_key = jax.random.split(seed)
+        random_actions = jax.random.randint(
+            action_key, greedy.shape, 0, q_values.shape[-1], dtype=jnp.int32
+        )
+        explore = jax.random.uniform(explore_key, greedy.shape) < epsilon
+        return jnp.where(explore, random_actions, greedy)
+
+    @jax.jit
+    def q_values(self, observations: jax.Array) -> jax.Array:
+        """Online action values ``Q(s, .)``, shape ``(..., n_actions)``."""
+        return self.q(observations)

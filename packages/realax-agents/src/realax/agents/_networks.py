@@ -1,0 +1,247 @@
+"""Networks used by the agents: an MLP, actor heads returning distributions, critics."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from ._distributions import Categorical, DiagGaussian, TanhDiagGaussian
+
+__all__ = [
+    "MLP",
+    "ACTIVATIONS",
+    "ContinuousActor",
+    "DiscreteActor",
+    "Ensemble",
+    "QCritic",
+    "StateActionCritic",
+    "ValueCritic",
+]
+
+#: Activation names accepted by the agents' configs.
+ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
+    "relu": nn.relu,
+    "tanh": nn.tanh,
+    "gelu": nn.gelu,
+    "elu": nn.elu,
+    "swish": nn.swish,
+}
+
+
+def _orthogonal(scale: float = math.sqrt(2.0)) -> nn.initializers.Initializer:
+    return nn.initializers.orthogonal(scale)
+
+
+class MLP(nn.Module):
+    """Multi-layer perceptron: ``Dense -> activation`` per hidden size.
+
+    Attributes:
+        hidden_dims: output size of each layer (the last one is the output size).
+        activation: activation between layers.
+        activate_final: also apply the activation after the last layer.
+        layer_norm: apply LayerNorm before each activation.
+        kernel_scale: orthogonal initialisation scale of hidden layers.
+        final_kernel_scale: orthogonal initialisation scale of the last layer (default
+            ``kernel_scale``).
+
+    Example:
+        >>> mlp = MLP(hidden_dims=(32, 2))
+        >>> params = mlp.init(jax.random.key(0), jnp.ones((5, 3)))
+        >>> mlp.apply(params, jnp.ones((5, 3))).shape
+        (5, 2)
+    """
+
+    hidden_dims: Sequence[int]
+    activation: Callable[[jax.Array], jax.Array] = nn.relu
+    activate_final: bool = False
+    layer_norm: bool = False
+    kernel_scale: float = math.sqrt(2.0)
+    final_kernel_scale: float | None = None
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        n = len(self.hidden_dims)
+        for i, size in enumerate(self.hidden_dims):
+            last = i == n - 1
+            scale = (
+                self.final_kernel_scale
+                if (last and self.final_kernel_scale is not None)
+                else (self.kernel_scale)
+            )
+            x = nn.Dense(size, kernel_init=_orthogonal(scale))(x)
+            if not last or self.activate_final:
+                if self.layer_norm:
+                    x = nn.LayerNorm()(x)
+                x = self.activation(x)
+        return x
+
+
+class DiscreteActor(nn.Module):
+    """Observations -> `Categorical` over ``n_actions`` (optionally tempered).
+
+    Example:
+        >>> actor = DiscreteActor(hidden_dims=(16,), n_actions=3)
+        >>> params = actor.init(jax.random.key(0), jnp.ones((2, 4)))
+        >>> actor.apply(params, jnp.ones((2, 4))).logits.shape
+        (2, 3)
+    """
+
+    hidden_dims: Sequence[int]
+    n_actions: int
+    activation: Callable[[jax.Array], jax.Array] = nn.relu
+    final_kernel_scale: float = 0.01
+
+    @nn.compact
+    def __call__(self, observations: jax.Array, temperature: float = 1.0) -> Categorical:
+        logits = MLP(
+            (*self.hidden_dims, self.n_actions),
+            activation=self.activation,
+            final_kernel_scale=self.final_kernel_scale,
+        )(observations)
+        return Categorical(logits=logits / temperature)
+
+
+class ContinuousActor(nn.Module):
+    """Observations -> Gaussian (or tanh-squashed Gaussian) over ``action_dim`` actions.
+
+    Attributes:
+        hidden_dims: hidden layer sizes.
+        action_dim: size of the action vector.
+        activation: hidden activation.
+        state_dependent_std: the network outputs log-std; otherwise a learned vector
+            (initialised to ``init_log_std``).
+        tanh_squash: return a `TanhDiagGaussian` (actions in ``(-1, 1)``).
+        log_std_min, log_std_max: clipping range of a state-dependent log-std.
+
+    Example:
+        >>> actor = ContinuousActor(hidden_dims=(16,), action_dim=2, tanh_squash=True)
+        >>> params = actor.init(jax.random.key(0), jnp.ones((3, 4)))
+        >>> actor.apply(params, jnp.ones((3, 4))).mode().shape
+        (3, 2)
+    """
+
+    hidden_dims: Sequence[int]
+    action_dim: int
+    activation: Callable[[jax.Array], jax.Array] = nn.relu
+    state_dependent_std: bool = True
+    tanh_squash: bool = False
+    log_std_min: float = -5.0
+    log_std_max: float = 2.0
+    init_log_std: float = 0.0
+    final_kernel_scale: float = 0.01
+
+    @nn.compact
+    def __call__(
+        self, observations: jax.Array, temperature: float = 1.0
+    ) -> DiagGaussian | TanhDiagGaussian:
+        h = MLP(self.hidden_dims, activation=self.activation, activate_final=True)(observations)
+        loc = nn.Dense(self.action_dim, kernel_init=_orthogonal(self.final_kernel_scale))(h)
+        if self.state_dependent_std:
+            log_std = nn.Dense(self.action_dim, kernel_init=_orthogonal(self.final_kernel_scale))(h)
+            log_std = jnp.clip(log_std, self.log_std_min, self.log_std_max)
+        else:
+            log_std = self.param(
+                "log_std", nn.initializers.constant(self.init_log_std), (self.action_dim,)
+            )
+            log_std = jnp.broadcast_to(log_std, loc.shape)
+        scale = jnp.exp(log_std) * temperature
+        if self.tanh_squash:
+            return TanhDiagGaussian(loc=loc, scale=scale)
+        return DiagGaussian(loc=loc, scale=scale)
+
+
+class ValueCritic(nn.Module):
+    """Observations -> state value ``V(s)`` of the batch shape.
+
+    Example:
+        >>> critic = ValueCritic(hidden_dims=(16,))
+        >>> params = critic.init(jax.random.key(0), jnp.ones((3, 4)))
+        >>> critic.apply(params, jnp.ones((3, 4))).shape
+        (3,)
+    """
+
+    hidden_dims: Sequence[int]
+    activation: Callable[[jax.Array], jax.Array] = nn.relu
+    layer_norm: bool = False
+
+    @nn.compact
+    def __call__(self, observations: jax.Array) -> jax.Array:
+        return MLP(
+            (*self.hidden_dims, 1),
+            activation=self.activation,
+            layer_norm=self.layer_norm,
+            final_kernel_scale=1.0,
+        )(observations)[..., 0]
+
+
+class QCritic(nn.Module):
+    """Observations -> action values ``Q(s, .)`` for ``n_actions`` discrete actions.
+
+    Example:
+        >>> q = QCritic(hidden_dims=(16,), n_actions=2)
+        >>> params = q.init(jax.random.key(0), jnp.ones((3, 4)))
+        >>> q.apply(params, jnp.ones((3, 4))).shape
+        (3, 2)
+    """
+
+    hidden_dims: Sequence[int]
+    n_actions: int
+    activation: Callable[[jax.Array], jax.Array] = nn.relu
+    layer_norm: bool = False
+
+    @nn.compact
+    def __call__(self, observations: jax.Array) -> jax.Array:
+        return MLP(
+            (*self.hidden_dims, self.n_actions),
+            activation=self.activation,
+            layer_norm=self.layer_norm,
+            final_kernel_scale=1.0,
+        )(observations)
+
+
+class StateActionCritic(nn.Module):
+    """(observations, actions) -> ``Q(s, a)`` of the batch shape.
+
+    Example:
+        >>> q = StateActionCritic(hidden_dims=(16,))
+        >>> params = q.init(jax.random.key(0), jnp.ones((3, 4)), jnp.ones((3, 2)))
+        >>> q.apply(params, jnp.ones((3, 4)), jnp.ones((3, 2))).shape
+        (3,)
+    """
+
+    hidden_dims: Sequence[int]
+    activation: Callable[[jax.Array], jax.Array] = nn.relu
+    layer_norm: bool = False
+
+    @nn.compact
+    def __call__(self, observations: jax.Array, actions: jax.Array) -> jax.Array:
+        x = jnp.concatenate([observations, actions], axis=-1)
+        return MLP(
+            (*self.hidden_dims, 1),
+            activation=self.activation,
+            layer_norm=self.layer_norm,
+            final_kernel_scale=1.0,
+        )(x)[..., 0]
+
+
+def Ensemble(module_cls: type[nn.Module], num: int = 2) -> type[nn.Module]:  # noqa: N802
+    """``num`` independent copies of ``module_cls`` evaluated in parallel (leading output axis).
+
+    Example:
+        >>> twin = Ensemble(StateActionCritic, 2)(hidden_dims=(8,))
+        >>> params = twin.init(jax.random.key(0), jnp.ones((3, 4)), jnp.ones((3, 1)))
+        >>> twin.apply(params, jnp.ones((3, 4)), jnp.ones((3, 1))).shape
+        (2, 3)
+    """
+    return nn.vmap(
+        module_cls,
+        variable_axes={"params": 0},
+        split_rngs={"params": True},
+        in_axes=None,
+        out_axes=0,
+        axis_size=num,
+    )

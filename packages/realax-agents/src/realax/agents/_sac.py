@@ -1,0 +1,265 @@
+"""Soft actor-critic: tanh-Gaussian actor, twin critics with targets, learned temperature."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from . import _common as c
+from ._networks import ACTIVATIONS, ContinuousActor, Ensemble, StateActionCritic
+from ._train_state import TrainState, nonpytree_field, target_update
+
+__all__ = ["SAC", "SACConfig", "Temperature"]
+
+
+class Temperature(nn.Module):
+    """A learned scalar ``alpha = exp(log_alpha)``.
+
+    Example:
+        >>> t = Temperature(init_value=0.5)
+        >>> params = t.init(jax.random.key(0))
+        >>> round(float(t.apply(params)), 3)
+        0.5
+    """
+
+    init_value: float = 1.0
+
+    @nn.compact
+    def __call__(self) -> jax.Array:
+        log_alpha = self.param(
+            "log_alpha", lambda _: jnp.full((), jnp.log(self.init_value), jnp.float32)
+        )
+        return jnp.exp(log_alpha)
+
+
+@dataclasses.dataclass(frozen=True)
+class SACConfig:
+    """Hyper-parameters of `SAC`.
+
+    Attributes:
+        actor_lr, critic_lr, temperature_lr: Adam learning rates.
+        discount: gamma.
+        tau: Polyak rate of the target critics (every update).
+        hidden_dims: hidden sizes of actor and critics.
+        activation: hidden activation name.
+        critic_layer_norm: LayerNorm in the critics.
+        init_temperature: initial alpha.
+        target_entropy: entropy target of the temperature loss; None means ``-action_dim``.
+        backup_entropy: include ``-alpha * log_prob`` of the next action in the TD target.
+        pmap_axis: default axis name to average gradients over.
+    """
+
+    actor_lr: float = 3e-4
+    critic_lr: float = 3e-4
+    temperature_lr: float = 3e-4
+    discount: float = 0.99
+    tau: float = 0.005
+    hidden_dims: tuple[int, ...] = (256, 256)
+    activation: str = "relu"
+    critic_layer_norm: bool = False
+    init_temperature: float = 1.0
+    target_entropy: float | None = None
+    backup_entropy: bool = True
+    pmap_axis: str | None = None
+
+    def __post_init__(self) -> None:
+        owner = "SAC"
+        for name in ("actor_lr", "critic_lr", "temperature_lr", "init_temperature"):
+            c.check_positive(owner, name, getattr(self, name))
+        c.check_unit_interval(owner, "discount", self.discount)
+        c.check_unit_interval(owner, "tau", self.tau)
+        object.__setattr__(self, "hidden_dims", c.check_hidden_dims(owner, self.hidden_dims))
+        c.check_activation(owner, self.activation)
+        if self.target_entropy is not None and not isinstance(self.target_entropy, int | float):
+            raise ValueError(
+                f"SAC: target_entropy must be a number or None (got {self.target_entropy!r})"
+            )
+        c.check_pmap_axis(owner, self.pmap_axis)
+
+
+class SAC(struct.PyTreeNode):
+    """Soft actor-critic for continuous actions in ``[-1, 1]`` (rescale to the env's bounds).
+
+    Batch keys for `update` (transitions ``s, a, r, s'``):
+        ``observations`` float ``(B, obs_dim)``; ``actions`` float ``(B, action_dim)`` in
+        ``[-1, 1]``; ``rewards`` float ``(B,)``; ``next_observations`` float
+        ``(B, obs_dim)``; ``masks`` float ``(B,)`` (``0.0`` at termination, ``1.0``
+        otherwise, including truncation) or ``dones`` bool ``(B,)`` read as terminations.
+
+    Attributes:
+        actor: `TrainState` of a tanh-squashed `ContinuousActor`.
+        critic: `TrainState` of two `StateActionCritic` (an `Ensemble`).
+        target_critic: Polyak-averaged copy of ``critic``.
+        temperature: `TrainState` of `Temperature`.
+        key: PRNG key for the actions sampled inside `update`.
+        config: `SACConfig` (static); its ``target_entropy`` is resolved at creation.
+
+    Example:
+        >>> obs, act = jnp.zeros((4, 3)), jnp.zeros((4, 1))
+        >>> agent = SAC.create(key=jax.random.key(0), observations=obs, actions=act,
+        ...                    hidden_dims=(32, 32))
+        >>> batch = {"observations": obs, "actions": act, "rewards": jnp.zeros(4),
+        ...          "next_observations": obs, "masks": jnp.ones(4)}
+        >>> agent, info = agent.update(batch)
+        >>> agent.sample_actions(obs, seed=jax.random.key(1)).shape
+        (4, 1)
+    """
+
+    actor: TrainState
+    critic: TrainState
+    target_critic: TrainState
+    temperature: TrainState
+    key: jax.Array
+    config: SACConfig = nonpytree_field()
+
+    @classmethod
+    def create(
+        cls, *, key: jax.Array, observations: jax.Array, actions: jax.Array, **config: Any
+    ) -> SAC:
+        """Initialise actor, twin critics (and their targets) and the temperature.
+
+        Args:
+            key: PRNG key.
+            observations: example observation(s), float ``(obs_dim,)`` or ``(B, obs_dim)``.
+            actions: example action(s), float ``(action_dim,)`` or ``(B, action_dim)``.
+            **config: fields of `SACConfig`.
+
+        Example:
+            >>> agent = SAC.create(key=jax.random.key(0), observations=jnp.zeros(3),
+            ...                    actions=jnp.zeros(2))
+            >>> agent.config.target_entropy
+            -2.0
+        """
+        cfg = c.build_config(SACConfig, "SAC", config)
+        action_dim = c.continuous_action_dim("SAC", actions)
+        obs = c.observation_example("SAC", observations)
+        act = jnp.broadcast_to(jnp.asarray(actions, jnp.float32), (*obs.shape[:-1], action_dim))
+        if cfg.target_entropy is None:
+            cfg = dataclasses.replace(cfg, target_entropy=-float(action_dim))
+        actor_key, critic_key, temp_key, key = jax.random.split(key, 4)
+        activation = ACTIVATIONS[cfg.activation]
+        actor_def = ContinuousActor(
+            hidden_dims=cfg.hidden_dims,
+            action_dim=action_dim,
+            activation=activation,
+            tanh_squash=True,
+            final_kernel_scale=1.0,
+        )
+        critic_def = Ensemble(StateActionCritic, 2)(
+            hidden_dims=cfg.hidden_dims, activation=activation, layer_norm=cfg.critic_layer_norm
+        )
+        temp_def = Temperature(init_value=cfg.init_temperature)
+        actor_params = actor_def.init(actor_key, obs)["params"]
+        critic_params = critic_def.init(critic_key, obs, act)["params"]
+        temp_params = temp_def.init(temp_key)["params"]
+        return cls(
+            actor=TrainState.create(actor_def, actor_params, tx=c.make_optimizer(cfg.actor_lr)),
+            critic=TrainState.create(critic_def, critic_params, tx=c.make_optimizer(cfg.critic_lr)),
+            target_critic=TrainState.create(critic_def, critic_params),
+            temperature=TrainState.create(
+                temp_def, temp_params, tx=c.make_optimizer(cfg.temperature_lr)
+            ),
+            key=key,
+            config=cfg,
+        )
+
+    @functools.partial(jax.jit, static_argnames=("pmap_axis",))
+    def update(
+        self, batch: dict[str, jax.Array], *, pmap_axis: str | None = None
+    ) -> tuple[SAC, dict[str, jax.Array]]:
+        """One critic, actor and temperature step on ``batch``, then the target update.
+
+        Args:
+            batch: dict of arrays, see the class docstring.
+            pmap_axis: axis name of an enclosing pmap/shard_map to average gradients over
+                (default ``config.pmap_axis``).
+
+        Returns:
+            ``(new_agent, info)`` with float32 scalars ``critic_loss``, ``q``, ``actor_loss``,
+            ``entropy`` (sample estimate), ``temperature`` and ``temperature_loss``.
+        """
+        owner = "SAC.update"
+        c.require_keys(owner, batch, ("observations", "actions", "rewards", "next_observations"))
+        masks = c.get_masks(owner, batch)
+        cfg = self.config
+        axis = pmap_axis if pmap_axis is not None else cfg.pmap_axis
+        obs = batch["observations"]
+        actions = jnp.asarray(batch["actions"], jnp.float32)
+        rewards = jnp.asarray(batch["rewards"], jnp.float32)
+        key, next_key, actor_key = jax.random.split(self.key, 3)
+
+        # Critic: soft TD target from the target critics, min over the twins.
+        alpha = self.temperature()
+        next_actions, next_log_probs = self.actor(batch["next_observations"]).sample_and_log_prob(
+            seed=next_key
+        )
+        next_q = jnp.min(self.target_critic(batch["next_observations"], next_actions), axis=0)
+        if cfg.backup_entropy:
+            next_q = next_q - alpha * next_log_probs
+        target_q = jax.lax.stop_gradient(rewards + cfg.discount * masks * next_q)
+
+        def critic_loss_fn(params: Any) -> tuple[jax.Array, dict[str, jax.Array]]:
+            qs = self.critic(obs, actions, params=params)
+            loss = jnp.mean((qs - target_q[None]) ** 2)
+            return loss, {"critic_loss": loss, "q": jnp.mean(qs)}
+
+        new_critic, critic_info = self.critic.apply_loss_fn(
+            loss_fn=critic_loss_fn, pmap_axis=axis, has_aux=True
+        )
+
+        # Actor: maximise min-Q minus alpha * log-prob, using the updated critics.
+        def actor_loss_fn(params: Any) -> tuple[jax.Array, dict[str, jax.Array]]:
+            dist = self.actor(obs, params=params)
+            new_actions, log_probs = dist.sample_and_log_prob(seed=actor_key)
+            q = jnp.min(new_critic(obs, new_actions), axis=0)
+            loss = jnp.mean(alpha * log_probs - q)
+            return loss, {"actor_loss": loss, "entropy": -jnp.mean(log_probs)}
+
+        new_actor, actor_info = self.actor.apply_loss_fn(
+            loss_fn=actor_loss_fn, pmap_axis=axis, has_aux=True
+        )
+
+        # Temperature: move the policy entropy towards target_entropy.
+        entropy = jax.lax.stop_gradient(actor_info["entropy"])
+
+        def temperature_loss_fn(params: Any) -> tuple[jax.Array, dict[str, jax.Array]]:
+            temp = self.temperature(params=params)
+            loss = temp * (entropy - cfg.target_entropy)
+            return loss, {"temperature": temp, "temperature_loss": loss}
+
+        new_temperature, temp_info = self.temperature.apply_loss_fn(
+            loss_fn=temperature_loss_fn, pmap_axis=axis, has_aux=True
+        )
+        new_target = target_update(new_critic, self.target_critic, cfg.tau)
+        info = c.mean_info({**critic_info, **actor_info, **temp_info})
+        return (
+            self.replace(
+                actor=new_actor,
+                critic=new_critic,
+                target_critic=new_target,
+                temperature=new_temperature,
+                key=key,
+            ),
+            info,
+        )
+
+    @functools.partial(jax.jit, static_argnames=("deterministic",))
+    def sample_actions(
+        self, observations: jax.Array, *, seed: jax.Array, deterministic: bool = False
+    ) -> jax.Array:
+        """Actions in ``(-1, 1)``; ``deterministic=True`` gives ``tanh(mean)``.
+
+        Example:
+            >>> agent = SAC.create(key=jax.random.key(0), observations=jnp.zeros(3),
+            ...                    actions=jnp.zeros(2))
+            >>> agent.sample_actions(jnp.zeros(3), seed=jax.random.key(1), deterministic=True).shape
+            (2,)
+        """
+        dist = self.actor(observations)
+        return dist.mode() if deterministic else dist.sample(seed=seed)

@@ -1,1 +1,34 @@
-"""realax.train (placeholder until its issue lands)."""
+"""realax.train: compiled ES (evosax 0.3) and gradient (optax) training loops.
+
+>>> import jax, jax.numpy as jnp
+>>> from realax.train import evolve
+>>> f = lambda x, key=None, data=None: (jnp.sum(x**2), {})
+>>> params, state, metrics = evolve(jnp.ones(2), f, jax.random.key(0), popsize=16,
+...                                 strategy="CMA_ES", steps=30)
+"""
+
+from ._base import BaseTrainer as BaseTrainer
+from ._es import EvosaxTrainer as EvosaxTrainer
+from ._es import EvoState as EvoState
+from ._es import evolve as evolve
+from ._grad import GradState as GradState
+from ._grad import OptaxTrainer as OptaxTrainer
+from ._grad import available_optimizers as available_optimizers
+from ._grad import optimize as optimize
+from ._shaping import FitnessShaper as FitnessShaper
+from ._strategies import STRATEGY_ALIASES as STRATEGY_ALIASES
+from ._strategies import available_strategies as available_strategies
+
+__all__ = [
+    "BaseTrainer",
+    "EvoState",
+    "EvosaxTrainer",
+    "FitnessShaper",
+    "GradState",
+    "OptaxTrainer",
+    "STRATEGY_ALIASES",
+    "available_optimizers",
+    "available_strategies",
+    "evolve",
+    "optimize",
+]

@@ -1,1 +1,64 @@
-"""realax.tasks (placeholder until its issue lands)."""
+"""realax.tasks: gymnax, brax and jumanji environments as fitness functions of policy
+parameters, flax policies and an environment registry.
+
+>>> import jax, realax.tasks as rt
+>>> task = rt.GymnaxTask("CartPole-v1", policy=rt.MLPPolicy(action_dims=2, discrete=True))
+"""
+
+from ._aggregator import MultiTaskAggregator as MultiTaskAggregator
+from ._brax import BRAX_BACKENDS as BRAX_BACKENDS
+from ._brax import BraxEnv as BraxEnv
+from ._env import Env as Env
+from ._env import EnvSpec as EnvSpec
+from ._env import EnvState as EnvState
+from ._gymnax import GymnaxEnv as GymnaxEnv
+from ._jumanji import JUMANJI_OBS_FNS as JUMANJI_OBS_FNS
+from ._jumanji import JumanjiEnv as JumanjiEnv
+from ._jumanji import flatten_observation as flatten_observation
+from ._obs_norm import RunningStats as RunningStats
+from ._obs_norm import merge_stats as merge_stats
+from ._policy import BasePolicy as BasePolicy
+from ._policy import GRUPolicy as GRUPolicy
+from ._policy import MLPPolicy as MLPPolicy
+from ._policy import check_policy as check_policy
+from ._policy import make_model_factory as make_model_factory
+from ._registry import ENV_SPACES as ENV_SPACES
+from ._registry import get_env_dimensions as get_env_dimensions
+from ._registry import make as make
+from ._registry import registered_names as registered_names
+from ._registry import wrap as wrap
+from ._suites import import_suite as import_suite
+from ._task import BraxTask as BraxTask
+from ._task import EnvTask as EnvTask
+from ._task import GymnaxTask as GymnaxTask
+from ._task import JumanjiTask as JumanjiTask
+
+__all__ = [
+    "BRAX_BACKENDS",
+    "ENV_SPACES",
+    "JUMANJI_OBS_FNS",
+    "BasePolicy",
+    "BraxEnv",
+    "BraxTask",
+    "Env",
+    "EnvSpec",
+    "EnvState",
+    "EnvTask",
+    "GRUPolicy",
+    "GymnaxEnv",
+    "GymnaxTask",
+    "JumanjiEnv",
+    "JumanjiTask",
+    "MLPPolicy",
+    "MultiTaskAggregator",
+    "RunningStats",
+    "check_policy",
+    "flatten_observation",
+    "get_env_dimensions",
+    "import_suite",
+    "make",
+    "make_model_factory",
+    "merge_stats",
+    "registered_names",
+    "wrap",
+]

@@ -1,0 +1,113 @@
+"""gymnax environments behind the :class:`~realax.tasks.Env` interface."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import jax.numpy as jnp
+
+from ._env import Env, EnvSpec, ObsFn, box_bounds
+from ._suites import import_suite
+
+
+class GymnaxEnv(Env):
+    """A gymnax 1.0 environment (by id or instance) as an :class:`Env`.
+
+    Args:
+        env: a gymnax id (``gymnax.registered_envs``) or a gymnax ``Environment`` instance.
+        env_params: the environment's ``EnvParams``; defaults to ``env.default_params``.
+        autoreset: reset automatically when an episode ends (see :class:`Env`).
+        obs_fn: optional map applied to every raw observation.
+        **env_kwargs: passed to ``gymnax.make`` when ``env`` is an id.
+
+    >>> env = GymnaxEnv("CartPole-v1")
+    >>> env.obs_shape, env.action_dims, env.discrete, env.max_steps
+    ((4,), 2, True, 500)
+    """
+
+    suite = "gymnax"
+
+    def __init__(
+        self,
+        env: Any,
+        env_params: Any = None,
+        *,
+        autoreset: bool = True,
+        obs_fn: ObsFn | None = None,
+        **env_kwargs: Any,
+    ):
+        gymnax = import_suite("gymnax")
+        if isinstance(env, str):
+            try:
+                env, default_params = gymnax.make(env, **env_kwargs)
+            except OSError as error:  # e.g. MNISTBandit-bsuite downloads MNIST on creation
+                raise RuntimeError(
+                    f"creating gymnax environment {env!r} needs data it could not fetch "
+                    f"({error}); run it once with network access so the data is cached"
+                ) from error
+            name = env.name if hasattr(env, "name") else type(env).__name__
+        else:
+            if env_kwargs:
+                raise TypeError(
+                    "env_kwargs are only used when env is a gymnax id; got an Environment "
+                    f"instance and env_kwargs={sorted(env_kwargs)}"
+                )
+            default_params = env.default_params
+            name = env.name
+        super().__init__(name=name, autoreset=autoreset, obs_fn=obs_fn)
+        self.env = env
+        self.env_params = default_params if env_params is None else env_params
+
+    @property
+    def unwrapped(self) -> Any:
+        return self.env
+
+    def _build_spec(self) -> EnvSpec:
+        spaces = import_suite("gymnax").environments.spaces
+        obs = self._obs_struct()
+        space = self.env.action_space(self.env_params)
+        if isinstance(space, spaces.Discrete):
+            action_dims: Any = int(space.n)
+            action_shape: tuple[int, ...] = ()
+            discrete, low, high = True, None, None
+        elif isinstance(space, spaces.Box):
+            action_shape = tuple(int(d) for d in space.shape)
+            action_dims = math.prod(action_shape)
+            discrete = False
+            low, high = box_bounds(space.low, space.high, action_shape)
+        else:
+            raise TypeError(
+                f"gymnax environment {self._name!r} has a {type(space).__name__} action "
+                "space; only Discrete and Box action spaces are supported"
+            )
+        return EnvSpec(
+            name=self._name,
+            suite=self.suite,
+            obs_shape=tuple(obs.shape),
+            obs_dtype=obs.dtype,
+            action_dims=action_dims,
+            action_shape=action_shape,
+            discrete=discrete,
+            action_low=low,
+            action_high=high,
+            max_steps=int(self.env_params.max_steps_in_episode),
+        )
+
+    def _reset(self, key):
+        return self.env.reset_env(key, self.env_params)
+
+    def _step(self, key, inner, action):
+        obs, inner, reward, terminated, info = self.env.step_env(
+            key, inner, action, self.env_params
+        )
+        truncated = self.env.is_truncated(inner, self.env_params)
+        return obs, inner, reward, jnp.asarray(terminated), jnp.asarray(truncated), info
+
+
+def gymnax_names() -> list[str]:
+    """All registered gymnax ids (empty if gymnax is not installed)."""
+    try:
+        return list(import_suite("gymnax").registered_envs)
+    except ImportError:
+        return []

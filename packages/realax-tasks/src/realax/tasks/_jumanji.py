@@ -1,0 +1,191 @@
+"""jumanji environments behind the :class:`~realax.tasks.Env` interface."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ._env import Env, EnvSpec, ObsFn, box_bounds
+from ._suites import import_suite
+
+
+def flatten_observation(obs: Any) -> jax.Array:
+    """Concatenates every leaf of a structured observation into one float32 vector.
+
+    Leaves are taken in the observation's field order (jumanji observations are
+    NamedTuples), each cast to float32 and raveled.
+
+    >>> flatten_observation({"a": jnp.ones((2, 2)), "b": jnp.array(3)}).shape
+    (5,)
+    """
+    leaves = jax.tree.leaves(obs)
+    return jnp.concatenate([jnp.ravel(jnp.asarray(x, jnp.float32)) for x in leaves])
+
+
+def game2048_obs(obs: Any) -> jax.Array:
+    """Game2048: board exponents scaled to [0, 1] (2**16 tile = 1) and the action mask."""
+    board = jnp.ravel(obs.board).astype(jnp.float32) / 16.0
+    return jnp.concatenate([board, obs.action_mask.astype(jnp.float32)])
+
+
+def snake_obs(obs: Any) -> jax.Array:
+    """Snake: the one-hot feature grid (rows x cols x 5) and the action mask.
+
+    The raw ``step_count`` is left out: it is unbounded and carries no information about
+    what to do next.
+    """
+    return jnp.concatenate([jnp.ravel(obs.grid), obs.action_mask.astype(jnp.float32)])
+
+
+def maze_obs(obs: Any) -> jax.Array:
+    """Maze: walls, agent and target one-hot grids (rows x cols each) and the action mask."""
+    walls = obs.walls.astype(jnp.float32)
+    rows, cols = walls.shape
+    agent = jnp.zeros((rows, cols)).at[obs.agent_position.row, obs.agent_position.col].set(1.0)
+    target = jnp.zeros((rows, cols)).at[obs.target_position.row, obs.target_position.col].set(1.0)
+    return jnp.concatenate(
+        [walls.ravel(), agent.ravel(), target.ravel(), obs.action_mask.astype(jnp.float32)]
+    )
+
+
+#: Observation flattenings chosen per jumanji environment class; others use
+#: :func:`flatten_observation`.
+JUMANJI_OBS_FNS: dict[str, ObsFn] = {
+    "Game2048": game2048_obs,
+    "Snake": snake_obs,
+    "Maze": maze_obs,
+}
+
+
+class JumanjiEnv(Env):
+    """A jumanji environment (by id or instance) as an :class:`Env`.
+
+    Structured observations are flattened to one float32 vector: by a flattening chosen
+    for the environment (``JUMANJI_OBS_FNS``: Game2048, Snake, Maze) or by
+    :func:`flatten_observation`, unless ``obs_fn`` is given. ``terminated`` is a last
+    timestep with zero discount, ``truncated`` a last timestep with non-zero discount or the
+    step counter reaching ``max_steps``: the environment's own ``time_limit`` when it has
+    one, else ``episode_length``.
+
+    Args:
+        env: a jumanji id (``jumanji.registered_environments()``) or an ``Environment``.
+        episode_length: the episode limit for environments without a ``time_limit``.
+        autoreset: reset automatically when an episode ends (see :class:`Env`).
+        obs_fn: map from the raw observation to one array.
+        **env_kwargs: passed to ``jumanji.make``.
+
+    >>> env = JumanjiEnv("Snake-v1", num_rows=6, num_cols=6)
+    >>> env.obs_shape, env.action_dims, env.discrete
+    ((184,), 4, True)
+    """
+
+    suite = "jumanji"
+
+    def __init__(
+        self,
+        env: Any,
+        *,
+        episode_length: int = 1000,
+        autoreset: bool = True,
+        obs_fn: ObsFn | None = None,
+        **env_kwargs: Any,
+    ):
+        jumanji = import_suite("jumanji")
+        if not isinstance(episode_length, int) or episode_length < 1:
+            raise ValueError(
+                f"episode_length must be a positive int (got episode_length={episode_length!r})"
+            )
+        if isinstance(env, str):
+            name = env
+            env = jumanji.make(env, **env_kwargs)
+        else:
+            if env_kwargs:
+                raise TypeError(
+                    "env_kwargs are only used when env is a jumanji id; got an Environment "
+                    f"instance and env_kwargs={sorted(env_kwargs)}"
+                )
+            name = type(env.unwrapped).__name__
+        if obs_fn is None:
+            obs_fn = JUMANJI_OBS_FNS.get(type(env.unwrapped).__name__, flatten_observation)
+        super().__init__(name=name, autoreset=autoreset, obs_fn=obs_fn)
+        self.env = env
+        self.episode_length = episode_length
+
+    @property
+    def unwrapped(self) -> Any:
+        return self.env
+
+    def _build_spec(self) -> EnvSpec:
+        specs = import_suite("jumanji").specs
+        obs = self._obs_struct()
+        spec = self.env.action_spec
+        shape = tuple(int(d) for d in spec.shape)
+        low = high = None
+        if isinstance(spec, specs.DiscreteArray):
+            action_dims: Any = int(spec.num_values)
+            discrete = True
+        elif isinstance(spec, specs.MultiDiscreteArray):
+            action_dims = tuple(int(n) for n in np.ravel(spec.num_values))
+            discrete = True
+        elif isinstance(spec, specs.BoundedArray) and jnp.issubdtype(spec.dtype, jnp.integer):
+            n = np.broadcast_to(np.asarray(spec.maximum) - np.asarray(spec.minimum) + 1, shape)
+            action_dims = tuple(int(v) for v in np.ravel(n))
+            discrete = True
+        elif isinstance(spec, specs.Array) and jnp.issubdtype(spec.dtype, jnp.floating):
+            action_dims = math.prod(shape)
+            discrete = False
+            if isinstance(spec, specs.BoundedArray):
+                low, high = box_bounds(spec.minimum, spec.maximum, shape)
+            else:
+                low, high = box_bounds(-np.inf, np.inf, shape)
+        else:
+            raise TypeError(
+                f"jumanji environment {self._name!r} has an unsupported action spec {spec!r}"
+            )
+        limit = getattr(self.env.unwrapped, "time_limit", None)
+        return EnvSpec(
+            name=self._name,
+            suite=self.suite,
+            obs_shape=tuple(obs.shape),
+            obs_dtype=obs.dtype,
+            action_dims=action_dims,
+            action_shape=shape,
+            discrete=discrete,
+            action_low=low,
+            action_high=high,
+            max_steps=int(limit) if limit is not None else self.episode_length,
+        )
+
+    def _prepare_action(self, action: Any) -> jax.Array:
+        spec = self.spec
+        action = jnp.asarray(action).reshape(spec.action_shape)
+        native = self.env.action_spec
+        if spec.discrete and not hasattr(native, "num_values"):  # integer BoundedArray
+            action = action + jnp.asarray(native.minimum)
+        return action.astype(native.dtype)
+
+    def _reset(self, key):
+        state, timestep = self.env.reset(key)
+        return timestep.observation, state
+
+    def _step(self, key, inner, action):
+        del key  # jumanji environments carry their own key in the state
+        state, timestep = self.env.step(inner, action)
+        last = timestep.last()
+        zero_discount = timestep.discount == 0
+        terminated = jnp.logical_and(last, zero_discount)
+        truncated = jnp.logical_and(last, jnp.logical_not(zero_discount))
+        info = {"extras": timestep.extras} if timestep.extras else {}
+        return timestep.observation, state, timestep.reward, terminated, truncated, info
+
+
+def jumanji_names() -> list[str]:
+    """All registered jumanji ids (empty if jumanji is not installed)."""
+    try:
+        return sorted(import_suite("jumanji").registered_environments())
+    except ImportError:
+        return []

@@ -11,7 +11,6 @@ import sys
 
 import jax
 import jax.numpy as jnp
-
 from realax.tasks import GymnaxTask, MLPPolicy
 
 

@@ -52,6 +52,9 @@ class BraxEnv(Env):
                 f"episode_length must be a positive int (got episode_length={episode_length!r})"
             )
         if isinstance(env, str):
+            from ._registry import check_name
+
+            check_name("brax", env)
             if backend not in BRAX_BACKENDS:
                 raise ValueError(
                     f"backend must be one of {BRAX_BACKENDS} (got backend={backend!r})"

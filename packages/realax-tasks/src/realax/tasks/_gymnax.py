@@ -39,6 +39,9 @@ class GymnaxEnv(Env):
     ):
         gymnax = import_suite("gymnax")
         if isinstance(env, str):
+            from ._registry import check_name
+
+            check_name("gymnax", env)
             try:
                 env, default_params = gymnax.make(env, **env_kwargs)
             except OSError as error:  # e.g. MNISTBandit-bsuite downloads MNIST on creation

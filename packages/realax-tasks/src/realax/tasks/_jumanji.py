@@ -100,6 +100,9 @@ class JumanjiEnv(Env):
                 f"episode_length must be a positive int (got episode_length={episode_length!r})"
             )
         if isinstance(env, str):
+            from ._registry import check_name
+
+            check_name("jumanji", env)
             name = env
             env = jumanji.make(env, **env_kwargs)
         else:

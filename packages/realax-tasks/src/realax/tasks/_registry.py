@@ -68,6 +68,12 @@ def registered_names(suite: str | None = None) -> list[str]:
     return [n for s in suites for n in _live_names(s)]
 
 
+def check_name(suite: str, name: str) -> None:
+    """Raises the registry's ``ValueError`` (with close matches) if ``suite`` lacks ``name``."""
+    if name not in _live_names(suite):
+        _resolve(f"{suite}/{name}")
+
+
 def _split_prefix(name: str) -> tuple[str | None, str]:
     prefix, sep, rest = name.partition("/")
     if sep and prefix in SUITES:

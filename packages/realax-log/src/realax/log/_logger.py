@@ -1,0 +1,427 @@
+"""``Logger``: metrics and checkpoints out of compiled JAX training loops."""
+
+from __future__ import annotations
+
+import datetime
+import functools
+import json
+import queue
+import threading
+import uuid
+import warnings
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+from jax.custom_batching import custom_vmap
+from jax.experimental import io_callback
+
+from . import _checkpoint, _metrics_file, _serialize, _wandb
+
+MetricsFn = Callable[[Any, Any], tuple[Mapping[str, Any], Any, Any]]
+
+
+def _positive_int(name: str, value: Any, *, allow_none: bool = False) -> None:
+    if allow_none and value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+        raise ValueError(
+            f"{name} must be a positive int{' or None' if allow_none else ''} (got {name}="
+            f"{value!r}); e.g. {name}=100"
+        )
+
+
+def _seed_label(idx: tuple[int, ...]) -> str:
+    return "seed" + "_".join(str(i) for i in idx)
+
+
+class Logger:
+    """Logs metrics to wandb and a local file and checkpoints the training state, from inside
+    ``jit``, ``lax.scan`` and ``lax.fori_loop``.
+
+    Each call to :meth:`log` (made by the trainer after every step) runs ``metrics_fn(state,
+    data) -> (log_data, ckpt_data, step)`` in the compiled program and sends ``log_data`` (a
+    small dict of scalars) to the host with an ordered ``io_callback``; ``ckpt_data`` (by
+    default the whole state) crosses to the host only when ``step % ckpt_freq == 0``. On the
+    host a background thread writes ``metrics.jsonl`` and the wandb run, and another hands
+    checkpoints to an asynchronous orbax ``CheckpointManager``, so the loop never waits on
+    disk or network. Call :meth:`finish` at the end: it waits for pending checkpoints, closes
+    the wandb run and the metrics file.
+
+    Under ``jax.vmap`` (e.g. several seeds trained at once) one host call per step carries
+    every seed: the metrics file gets one row per seed with a ``"seed"`` field (the index along
+    the vmapped axis, a list for nested vmaps), wandb gets keys ``seed<i>/<name>``, and the
+    checkpoint holds the whole batched state (restore it with a batched ``like``). A
+    checkpoint is taken when any seed's step is a multiple of ``ckpt_freq``. Inside ``pmap``
+    each device would call back separately: call ``log`` outside the per-device function.
+
+    Args:
+        wandb_log: also log to Weights & Biases (needs :meth:`init`).
+        metrics_fn: ``(state, data) -> (log_data, ckpt_data, step)``, traced inside the loop;
+            e.g. :func:`realax.log.default_es_metrics`. ``log_data`` is a dict of arrays
+            (scalars are best); ``ckpt_data`` a pytree or ``None`` (no checkpoint);
+            ``step`` an integer scalar.
+        host_log_transform: optional host-side function applied to ``log_data`` (numpy
+            values) before writing, e.g. to build ``wandb.Histogram``s. Values that are not
+            numbers or arrays are sent to wandb only.
+        ckpt_dir: directory for orbax checkpoints and ``metrics.jsonl``; ``None`` disables
+            checkpoints.
+        ckpt_freq: checkpoint when ``step % ckpt_freq == 0``.
+        max_to_keep: keep at most this many checkpoints (``None``: all).
+        verbose: print each logged step and checkpoint.
+        ckpt_file: alias of ``ckpt_dir`` (name used by earlier realax versions).
+        log_dir: where ``metrics.jsonl`` goes when there is no ``ckpt_dir`` (default: the
+            wandb run directory, else ``./realax_runs/<time>-<id>``).
+        mode: wandb mode for :meth:`init`: ``"online"``, ``"offline"`` or ``"disabled"``
+            (default: ``WANDB_MODE``, else online). Online runs that cannot reach the server
+            continue offline with one warning.
+
+    Example:
+        >>> import realax.log as rlog
+        >>> logger = rlog.Logger(wandb_log=True, metrics_fn=rlog.default_es_metrics,
+        ...                      ckpt_dir="runs/es", ckpt_freq=50)
+        >>> logger.init(project="es_example", config={"popsize": 32})  # doctest: +SKIP
+        >>> trainer = EvosaxTrainer(..., logger=logger)  # doctest: +SKIP
+        >>> state = trainer.init_and_train(jax.random.key(0))  # doctest: +SKIP
+        >>> logger.finish()  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        wandb_log: bool,
+        metrics_fn: MetricsFn,
+        host_log_transform: Callable[[dict], dict] | None = None,
+        ckpt_dir: str | Path | None = None,
+        ckpt_freq: int = 100,
+        max_to_keep: int | None = None,
+        verbose: bool = False,
+        ckpt_file: str | Path | None = None,
+        *,
+        log_dir: str | Path | None = None,
+        mode: str | None = None,
+    ):
+        if not isinstance(wandb_log, bool | np.bool_):
+            raise TypeError(f"wandb_log must be True or False, got {wandb_log!r}")
+        if not callable(metrics_fn):
+            raise TypeError(
+                "metrics_fn must be a function (state, data) -> (log_data, ckpt_data, step), "
+                f"got {type(metrics_fn).__name__}; e.g. realax.log.default_es_metrics"
+            )
+        if host_log_transform is not None and not callable(host_log_transform):
+            raise TypeError(
+                f"host_log_transform must be callable or None, got {type(host_log_transform)}"
+            )
+        if ckpt_file is not None:
+            if ckpt_dir is not None and Path(ckpt_dir) != Path(ckpt_file):
+                raise ValueError(
+                    f"ckpt_file is an alias of ckpt_dir; got both (ckpt_dir={str(ckpt_dir)!r}, "
+                    f"ckpt_file={str(ckpt_file)!r}); pass only ckpt_dir"
+                )
+            ckpt_dir = ckpt_file
+        _positive_int("ckpt_freq", ckpt_freq)
+        _positive_int("max_to_keep", max_to_keep, allow_none=True)
+        if mode is not None:
+            mode = _wandb.resolve_mode(mode)
+        self.wandb_log = bool(wandb_log)
+        self.metrics_fn = metrics_fn
+        self.host_log_transform = host_log_transform
+        self.ckpt_dir = None if ckpt_dir is None else Path(ckpt_dir).expanduser().resolve()
+        self.ckpt_freq = int(ckpt_freq)
+        self.max_to_keep = max_to_keep
+        self.verbose = bool(verbose)
+        self.mode = mode
+        self._log_dir = None if log_dir is None else Path(log_dir).expanduser().resolve()
+        self.run = None
+        self._lock = threading.Lock()
+        self._warned_no_init = False
+        self._metrics: _metrics_file.MetricsFile | None = None
+        self._ckpt: _checkpoint.CheckpointWriter | None = None
+        self._queue: queue.Queue | None = None
+        self._thread: threading.Thread | None = None
+        self._errors: list[BaseException] = []
+
+    # ------------------------------------------------------------------ host side setup
+    @property
+    def run_dir(self) -> Path:
+        """Directory of ``metrics.jsonl`` (the ``ckpt_dir`` when there is one)."""
+        if self.ckpt_dir is not None:
+            return self.ckpt_dir
+        if self._log_dir is None:
+            if self.run is not None:
+                self._log_dir = Path(self.run.dir).parent
+            else:
+                stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%d-%H%M%S")
+                self._log_dir = Path("realax_runs", f"{stamp}-{uuid.uuid4().hex[:6]}").resolve()
+        return self._log_dir
+
+    def init(
+        self,
+        project: str | None = None,
+        config: Mapping[str, Any] | None = None,
+        **wandb_kwargs: Any,
+    ) -> Logger:
+        """Start the wandb run (if ``wandb_log``) and write ``config.json`` to the run dir.
+
+        Args:
+            project: wandb project name.
+            config: hyperparameters recorded with the run.
+            **wandb_kwargs: further ``wandb.init`` arguments (``name``, ``group``, ``dir``,
+                ``mode``, ``settings``, ...).
+
+        Returns:
+            The logger itself.
+
+        Example:
+            >>> logger.init(project="es_brax_example", config={"popsize": 32})  # doctest: +SKIP
+        """
+        if config is not None and not isinstance(config, Mapping):
+            raise TypeError(f"config must be a dict, got {type(config).__name__}")
+        if self.wandb_log:
+            if self.run is not None:
+                self.run.finish()
+            mode = wandb_kwargs.pop("mode", self.mode)
+            self.run = _wandb.start_run(project=project, config=config, mode=mode, **wandb_kwargs)
+        self._open()
+        if config is not None:
+            (self.run_dir / "config.json").write_text(json.dumps(dict(config), default=repr))
+        return self
+
+    def _open(self) -> None:
+        with self._lock:
+            if self._metrics is None:
+                self._metrics = _metrics_file.MetricsFile(self.run_dir)
+            if self.ckpt_dir is not None and self._ckpt is None:
+                self._ckpt = _checkpoint.CheckpointWriter(
+                    self.ckpt_dir, max_to_keep=self.max_to_keep, verbose=self.verbose
+                )
+            if self._thread is None:
+                self._queue = queue.Queue()
+                self._thread = threading.Thread(
+                    target=self._writer, name="realax-log-writer", daemon=True
+                )
+                self._thread.start()
+
+    # ------------------------------------------------------------------ traced side
+    def log(self, state: Any, data: Any) -> None:
+        """Log a step; callable inside ``jit``, ``lax.scan``, ``lax.fori_loop`` and ``vmap``.
+
+        Args:
+            state: the trainer state after the step.
+            data: the step's metrics dict.
+
+        Example:
+            >>> def body(state, _):
+            ...     state, metrics = trainer.train_step(state)  # doctest: +SKIP
+            ...     logger.log(state, metrics)
+            ...     return state, None
+        """
+        out = self.metrics_fn(state, data)
+        if not isinstance(out, tuple) or len(out) != 3:
+            raise TypeError(
+                "metrics_fn must return a tuple (log_data, ckpt_data, step), got "
+                f"{type(out).__name__}{'' if not isinstance(out, tuple) else f' of {len(out)}'}"
+            )
+        log_data, ckpt_data, step = out
+        if log_data is None:
+            log_data = {}
+        if not isinstance(log_data, Mapping):
+            raise TypeError(
+                f"metrics_fn's log_data must be a dict of arrays, got {type(log_data).__name__}"
+            )
+        for k in log_data:
+            if not isinstance(k, str):
+                raise TypeError(f"log_data keys must be strings, got {k!r}")
+        step = jnp.asarray(step)
+        if step.shape != () or not jnp.issubdtype(step.dtype, jnp.integer):
+            raise TypeError(
+                "metrics_fn's step must be an integer scalar (e.g. state.step), got "
+                f"{step.dtype}{step.shape}"
+            )
+        log_leaves, log_tree = jax.tree_util.tree_flatten(
+            {k: jnp.asarray(v) for k, v in log_data.items()}
+        )
+        if self.ckpt_dir is not None and ckpt_data is not None:
+            ck_leaves, paths, impls = _serialize.split_keys(ckpt_data)
+            ck_leaves = [jnp.asarray(x) for x in ck_leaves]
+        else:
+            ck_leaves, paths, impls = [], None, None
+        emit = self._emitter(
+            0,
+            log_tree,
+            len(log_leaves),
+            tuple(paths or ()),
+            tuple(impls or ()),
+            bool(ck_leaves) or paths is not None,
+        )
+        emit(step, *log_leaves, *ck_leaves)
+
+    def _emitter(self, seed_dims, log_tree, n_log, paths, impls, checkpoint):
+        """A custom_vmap'd function sending one step to the host.
+
+        Its vmap rule adds the mapped axis to every argument and recurses with
+        ``seed_dims + 1``, so a vmapped loop makes one host call per step for all seeds
+        (and ``lax.cond`` keeps an unbatched predicate).
+        """
+        log_cb = functools.partial(self._host_log, seed_dims, log_tree)
+        ckpt_cb = functools.partial(self._host_ckpt, seed_dims, paths, impls)
+        freq = self.ckpt_freq
+
+        @custom_vmap
+        def emit(step, *leaves):
+            io_callback(log_cb, None, step, list(leaves[:n_log]), ordered=True)
+            if checkpoint:
+                ck = list(leaves[n_log:])
+                lax.cond(
+                    jnp.any(step % freq == 0),
+                    lambda: io_callback(ckpt_cb, None, step, ck, ordered=True),
+                    lambda: None,
+                )
+            return jnp.zeros((), jnp.int32)
+
+        @emit.def_vmap
+        def _rule(axis_size, in_batched, step, *leaves):
+            args = [
+                x if b else jnp.broadcast_to(x, (axis_size, *jnp.shape(x)))
+                for x, b in zip((step, *leaves), in_batched, strict=True)
+            ]
+            inner = self._emitter(seed_dims + 1, log_tree, n_log, paths, impls, checkpoint)
+            return inner(*args), False
+
+        return emit
+
+    # ------------------------------------------------------------------ host callbacks
+    def _host_log(self, seed_dims, log_tree, step, leaves) -> None:
+        step = np.asarray(step)
+        values = jax.tree_util.tree_unflatten(log_tree, [np.asarray(x) for x in leaves])
+        if self._thread is None:
+            self._open()
+        self._queue.put((seed_dims, step, values))
+
+    def _host_ckpt(self, seed_dims, paths, impls, step, leaves) -> None:
+        step = np.asarray(step)
+        arrays = [np.array(x, copy=True) for x in leaves]
+        if seed_dims and np.unique(step).size > 1:
+            warnings.warn(
+                f"realax.log: vmapped seeds are at different steps {np.unique(step).tolist()}; "
+                f"checkpoint saved under step {int(step.max())}",
+                RuntimeWarning,
+                stacklevel=1,
+            )
+        if self._ckpt is None:
+            self._open()
+        self._ckpt.submit(int(step.max()), arrays, list(paths), list(impls), seed_dims)
+
+    def _writer(self) -> None:
+        while True:
+            item = self._queue.get()
+            try:
+                if item is None:
+                    return
+                self._write(*item)
+            except BaseException as e:
+                if not self._errors:
+                    warnings.warn(
+                        f"realax.log: writing logged metrics failed: {e!r}",
+                        RuntimeWarning,
+                        stacklevel=1,
+                    )
+                self._errors.append(e)
+            finally:
+                self._queue.task_done()
+
+    def _write(self, seed_dims: int, step: np.ndarray, values: dict) -> None:
+        if self.host_log_transform is not None:
+            values = dict(self.host_log_transform(dict(values)))
+        seed_shape = step.shape[:seed_dims]
+        for idx in np.ndindex(*seed_shape):
+            row: dict[str, Any] = {"step": int(step[idx])}
+            if seed_dims:
+                row["seed"] = idx[0] if seed_dims == 1 else list(idx)
+            for k, v in values.items():
+                if isinstance(v, np.ndarray | np.generic | int | float | bool):
+                    row[k] = _metrics_file.to_json_value(np.asarray(v)[idx])
+            self._metrics.write(row)
+            if self.verbose:
+                shown = " ".join(
+                    f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                    for k, v in row.items()
+                    if not isinstance(v, list)
+                )
+                print(f"[realax.log] {shown}")
+        if self.wandb_log:
+            if self.run is None:
+                if not self._warned_no_init:
+                    self._warned_no_init = True
+                    warnings.warn(
+                        "realax.log: Logger(wandb_log=True) is logging but Logger.init(...) was "
+                        "not called; metrics go to metrics.jsonl only. Call "
+                        "logger.init(project=..., config=...) before training.",
+                        RuntimeWarning,
+                        stacklevel=1,
+                    )
+                return
+            if seed_dims == 0:
+                payload = {k: _wandb_value(v) for k, v in values.items()}
+            else:
+                payload = {}
+                for idx in np.ndindex(*seed_shape):
+                    for k, v in values.items():
+                        if isinstance(v, np.ndarray):
+                            payload[f"{_seed_label(idx)}/{k}"] = _wandb_value(v[idx])
+            self.run.log(payload, step=int(step.max()))
+
+    # ------------------------------------------------------------------ end of run
+    def flush(self) -> None:
+        """Wait until every step logged so far is written (checkpoints may still be saving)."""
+        jax.effects_barrier()
+        if self._queue is not None:
+            self._queue.join()
+
+    def finish(self) -> None:
+        """Wait for pending logs and checkpoints, close the wandb run and the metrics file.
+
+        Raises:
+            RuntimeError: a checkpoint or a metrics row could not be written during the run.
+
+        Example:
+            >>> logger.finish()  # doctest: +SKIP
+        """
+        jax.effects_barrier()
+        errors = []
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread, self._queue = None, None
+        if self._ckpt is not None:
+            try:
+                self._ckpt.close()
+            except RuntimeError as e:
+                errors.append(e)
+            self._ckpt = None
+        if self.run is not None:
+            self.run.finish()
+            self.run = None
+        if self._metrics is not None:
+            self._metrics.close()
+            self._metrics = None
+        errors.extend(self._errors)
+        self._errors = []
+        if errors:
+            raise RuntimeError(f"realax.log: {len(errors)} error(s) during logging") from errors[0]
+
+    def __enter__(self) -> Logger:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.finish()
+
+
+def _wandb_value(v: Any) -> Any:
+    if isinstance(v, np.ndarray | np.generic):
+        a = np.asarray(v)
+        return a.item() if a.ndim == 0 else a
+    return v

@@ -48,8 +48,37 @@ def test_open_es_solves_cartpole():
 
     evolved, curve = _evolve(task, params, jax.random.key(1))
 
-    returns, _ = jax.jit(jax.vmap(task, (None, 0)))(
-        evolved, jax.random.split(jax.random.key(99), 16)
-    )
+    keys = jax.random.split(jax.random.key(99), 16)
+    returns, _ = jax.jit(jax.vmap(task, (None, 0)))(evolved, keys)
     print("mean return per generation:", curve)
+    assert float(returns.mean()) >= 475.0, returns
+
+
+def test_evosax_trainer_solves_cartpole_with_running_obs_norm():
+    from realax.train import EvosaxTrainer, FitnessShaper
+
+    env = rt.make("CartPole-v1")
+    policy = rt.MLPPolicy.from_env(env, width=16, depth=1)
+    task = rt.GymnaxTask("CartPole-v1", policy=policy, obs_norm=True)
+    params, _ = rt.make_model_factory(policy, jnp.zeros(env.obs_shape), jax.random.key(0))
+    trainer = EvosaxTrainer(
+        train_steps=GENERATIONS,
+        strategy="Open_ES",
+        task=task,
+        params_like=params,
+        popsize=POPSIZE,
+        fitness_shaper=FitnessShaper(maximize=True),
+        es_kws={
+            "optimizer": optax.adam(0.05),
+            "std_schedule": optax.constant_schedule(0.1),
+        },
+        eval_reps=2,
+    )
+    state, metrics = trainer.init_and_train(jax.random.key(1))
+    print("mean return per generation:", metrics["fitness_mean"])
+
+    # the running statistics saw every valid step of every rollout
+    assert float(state.data.count) > POPSIZE * 2 * GENERATIONS * 9
+    keys = jax.random.split(jax.random.key(99), 16)
+    returns, _ = jax.jit(jax.vmap(task, (None, 0, None)))(state.mean, keys, state.data)
     assert float(returns.mean()) >= 475.0, returns

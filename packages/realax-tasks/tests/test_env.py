@@ -169,3 +169,36 @@ def test_missing_suite_raises_import_error_naming_the_extra(tmp_path):
     assert len(errors) == 2
     for line in errors:
         assert 'pip install "realax-tasks[brax]"' in line
+
+
+def test_base_package_works_without_any_suite(tmp_path):
+    script = tmp_path / "bare.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import sys
+            for mod in ("gymnax", "brax", "brax.envs", "jumanji"):
+                sys.modules[mod] = None
+            import jax, jax.numpy as jnp
+            import realax.tasks as rt
+            policy = rt.MLPPolicy(action_dims=2, width=4, depth=1, discrete=True)
+            params, factory = rt.make_model_factory(policy, jnp.zeros(3), jax.random.key(0))
+            print("ACTION", int(factory(params)(jnp.ones(3), None, jax.random.key(1))[0]))
+            for name in ("CartPole-v1", "Snake-v1"):
+                try:
+                    rt.make(name)
+                except ImportError as e:
+                    print("ERR", e)
+            """
+        )
+    )
+    out = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=300
+    )
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert any(line.startswith("ACTION") for line in lines)
+    errors = [line for line in lines if line.startswith("ERR")]
+    assert len(errors) == 2
+    assert 'pip install "realax-tasks[gymnax]"' in errors[0]
+    assert 'pip install "realax-tasks[jumanji]"' in errors[1]

@@ -29,9 +29,11 @@ class BraxEnv(Env):
         obs_fn: optional map applied to every raw observation.
         **env_kwargs: passed to ``brax.envs.get_environment``.
 
-    >>> env = BraxEnv("inverted_pendulum", backend="positional")
-    >>> env.obs_shape, env.action_dims, env.max_steps
-    ((4,), 1, 1000)
+    >>> import contextlib, io
+    >>> with contextlib.redirect_stdout(io.StringIO()):  # brax prints optional-import notes
+    ...     env = BraxEnv("inverted_pendulum", backend="positional")
+    >>> env.obs_shape, env.action_dims, env.max_steps, env.action_high.tolist()
+    ((4,), 1, 1000, [3.0])
     """
 
     suite = "brax"

@@ -85,9 +85,12 @@ class Env:
     Subclasses implement ``_reset(key) -> (raw_obs, inner)`` and
     ``_step(key, inner, action) -> (raw_obs, inner, reward, terminated, truncated, info)``.
 
-    >>> env = make("CartPole-v1")
+    >>> import realax.tasks as rt
+    >>> env = rt.make("CartPole-v1")
     >>> obs, state = env.reset(jax.random.key(0))
     >>> obs, state, r, term, trunc, info = env.step(jax.random.key(1), state, 1)
+    >>> obs.shape, float(r), bool(term), bool(trunc), int(state.t)
+    ((4,), 1.0, False, False, 1)
     """
 
     suite: str = ""

@@ -131,8 +131,11 @@ def make(name: str, **kwargs: Any) -> Env:
         ValueError: unknown name (the message lists close matches).
         ImportError: the suite is not installed (the message names the extra).
 
+    >>> import jax
     >>> env = make("CartPole-v1")
     >>> obs, state = env.reset(jax.random.key(0))
+    >>> env.suite, env.obs_shape, env.action_dims, env.discrete, env.max_steps
+    ('gymnax', (4,), 2, True, 500)
     """
     suite, bare = _resolve(name)
     max_steps = kwargs.pop("max_steps", None)
@@ -171,6 +174,8 @@ def wrap(env: Any, **kwargs: Any) -> Env:
 
     >>> import gymnax
     >>> env = wrap(gymnax.environments.CartPole())
+    >>> env.name, env.action_dims
+    ('CartPole-v1', 2)
     """
     if isinstance(env, Env):
         return env.replace(**kwargs) if kwargs else env

@@ -305,9 +305,12 @@ class GymnaxTask(EnvTask):
         obs_clip: clip of normalised observations.
         mode: ``"early_exit"`` (default) or ``"trajectory"`` for ``__call__``.
 
-    >>> task = GymnaxTask("CartPole-v1", policy=MLPPolicy(action_dims=2, discrete=True))
-    >>> params, _ = make_model_factory(task.policy, jnp.zeros(4), jax.random.key(0))
+    >>> import realax.tasks as rt
+    >>> task = rt.GymnaxTask("CartPole-v1", policy=rt.MLPPolicy(action_dims=2, discrete=True))
+    >>> params, _ = rt.make_model_factory(task.policy, jnp.zeros(4), jax.random.key(0))
     >>> fitness, info = jax.jit(task)(params, jax.random.key(1))
+    >>> bool(fitness == info["episode_length"])  # CartPole pays 1 per step
+    True
     """
 
     def __init__(
@@ -359,8 +362,13 @@ class BraxTask(EnvTask):
         obs_clip: clip of normalised observations.
         mode: ``"early_exit"`` (default) or ``"trajectory"`` for ``__call__``.
 
-    >>> task = BraxTask("inverted_pendulum", 200, policy=MLPPolicy(action_dims=1))
-    >>> fitness, traj = task.rollout(params, jax.random.key(0))
+    >>> import realax.tasks as rt
+    >>> policy = rt.MLPPolicy(action_dims=1, action_low=-3.0, action_high=3.0)
+    >>> task = rt.BraxTask("inverted_pendulum", 50, policy=policy)
+    >>> params, _ = rt.make_model_factory(policy, jnp.zeros(4), jax.random.key(0))
+    >>> fitness, traj = jax.jit(task.rollout)(params, jax.random.key(0))
+    >>> traj["obs"].shape, traj["actions"].shape, bool(traj["rewards"].sum() == fitness)
+    ((50, 4), (50, 1), True)
     """
 
     def __init__(
@@ -422,7 +430,15 @@ class JumanjiTask(EnvTask):
         obs_clip: clip of normalised observations.
         mode: ``"early_exit"`` (default) or ``"trajectory"`` for ``__call__``.
 
-    >>> task = JumanjiTask("Game2048-v1", 100, policy=MLPPolicy(action_dims=4, discrete=True))
+    >>> import realax.tasks as rt
+    >>> policy = rt.MLPPolicy(action_dims=4, discrete=True, width=8, depth=1)
+    >>> task = rt.JumanjiTask("Game2048-v1", 20, policy=policy)
+    >>> task.env.obs_shape
+    (20,)
+    >>> params, _ = rt.make_model_factory(policy, jnp.zeros(20), jax.random.key(0))
+    >>> fitness, info = jax.jit(task)(params, jax.random.key(1))
+    >>> 1 <= int(info["episode_length"]) <= 20
+    True
     """
 
     def __init__(

@@ -17,6 +17,7 @@ from ._metrics_file import read_metrics as read_metrics
 from ._plot import plot as plot
 from ._wandb import default_wandb_config as default_wandb_config
 from ._wandb import setup_wandb as setup_wandb
+from ._wandb_reader import read_wandb_config as read_wandb_config
 from ._wandb_reader import read_wandb_history as read_wandb_history
 
 __version__ = "0.1.0"
@@ -31,6 +32,7 @@ __all__ = [
     "plot",
     "read_metadata",
     "read_metrics",
+    "read_wandb_config",
     "read_wandb_history",
     "restore",
     "setup_wandb",

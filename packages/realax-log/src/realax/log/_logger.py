@@ -138,6 +138,7 @@ class Logger:
         self.run = None
         self._lock = threading.Lock()
         self._warned_no_init = False
+        self._initialized = False
         self._metrics: _metrics_file.MetricsFile | None = None
         self._ckpt: _checkpoint.CheckpointWriter | None = None
         self._queue: queue.Queue | None = None
@@ -185,6 +186,7 @@ class Logger:
                 self.run.finish()
             mode = wandb_kwargs.pop("mode", self.mode)
             self.run = _wandb.start_run(project=project, config=config, mode=mode, **wandb_kwargs)
+        self._initialized = True
         self._open()
         if config is not None:
             (self.run_dir / "config.json").write_text(json.dumps(dict(config), default=repr))
@@ -354,7 +356,7 @@ class Logger:
                 print(f"[realax.log] {shown}")
         if self.wandb_log:
             if self.run is None:
-                if not self._warned_no_init:
+                if not self._initialized and not self._warned_no_init:
                     self._warned_no_init = True
                     warnings.warn(
                         "realax.log: Logger(wandb_log=True) is logging but Logger.init(...) was "
@@ -405,6 +407,7 @@ class Logger:
         if self.run is not None:
             self.run.finish()
             self.run = None
+        self._initialized = False
         if self._metrics is not None:
             self._metrics.close()
             self._metrics = None

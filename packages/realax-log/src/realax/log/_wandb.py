@@ -61,6 +61,9 @@ def start_run(
         return None
     settings = kwargs.pop("settings", None)
     kwargs.setdefault("reinit", "create_new")
+    if os.environ.get("WANDB_DIR") and kwargs.get("dir") is None:
+        # wandb reads WANDB_DIR once per process; honour its current value for every run.
+        kwargs["dir"] = os.environ["WANDB_DIR"]
     try:
         return wandb.init(
             project=project,

@@ -109,3 +109,42 @@ def read_wandb_history(run: str | Path) -> list[dict[str, Any]]:
             row["_step"] = rec.history.step.num
         rows.append(row)
     return rows
+
+
+def read_wandb_config(run: str | Path) -> dict[str, Any]:
+    """The config (hyperparameters) recorded in a local wandb run's ``.wandb`` file.
+
+    Args:
+        run: as for :func:`read_wandb_history`.
+
+    Returns:
+        The run's config dict, without wandb's internal ``_wandb`` entry.
+
+    Example:
+        >>> from realax.log import read_wandb_config
+        >>> read_wandb_config("wandb/offline-run-20250101_000000-abc123")  # doctest: +SKIP
+        {'lr': 0.1}
+    """
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    config: dict[str, Any] = {}
+    for raw in _records(find_wandb_file(run).read_bytes()):
+        rec = pb.Record()
+        try:
+            rec.ParseFromString(raw)
+        except Exception:
+            continue
+        kind = rec.WhichOneof("record_type")
+        if kind == "run":
+            record = rec.run.config  # the config given to wandb.init
+        elif kind == "config":
+            record = rec.config  # later run.config updates
+        else:
+            continue
+        for item in record.update:
+            key = "/".join(item.nested_key) if item.nested_key else item.key
+            config[key] = json.loads(item.value_json)
+        for item in record.remove:
+            config.pop("/".join(item.nested_key) if item.nested_key else item.key, None)
+    config.pop("_wandb", None)
+    return config

@@ -1,0 +1,59 @@
+"""Shared fixtures: a hand-written training state and an offline wandb environment."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import pytest
+from flax import struct
+
+
+class ToyState(struct.PyTreeNode):
+    """A trainer-like state: step counter, typed PRNG key, parameters, optional data."""
+
+    step: jax.Array
+    key: jax.Array
+    params: dict
+    opt: tuple
+    data: dict | None = None
+
+    @classmethod
+    def create(cls, *, key: jax.Array, dim: int = 3) -> ToyState:
+        return cls(
+            step=jnp.int32(0),
+            key=key,
+            params={"w": jnp.zeros((dim,)), "b": jnp.ones((2, 2), jnp.bfloat16)},
+            opt=(jnp.zeros((dim,)), jnp.int32(7)),
+            data={"mean": jnp.zeros((dim,))},
+        )
+
+
+def toy_step(state: ToyState) -> tuple[ToyState, dict]:
+    """One noisy step whose randomness comes from fold_in(state.key, state.step)."""
+    k = jax.random.fold_in(state.key, state.step)
+    w = state.params["w"] + jax.random.normal(k, state.params["w"].shape)
+    loss = jnp.sum(w**2)
+    state = state.replace(
+        step=state.step + 1,
+        params={**state.params, "w": w},
+        opt=(state.opt[0] * 0.5 + w, state.opt[1] + 1),
+        data={"mean": state.data["mean"] + w},
+    )
+    return state, {"step": state.step, "loss": loss, "best_loss": loss, "vec": w}
+
+
+@pytest.fixture
+def toy():
+    return ToyState, toy_step
+
+
+@pytest.fixture
+def offline_wandb(tmp_path, monkeypatch):
+    """WANDB_MODE=offline with its files under tmp_path; returns that directory."""
+    wandb_dir = tmp_path / "wandb_root"
+    wandb_dir.mkdir()
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_DIR", str(wandb_dir))
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    monkeypatch.delenv("WANDB_BASE_URL", raising=False)
+    return wandb_dir

@@ -7,6 +7,7 @@ import functools
 import json
 import queue
 import threading
+import time
 import uuid
 import warnings
 from collections.abc import Callable, Mapping
@@ -20,7 +21,7 @@ from jax import lax
 from jax.custom_batching import custom_vmap
 from jax.experimental import io_callback
 
-from . import _checkpoint, _metrics_file, _serialize, _wandb
+from . import _checkpoint, _metrics_file, _serialize, _wandb, _wandb_reader
 
 MetricsFn = Callable[[Any, Any], tuple[Mapping[str, Any], Any, Any]]
 
@@ -405,8 +406,11 @@ class Logger:
                 errors.append(e)
             self._ckpt = None
         if self.run is not None:
+            sync_file = getattr(self.run.settings, "sync_file", None)
             self.run.finish()
             self.run = None
+            if sync_file:
+                _wait_for_run_file(sync_file)
         self._initialized = False
         if self._metrics is not None:
             self._metrics.close()
@@ -421,6 +425,21 @@ class Logger:
 
     def __exit__(self, *exc) -> None:
         self.finish()
+
+
+def _wait_for_run_file(path: str, timeout: float = 15.0) -> None:
+    """wandb's service writes the end of the ``.wandb`` file after ``run.finish()`` returns;
+    wait (bounded) until the exit record is on disk so the run can be read or synced."""
+    deadline = time.monotonic() + timeout
+    while not _wandb_reader.is_complete(path):
+        if time.monotonic() > deadline:
+            warnings.warn(
+                f"realax.log: wandb had not finished writing {path} after {timeout:.0f} s",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            return
+        time.sleep(0.05)
 
 
 def _wandb_value(v: Any) -> Any:

@@ -46,6 +46,27 @@ def _records(data: bytes):
             pending = b""
 
 
+def is_complete(path: str | Path) -> bool:
+    """Whether a ``.wandb`` file ends with the run's exit record (the run finished writing)."""
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    try:
+        data = Path(path).read_bytes()
+        last = None
+        for last in _records(data):  # noqa: B007
+            pass
+    except (OSError, ValueError, struct.error):
+        return False
+    if last is None:
+        return False
+    rec = pb.Record()
+    try:
+        rec.ParseFromString(last)
+    except Exception:
+        return False
+    return rec.WhichOneof("record_type") == "exit"
+
+
 def _item_value(item: Any) -> Any:
     if item.value_json:
         return json.loads(item.value_json)

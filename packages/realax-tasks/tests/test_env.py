@@ -111,6 +111,14 @@ def test_brax_env_by_name_backends_and_limits():
     assert set(rt.BRAX_BACKENDS) == {"generalized", "positional", "spring", "mjx"}
     with pytest.raises(ValueError, match="backend must be one of"):
         rt.make("inverted_pendulum", backend="warp")
+    # swimmer only runs on the generalized pipeline: say so, and still report its dimensions
+    with pytest.raises(ValueError, match="does not support backend='positional'"):
+        rt.make("swimmer")
+    import brax.envs
+
+    swimmer = brax.envs.get_environment("swimmer", backend="generalized")
+    dims = (swimmer.observation_size, swimmer.action_size, False)
+    assert rt.get_env_dimensions("swimmer") == dims
 
 
 def test_jumanji_envs_flatten_structured_observations():
@@ -192,9 +200,7 @@ def test_base_package_works_without_any_suite(tmp_path):
             """
         )
     )
-    out = subprocess.run(
-        [sys.executable, str(script)], capture_output=True, text=True, timeout=300
-    )
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
     assert any(line.startswith("ACTION") for line in lines)

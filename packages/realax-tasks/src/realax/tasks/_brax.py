@@ -62,7 +62,15 @@ class BraxEnv(Env):
                     f"backend must be one of {BRAX_BACKENDS} (got backend={backend!r})"
                 )
             name = env
-            env = envs.get_environment(env, backend=backend, **env_kwargs)
+            try:
+                env = envs.get_environment(env, backend=backend, **env_kwargs)
+            except ValueError as error:
+                if "backend" not in str(error).lower():
+                    raise
+                raise ValueError(
+                    f"brax environment {name!r} does not support backend={backend!r} "
+                    f"({error}); pass backend='generalized'"
+                ) from error
         else:
             if env_kwargs:
                 raise TypeError(

@@ -104,7 +104,14 @@ class JumanjiEnv(Env):
 
             check_name("jumanji", env)
             name = env
-            env = jumanji.make(env, **env_kwargs)
+            try:
+                env = jumanji.make(env, **env_kwargs)
+            except OSError as error:  # e.g. Sokoban-v0 downloads its levels on creation
+                raise RuntimeError(
+                    f"creating jumanji environment {name!r} needs data it could not fetch "
+                    f"({type(error).__name__}: {error}); run it once with network access so "
+                    "the data is cached"
+                ) from error
         else:
             if env_kwargs:
                 raise TypeError(

@@ -206,7 +206,13 @@ def wrap(env: Any, **kwargs: Any) -> Env:
 
 @functools.cache
 def _dimensions(name: str) -> tuple[int, int | tuple[int, ...], bool]:
-    spec = make(name, autoreset=False).spec
+    try:
+        env = make(name, autoreset=False)
+    except ValueError as error:  # a brax env without the default (positional) backend
+        if "does not support backend" not in str(error):
+            raise
+        env = make(name, autoreset=False, backend="generalized")
+    spec = env.spec
     return spec.obs_dims, spec.action_dims, spec.discrete
 
 

@@ -81,6 +81,8 @@ def test_truncation_at_max_steps_and_vmap_over_envs():
         obs, state, reward, term, trunc, info = step(keys, state, acts)
     assert bool(jnp.all(trunc)) and not bool(jnp.any(term))
     assert info["final_obs"].shape == (8, 3) and bool(jnp.all(state.t == 0))
+    with pytest.raises(ValueError, match=r"takes continuous actions of shape \(1,\)"):
+        env.step(keys[0], jax.tree.map(lambda x: x[0], state), jnp.zeros(3))
 
 
 def test_wrap_instances_of_each_suite():

@@ -175,9 +175,20 @@ class Env:
     def _step(self, key: Array, inner: Any, action: Array):  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def _check_action(self, action: Array) -> None:
+        spec = self.spec
+        if action.size != math.prod(spec.action_shape):
+            kind = "discrete" if spec.discrete else "continuous"
+            raise ValueError(
+                f"{spec.suite} environment {spec.name!r} takes {kind} actions of shape "
+                f"{spec.action_shape} (action_dims={spec.action_dims}); got an action of shape "
+                f"{action.shape}. For batches of environments, jax.vmap env.step."
+            )
+
     def _prepare_action(self, action: Any) -> Array:
         spec = self.spec
         action = jnp.asarray(action)
+        self._check_action(action)
         if spec.discrete:
             return action.astype(jnp.int32).reshape(spec.action_shape)
         return action.astype(jnp.float32).reshape(spec.action_shape)

@@ -172,7 +172,9 @@ class JumanjiEnv(Env):
 
     def _prepare_action(self, action: Any) -> jax.Array:
         spec = self.spec
-        action = jnp.asarray(action).reshape(spec.action_shape)
+        action = jnp.asarray(action)
+        self._check_action(action)
+        action = action.reshape(spec.action_shape)
         native = self.env.action_spec
         if spec.discrete and not hasattr(native, "num_values"):  # integer BoundedArray
             action = action + jnp.asarray(native.minimum)

@@ -92,7 +92,8 @@ def test_wrap_instances_of_each_suite():
     g = rt.wrap(gymnax.environments.CartPole())
     assert g.suite == "gymnax" and g.action_dims == 2
     b = rt.wrap(brax.envs.get_environment("inverted_pendulum", backend="positional"))
-    assert b.suite == "brax" and b.obs_shape == (4,) and b.action_dims == 1
+    assert b.suite == "brax" and b.name == "inverted_pendulum" and b.obs_shape == (4,)
+    assert b.action_dims == 1
     assert b.action_low.tolist() == [-3.0] and b.action_high.tolist() == [3.0]
     j = rt.wrap(jumanji.make("Game2048-v1"))
     assert j.suite == "jumanji" and j.discrete and j.action_dims == 4 and j.obs_shape == (20,)

@@ -77,7 +77,9 @@ class BraxEnv(Env):
                     "env_kwargs are only used when env is a brax name; got an Env instance "
                     f"and env_kwargs={sorted(env_kwargs)}"
                 )
-            name = type(env.unwrapped).__name__.lower()
+            cls = type(env.unwrapped)
+            registered = [n for n, c in envs._envs.items() if c is cls]
+            name = registered[0] if registered else cls.__name__.lower()
         super().__init__(name=name, autoreset=autoreset, obs_fn=obs_fn)
         self.env = env
         self.episode_length = episode_length

@@ -260,3 +260,24 @@ def test_bad_task_arguments_fail_before_compilation():
         task(params, jax.random.key(0))
     with pytest.raises(ValueError, match="unknown environment name"):
         rt.GymnaxTask("CartPol-v1", policy=task.policy)
+
+
+def test_aggregator_forwards_task_data_to_each_task():
+    policy = rt.MLPPolicy(action_dims=2, width=8, depth=1, discrete=True)
+    normed = rt.GymnaxTask("CartPole-v1", policy=policy, obs_norm=True, max_steps=30)
+    plain = rt.GymnaxTask("CartPole-v1", policy=policy, max_steps=30)
+    agg = rt.MultiTaskAggregator([normed, plain], names=["normed", "plain"])
+    data = agg.init_data(jax.random.key(0))
+    assert isinstance(data[0], rt.RunningStats) and data[1] is None
+    pop = jax.vmap(lambda k: rt.make_model_factory(policy, jnp.zeros(4), k)[0])(
+        jax.random.split(jax.random.key(1), 3)
+    )
+    keys = jax.random.split(jax.random.key(2), (3, 2))
+    fit, info = jax.jit(jax.vmap(jax.vmap(agg, (None, 0, None)), (0, 0, None)))(pop, keys, data)
+    assert fit.shape == (3, 2)
+    new = agg.update_data(data, info)
+    lengths = info["task_info"]["normed"]["episode_length"]
+    assert float(new[0].count) == float(jnp.sum(lengths)) and new[1] is None
+    np.testing.assert_allclose(
+        fit, info["task_fitness"]["normed"] + info["task_fitness"]["plain"], rtol=1e-6
+    )

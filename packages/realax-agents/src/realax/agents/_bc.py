@@ -75,7 +75,7 @@ class DiscreteBC(struct.PyTreeNode):
 
     @classmethod
     def create(
-        cls, *, key: jax.Array, observations: jax.Array, actions: jax.Array, **config: Any
+        cls, key: jax.Array, observations: jax.Array, actions: jax.Array, **config: Any
     ) -> DiscreteBC:
         """Initialise the policy from example observations/actions.
 
@@ -214,7 +214,7 @@ class ContinuousBC(struct.PyTreeNode):
 
     @classmethod
     def create(
-        cls, *, key: jax.Array, observations: jax.Array, actions: jax.Array, **config: Any
+        cls, key: jax.Array, observations: jax.Array, actions: jax.Array, **config: Any
     ) -> ContinuousBC:
         """Initialise the policy from example observations/actions.
 

@@ -101,7 +101,7 @@ class DQN(struct.PyTreeNode):
 
     @classmethod
     def create(
-        cls, *, key: jax.Array, observations: jax.Array, actions: jax.Array, **config: Any
+        cls, key: jax.Array, observations: jax.Array, actions: jax.Array, **config: Any
     ) -> DQN:
         """Initialise online and target Q-networks (identical parameters).
 

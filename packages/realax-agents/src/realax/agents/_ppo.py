@@ -255,7 +255,7 @@ class PPO(struct.PyTreeNode):
 
     @classmethod
     def create(
-        cls, *, key: jax.Array, observations: jax.Array, actions: jax.Array, **config: Any
+        cls, key: jax.Array, observations: jax.Array, actions: jax.Array, **config: Any
     ) -> PPO:
         """Initialise the actor-critic; integer example actions mean discrete actions.
 

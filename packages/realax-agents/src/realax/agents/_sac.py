@@ -120,7 +120,7 @@ class SAC(struct.PyTreeNode):
 
     @classmethod
     def create(
-        cls, *, key: jax.Array, observations: jax.Array, actions: jax.Array, **config: Any
+        cls, key: jax.Array, observations: jax.Array, actions: jax.Array, **config: Any
     ) -> SAC:
         """Initialise actor, twin critics (and their targets) and the temperature.
 

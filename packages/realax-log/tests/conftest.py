@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import pytest
-from flax import struct
 
 
-class ToyState(struct.PyTreeNode):
-    """A trainer-like state: step counter, typed PRNG key, parameters, optional data."""
+@dataclasses.dataclass(frozen=True)
+class ToyState:
+    """A trainer-like state: step counter, typed PRNG key, parameters, optional data.
+
+    A plain dataclass registered as a pytree (realax-log itself depends on jax only, not flax).
+    """
 
     step: jax.Array
     key: jax.Array
@@ -26,6 +31,14 @@ class ToyState(struct.PyTreeNode):
             opt=(jnp.zeros((dim,)), jnp.int32(7)),
             data={"mean": jnp.zeros((dim,))},
         )
+
+    def replace(self, **changes) -> ToyState:
+        return dataclasses.replace(self, **changes)
+
+
+jax.tree_util.register_dataclass(
+    ToyState, data_fields=["step", "key", "params", "opt", "data"], meta_fields=[]
+)
 
 
 def toy_step(state: ToyState) -> tuple[ToyState, dict]:

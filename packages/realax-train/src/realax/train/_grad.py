@@ -91,7 +91,11 @@ def _build_optimizer(optimizer, learning_rate, opt_kws):
     if isinstance(optimizer, str):
         names = available_optimizers()
         if optimizer not in names:
-            close = difflib.get_close_matches(optimizer, names, n=5, cutoff=0.5)
+            by_lower = {n.lower(): n for n in names}
+            close = [
+                by_lower[c]
+                for c in difflib.get_close_matches(optimizer.lower(), by_lower, n=5, cutoff=0.5)
+            ]
             hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
             raise ValueError(
                 f"unknown optimizer {optimizer!r}.{hint} Pass an optax alias name (see "
@@ -365,7 +369,15 @@ class OptaxTrainer(BaseTrainer):
 
     def _update(self, params, opt_state, key, batch):
         loss, grads = self._grads(params, key, batch)
-        updates, opt_state = self.optimizer.update(grads, opt_state, params)
+        extra = {}
+        if isinstance(self.optimizer, optax.GradientTransformationExtraArgs):
+            # line-search optimisers (optax.lbfgs, ...) need the loss value and a loss function
+            extra = {
+                "value": loss,
+                "grad": grads,
+                "value_fn": lambda p: jnp.asarray(self._call_loss(p, key, batch)[0], jnp.float32),
+            }
+        updates, opt_state = self.optimizer.update(grads, opt_state, params, **extra)
         params = optax.apply_updates(params, updates)
         return params, opt_state, loss, optax.global_norm(grads)
 

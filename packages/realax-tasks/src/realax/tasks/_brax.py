@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import jax.numpy as jnp
-import numpy as np
 
 from ._env import Env, EnvSpec, ObsFn, box_bounds
 from ._suites import import_suite
@@ -95,9 +94,9 @@ class BraxEnv(Env):
         sys = getattr(self.env.unwrapped, "sys", None)
         ctrl = getattr(getattr(sys, "actuator", None), "ctrl_range", None)
         if ctrl is not None:
-            ctrl = np.asarray(ctrl, np.float32)
-            if ctrl.shape == (action_dims, 2) and np.all(ctrl[:, 0] < ctrl[:, 1]):
-                low, high = ctrl[:, 0].copy(), ctrl[:, 1].copy()
+            ctrl = jnp.asarray(ctrl, jnp.float32)
+            if ctrl.shape == (action_dims, 2) and bool(jnp.all(ctrl[:, 0] < ctrl[:, 1])):
+                low, high = ctrl[:, 0], ctrl[:, 1]
         return EnvSpec(
             name=self._name,
             suite=self.suite,

@@ -9,7 +9,6 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from flax import struct
 
 Array = jax.Array
@@ -55,8 +54,8 @@ class EnvSpec:
     action_dims: int | tuple[int, ...]
     action_shape: tuple[int, ...]
     discrete: bool
-    action_low: np.ndarray | None
-    action_high: np.ndarray | None
+    action_low: jax.Array | None
+    action_high: jax.Array | None
     max_steps: int
 
     @property
@@ -106,7 +105,10 @@ class Env:
     def spec(self) -> EnvSpec:
         """The environment's :class:`EnvSpec` (computed once, from its spaces)."""
         if self._spec is None:
-            spec = self._build_spec()
+            # the spec holds concrete host values (bounds, sizes), also when first asked for
+            # while a rollout is being traced
+            with jax.ensure_compile_time_eval():
+                spec = self._build_spec()
             override = getattr(self, "_max_steps_override", None)
             if override is not None:
                 spec = dataclasses.replace(spec, max_steps=override)
@@ -251,8 +253,8 @@ class Env:
         return jax.random.uniform(key, spec.action_shape, minval=low, maxval=high)
 
 
-def box_bounds(low: Any, high: Any, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
-    """Broadcasts scalar or array bounds to ``shape`` as float32 numpy arrays."""
-    lo = np.broadcast_to(np.asarray(low, np.float32), shape).copy()
-    hi = np.broadcast_to(np.asarray(high, np.float32), shape).copy()
+def box_bounds(low: Any, high: Any, shape: tuple[int, ...]) -> tuple[jax.Array, jax.Array]:
+    """Broadcasts scalar or array bounds to ``shape`` as float32 arrays."""
+    lo = jnp.broadcast_to(jnp.asarray(low, jnp.float32), shape)
+    hi = jnp.broadcast_to(jnp.asarray(high, jnp.float32), shape)
     return lo, hi

@@ -7,7 +7,6 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from ._env import Env, EnvSpec, ObsFn, box_bounds
 from ._suites import import_suite
@@ -139,11 +138,11 @@ class JumanjiEnv(Env):
             action_dims: Any = int(spec.num_values)
             discrete = True
         elif isinstance(spec, specs.MultiDiscreteArray):
-            action_dims = tuple(int(n) for n in np.ravel(spec.num_values))
+            action_dims = tuple(int(n) for n in jnp.ravel(jnp.asarray(spec.num_values)).tolist())
             discrete = True
         elif isinstance(spec, specs.BoundedArray) and jnp.issubdtype(spec.dtype, jnp.integer):
-            n = np.broadcast_to(np.asarray(spec.maximum) - np.asarray(spec.minimum) + 1, shape)
-            action_dims = tuple(int(v) for v in np.ravel(n))
+            n = jnp.broadcast_to(jnp.asarray(spec.maximum) - jnp.asarray(spec.minimum) + 1, shape)
+            action_dims = tuple(int(v) for v in jnp.ravel(n).tolist())
             discrete = True
         elif isinstance(spec, specs.Array) and jnp.issubdtype(spec.dtype, jnp.floating):
             action_dims = math.prod(shape)
@@ -151,7 +150,7 @@ class JumanjiEnv(Env):
             if isinstance(spec, specs.BoundedArray):
                 low, high = box_bounds(spec.minimum, spec.maximum, shape)
             else:
-                low, high = box_bounds(-np.inf, np.inf, shape)
+                low, high = box_bounds(-math.inf, math.inf, shape)
         else:
             raise TypeError(
                 f"jumanji environment {self._name!r} has an unsupported action spec {spec!r}"

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
+import math
+import numbers
 from collections.abc import Callable
 from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 Array = jax.Array
 
@@ -95,15 +97,35 @@ def check_policy(policy: Any, example_obs: Any) -> None:
         )
 
 
-def _bounds(low: Any, high: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
-    lo = np.broadcast_to(np.asarray(low, np.float32), (n,))
-    hi = np.broadcast_to(np.asarray(high, np.float32), (n,))
-    return lo, hi
+def _floats(value: Any, n: int, name: str) -> tuple[float, ...]:
+    """A scalar or a sequence/array of ``n`` (or 1) bounds as a tuple of Python floats.
+
+    Pure Python on purpose: it runs while a policy is traced, where the bounds must stay
+    compile-time constants.
+    """
+    flat = value.tolist() if hasattr(value, "tolist") else value
+    if isinstance(flat, numbers.Real):
+        flat = [flat]
+    try:
+        vals = tuple(float(v) for v in flat)
+    except TypeError as err:
+        raise ValueError(
+            f"{name} must be a number or a flat sequence of {n} numbers (got {value!r})"
+        ) from err
+    if len(vals) == 1:
+        vals = vals * n
+    if len(vals) != n:
+        raise ValueError(f"{name} must have 1 or {n} entries (got {len(vals)}: {value!r})")
+    return vals
+
+
+def _bounds(low: Any, high: Any, n: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    return _floats(low, n, "action_low"), _floats(high, n, "action_high")
 
 
 def _validate_head(action_dims: Any, discrete: bool, low: Any, high: Any, cls: str) -> None:
     dims = action_dims if isinstance(action_dims, tuple) else (action_dims,)
-    if not dims or not all(isinstance(d, int | np.integer) and d >= 1 for d in dims):
+    if not dims or not all(isinstance(d, numbers.Integral) and d >= 1 for d in dims):
         raise ValueError(
             f"{cls}: action_dims must be a positive int or a tuple of positive ints "
             f"(got action_dims={action_dims!r})"
@@ -115,10 +137,10 @@ def _validate_head(action_dims: Any, discrete: bool, low: Any, high: Any, cls: s
         )
     if not discrete:
         lo, hi = _bounds(low, high, int(action_dims))
-        if np.any(lo >= hi):
+        if any(a >= b for a, b in zip(lo, hi, strict=True)):
             raise ValueError(
                 f"{cls}: action_low must be < action_high elementwise (got "
-                f"action_low={lo.tolist()}, action_high={hi.tolist()})"
+                f"action_low={list(lo)}, action_high={list(hi)})"
             )
 
 
@@ -136,7 +158,7 @@ def _action_head(
     if discrete:
         sizes = action_dims if isinstance(action_dims, tuple) else (action_dims,)
         logits = nn.Dense(sum(sizes), name="action_head")(h)
-        parts = jnp.split(logits, np.cumsum(sizes)[:-1])
+        parts = jnp.split(logits, list(itertools.accumulate(sizes))[:-1])
         if stochastic:
             keys = jax.random.split(key, len(parts))
             acts = [jax.random.categorical(k, p) for k, p in zip(keys, parts, strict=True)]
@@ -147,9 +169,12 @@ def _action_head(
     n = int(action_dims)
     out = nn.Dense(n, name="action_head")(h)
     lo, hi = _bounds(action_low, action_high, n)
-    if not (np.all(np.isfinite(lo)) and np.all(np.isfinite(hi))):
+    if not all(math.isfinite(v) for v in lo + hi):
         return out
-    return jnp.asarray(lo) + 0.5 * (jnp.tanh(out) + 1.0) * jnp.asarray(hi - lo)
+    width = [b - a for a, b in zip(lo, hi, strict=True)]
+    return jnp.asarray(lo, jnp.float32) + 0.5 * (jnp.tanh(out) + 1.0) * jnp.asarray(
+        width, jnp.float32
+    )
 
 
 class MLPPolicy(BasePolicy):
@@ -286,8 +311,8 @@ class GRUPolicy(BasePolicy):
 def _env_head_kwargs(env: Any) -> dict[str, Any]:
     kwargs: dict[str, Any] = {"action_dims": env.action_dims, "discrete": env.discrete}
     if not env.discrete:
-        kwargs["action_low"] = tuple(float(v) for v in np.ravel(env.action_low))
-        kwargs["action_high"] = tuple(float(v) for v in np.ravel(env.action_high))
+        kwargs["action_low"] = tuple(float(v) for v in jnp.ravel(env.action_low).tolist())
+        kwargs["action_high"] = tuple(float(v) for v in jnp.ravel(env.action_high).tolist())
     return kwargs
 
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable
 from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from ._env import Env
 from ._obs_norm import RunningStats, merge_stats
@@ -71,7 +71,7 @@ class EnvTask:
             )
         if max_steps is None:
             max_steps = env.max_steps
-        bad = isinstance(max_steps, bool) or not isinstance(max_steps, int | np.integer)
+        bad = isinstance(max_steps, bool) or not isinstance(max_steps, numbers.Integral)
         if bad or max_steps < 1:
             raise ValueError(
                 f"{cls}: max_steps must be a positive int (got max_steps={max_steps!r})"

@@ -374,7 +374,12 @@ class PPO(struct.PyTreeNode):
         Args:
             batch: rollout dict, see the class docstring.
             pmap_axis: axis name of an enclosing pmap/shard_map to average gradients over
-                (default ``config.pmap_axis``). Advantages are normalised per device.
+                (default ``config.pmap_axis``). Advantages are normalised with the
+                minibatch statistics of all devices; each device shuffles its own shard
+                (with the same key), so a device's minibatch ``i`` is part of the global
+                minibatch ``i``. With ``num_minibatches=1`` the step equals one device on the
+                whole rollout. Shard a rollout whose advantages are computed here along the
+                environment axis (GAE runs along time), or pass ``advantages``/``returns``.
 
         Returns:
             ``(new_agent, info)``; info holds float32 means over all minibatch steps:
@@ -424,7 +429,12 @@ class PPO(struct.PyTreeNode):
             ratio = jnp.exp(log_ratio)
             adv = mb_data["advantages"]
             if cfg.normalize_advantages:
-                adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+                # Statistics of the minibatch across all devices (equal shard sizes), so a
+                # rollout split over devices is normalised like the whole rollout on one.
+                mean = adv.mean() if axis is None else jax.lax.pmean(adv.mean(), axis)
+                var = jnp.mean((adv - mean) ** 2)
+                var = var if axis is None else jax.lax.pmean(var, axis)
+                adv = (adv - mean) / (jnp.sqrt(var) + 1e-8)
             surrogate = jnp.minimum(
                 ratio * adv, jnp.clip(ratio, 1.0 - cfg.clip_eps, 1.0 + cfg.clip_eps) * adv
             )
@@ -467,4 +477,6 @@ class PPO(struct.PyTreeNode):
         info = c.mean_info(infos)
         info["advantages_mean"] = jnp.mean(advantages)
         info["returns_mean"] = jnp.mean(returns)
+        if axis is not None:
+            info = jax.lax.pmean(info, axis)
         return self.replace(model=new_model, key=key), info

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 from typing import Any
 
 import flax.linen as nn
@@ -36,6 +37,24 @@ class Temperature(nn.Module):
             "log_alpha", lambda _: jnp.full((), jnp.log(self.init_value), jnp.float32)
         )
         return jnp.exp(log_alpha)
+
+
+def _sample_per_row(
+    dist: Any, key: jax.Array, axis: str | tuple[str, ...] | None
+) -> tuple[jax.Array, jax.Array]:
+    """Sample ``(actions, log_probs)`` with one key per batch row: ``fold_in(key, row)``.
+
+    ``row`` is the row's index in the whole batch: under a pmap/shard_map axis the local rows
+    are offset by ``axis_index * local_rows``, so a batch split over devices draws exactly
+    the noise one device would draw for the whole batch (and no two devices share noise).
+    """
+    batch_shape = dist.loc.shape[:-1]
+    n = math.prod(batch_shape)
+    offset = 0 if axis is None else jax.lax.axis_index(axis) * n
+    keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(offset + jnp.arange(n))
+    flat = jax.tree.map(lambda x: x.reshape((n, x.shape[-1])), dist)
+    actions, log_probs = jax.vmap(lambda d, k: d.sample_and_log_prob(seed=k))(flat, keys)
+    return actions.reshape(dist.loc.shape), log_probs.reshape(batch_shape)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -180,6 +199,10 @@ class SAC(struct.PyTreeNode):
             pmap_axis: axis name of an enclosing pmap/shard_map to average gradients over
                 (default ``config.pmap_axis``).
 
+        Actions inside the update are sampled with one key per batch row (folded from the
+        row's index in the whole batch), so splitting a batch over devices with `shard_batch`
+        and ``pmap_axis`` gives the same step as one device on the whole batch.
+
         Returns:
             ``(new_agent, info)`` with float32 scalars ``critic_loss``, ``q``, ``actor_loss``,
             ``entropy`` (sample estimate), ``temperature`` and ``temperature_loss``.
@@ -196,8 +219,8 @@ class SAC(struct.PyTreeNode):
 
         # Critic: soft TD target from the target critics, min over the twins.
         alpha = self.temperature()
-        next_actions, next_log_probs = self.actor(batch["next_observations"]).sample_and_log_prob(
-            seed=next_key
+        next_actions, next_log_probs = _sample_per_row(
+            self.actor(batch["next_observations"]), next_key, axis
         )
         next_q = jnp.min(self.target_critic(batch["next_observations"], next_actions), axis=0)
         if cfg.backup_entropy:
@@ -216,7 +239,7 @@ class SAC(struct.PyTreeNode):
         # Actor: maximise min-Q minus alpha * log-prob, using the updated critics.
         def actor_loss_fn(params: Any) -> tuple[jax.Array, dict[str, jax.Array]]:
             dist = self.actor(obs, params=params)
-            new_actions, log_probs = dist.sample_and_log_prob(seed=actor_key)
+            new_actions, log_probs = _sample_per_row(dist, actor_key, axis)
             q = jnp.min(new_critic(obs, new_actions), axis=0)
             loss = jnp.mean(alpha * log_probs - q)
             return loss, {"actor_loss": loss, "entropy": -jnp.mean(log_probs)}

@@ -250,7 +250,10 @@ class TrainState(struct.PyTreeNode):
             loss_fn: ``params -> loss`` (or ``(loss, info)`` with ``has_aux``).
             pmap_axis: axis name(s) of an enclosing `jax.pmap` or `jax.shard_map`; gradients,
                 ``info`` and collection updates are averaged (``lax.pmean``) over it, so every
-                device takes the same step.
+                device takes the same step: the gradient of the mean loss over all devices.
+                (Under `shard_map` with replicated ``params``, autodiff already sums the
+                gradient over the axis; it is then divided by the axis size, not averaged
+                again.)
             has_aux: ``loss_fn`` returns ``(loss, info)`` and this method returns
                 ``(new_state, info)``.
             has_updates: ``loss_fn`` also returns updated variable collections (from a call
@@ -273,9 +276,9 @@ class TrainState(struct.PyTreeNode):
             ['loss']
         """
         if has_aux or has_updates:
-            grads, aux = jax.grad(loss_fn, has_aux=True)(self.params)
+            (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(self.params)
         else:
-            grads, aux = jax.grad(loss_fn)(self.params), None
+            (loss, grads), aux = jax.value_and_grad(loss_fn)(self.params), None
         if has_aux and has_updates:
             if not (isinstance(aux, tuple) and len(aux) == 2):
                 raise ValueError(
@@ -288,13 +291,50 @@ class TrainState(struct.PyTreeNode):
         else:
             info, updates = aux, None
         if pmap_axis is not None:
-            grads = jax.lax.pmean(grads, axis_name=pmap_axis)
+            grads = _mean_gradients(grads, loss, pmap_axis)
             info = jax.lax.pmean(info, axis_name=pmap_axis)
             updates = jax.lax.pmean(updates, axis_name=pmap_axis)
         new_state = self.apply_gradients(grads=grads, extra_variables=updates)
         if has_aux:
             return new_state, info
         return new_state
+
+
+def _varying_axes(x: Any) -> frozenset[str] | None:
+    """Mesh axes over which ``x`` varies inside `shard_map` (None if jax cannot tell)."""
+    typeof = getattr(jax, "typeof", None)
+    if typeof is None:
+        return None
+    aval = typeof(x)
+    manual = getattr(aval, "manual_axis_type", None)  # jax >= 0.10
+    if manual is not None:
+        return frozenset(getattr(manual, "varying", ()))
+    vma = getattr(aval, "vma", None)  # jax 0.6 - 0.9
+    return None if vma is None else frozenset(vma)
+
+
+def _mean_gradients(grads: Params, loss: jax.Array, pmap_axis: str | Sequence[str]) -> Params:
+    """Average per-device gradients over ``pmap_axis``.
+
+    Under `jax.pmap` (and `shard_map` with ``check_vma=False``) each device holds the gradient
+    of its own loss, and this is ``lax.pmean``. Under `shard_map` with replication checking,
+    the gradient of a loss that varies over an axis, taken with respect to parameters that do
+    not (``in_specs=P()``), comes out of autodiff already summed over that axis; it is divided
+    by the axis size instead, so both give the gradient of the mean loss.
+    """
+    axes = (pmap_axis,) if isinstance(pmap_axis, str) else tuple(pmap_axis)
+    loss_varying = _varying_axes(loss) or frozenset()
+
+    def mean(g: jax.Array) -> jax.Array:
+        g_varying = _varying_axes(g) or frozenset()
+        for axis in axes:
+            if axis in loss_varying and axis not in g_varying:
+                g = g / jax.lax.psum(1, axis)
+            else:
+                g = jax.lax.pmean(g, axis_name=axis)
+        return g
+
+    return jax.tree.map(mean, grads)
 
 
 def target_update(

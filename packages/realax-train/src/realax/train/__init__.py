@@ -32,3 +32,15 @@ __all__ = [
     "evolve",
     "optimize",
 ]
+
+# RL trainers live in realax.train.rl (extra "rl": realax-agents, realax-tasks); they are
+# re-exported lazily so `import realax.train` works without that extra.
+_RL_NAMES = ("OnPolicyTrainer", "OffPolicyTrainer", "ReplayBuffer", "RLState")
+
+
+def __getattr__(name: str):
+    if name in _RL_NAMES:
+        from . import rl
+
+        return getattr(rl, name)
+    raise AttributeError(f"module 'realax.train' has no attribute {name!r}")

@@ -1,0 +1,299 @@
+"""OffPolicyTrainer: DQN / SAC-style agents with a replay buffer, in one compiled loop."""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+from jax import lax
+
+from .._base import check_positive_int
+from ._buffer import ReplayBuffer
+from ._common import (
+    RLState,
+    RLTrainer,
+    check_divisible,
+    check_nonneg_int,
+    example_action,
+    steps_from_total,
+)
+
+__all__ = ["OffPolicyTrainer"]
+
+
+class OffPolicyTrainer(RLTrainer):
+    """Train an off-policy agent (`realax.agents.DQN`, `realax.agents.SAC`) from a replay buffer.
+
+    One train step takes ``train_freq`` steps in each of ``num_envs`` environments, adds the
+    transitions to a `ReplayBuffer` held in the state (JAX arrays, so it is part of every
+    checkpoint), then, once ``learning_starts`` transitions were collected, makes
+    ``gradient_steps`` updates on uniformly sampled minibatches of ``batch_size``. A
+    time-limit truncation stores the final observation (``info["final_obs"]``) as the next
+    observation with ``masks = 1`` (bootstrapped); a termination stores ``masks = 0``.
+
+    Exploration: for discrete actions the agent acts epsilon-greedily
+    (``agent.sample_actions(obs, seed=, epsilon=)``) with ``epsilon`` a float or a schedule of
+    the number of environment steps (default: linear from 1.0 to 0.05 over the first half of
+    the run). For continuous actions the agent samples from its stochastic policy and, before
+    ``learning_starts``, actions are uniform; the agent's actions in ``[-1, 1]`` are rescaled
+    to the environment's bounds.
+
+    Every ``eval_freq`` train steps (and after the last one) the greedy / deterministic
+    policy plays ``eval_episodes`` fresh episodes inside the compiled loop.
+
+    Metrics per train step: ``episode_return``, ``episode_length`` (means over the episodes
+    that finished during the step, NaN if none), ``episodes``, ``eval_return`` (latest),
+    ``eval_length`` (NaN on steps without evaluation), ``env_steps``, ``epsilon``
+    (discrete), ``updates`` and the agent's update info averaged over the step's updates
+    (DQN: ``loss``, ``q``, ...; SAC: ``critic_loss``, ``actor_loss``, ``temperature``, ...;
+    NaN before learning starts).
+
+    With ``n_devices > 1`` the environments, the replay buffer rows and each minibatch are
+    split over devices and gradients averaged through the agent's ``pmap_axis``.
+
+    Args:
+        agent: an agent class with ``create(key=, observations=, actions=, **config)``
+            (``realax.agents.DQN``, ``realax.agents.SAC``) or such a function. For discrete
+            environments ``n_actions`` is filled in.
+        env: a realax-tasks name, a ``realax.tasks.Env`` or a gymnax/brax/jumanji instance.
+        buffer_size: replay capacity in transitions.
+        batch_size: minibatch size of each update.
+        learning_starts: environment steps collected before the first update.
+        train_freq: environment steps (per environment) between update phases.
+        gradient_steps: updates per phase.
+        train_steps: number of train steps; or give ``total_env_steps``.
+        total_env_steps: total environment steps; ``train_steps = total_env_steps //
+            (num_envs * train_freq)``.
+        num_envs: parallel environments.
+        epsilon: exploration rate for discrete actions: float or ``schedule(env_steps)``.
+        agent_kwargs, env_kwargs, eval_freq, eval_episodes, eval_max_steps, logger,
+        progress_bar, n_devices: as in `OnPolicyTrainer`.
+
+    Example:
+        >>> import jax
+        >>> from realax.agents import DQN
+        >>> from realax.train.rl import OffPolicyTrainer
+        >>> trainer = OffPolicyTrainer(DQN, "CartPole-v1", buffer_size=1000, batch_size=32,
+        ...                            learning_starts=64, train_freq=8, train_steps=20,
+        ...                            num_envs=2, agent_kwargs={"hidden_dims": (16,)})
+        >>> state, metrics = trainer.init_and_train(jax.random.key(0))
+        >>> int(state.buffer.size), int(metrics["updates"][-1])
+        (320, 1)
+    """
+
+    def __init__(
+        self,
+        agent: Any,
+        env: Any,
+        buffer_size: int = 100_000,
+        batch_size: int = 128,
+        learning_starts: int = 1_000,
+        train_freq: int = 1,
+        gradient_steps: int = 1,
+        train_steps: int | None = None,
+        *,
+        total_env_steps: int | None = None,
+        num_envs: int = 1,
+        epsilon: float | Callable[[jax.Array], jax.Array] | None = None,
+        agent_kwargs: Mapping[str, Any] | None = None,
+        env_kwargs: Mapping[str, Any] | None = None,
+        eval_freq: int | None = None,
+        eval_episodes: int = 16,
+        eval_max_steps: int | None = None,
+        logger: Any = None,
+        progress_bar: bool = False,
+        n_devices: int = 1,
+    ):
+        num_envs = check_positive_int(num_envs, "num_envs", "e.g. num_envs=1")
+        self.train_freq = check_positive_int(train_freq, "train_freq", "e.g. train_freq=1")
+        train_steps = steps_from_total(
+            total_env_steps,
+            train_steps,
+            num_envs * self.train_freq,
+            f"num_envs={num_envs} x train_freq={train_freq}",
+        )
+        self._setup_common(
+            agent=agent,
+            env=env,
+            train_steps=train_steps,
+            num_envs=num_envs,
+            agent_kwargs=agent_kwargs,
+            env_kwargs=env_kwargs,
+            eval_freq=eval_freq,
+            eval_episodes=eval_episodes,
+            eval_max_steps=eval_max_steps,
+            logger=logger,
+            progress_bar=progress_bar,
+            n_devices=n_devices,
+        )
+        self.buffer_size = check_positive_int(buffer_size, "buffer_size", "e.g. 100_000")
+        self.batch_size = check_positive_int(batch_size, "batch_size", "e.g. batch_size=128")
+        self.learning_starts = check_nonneg_int(learning_starts, "learning_starts")
+        self.gradient_steps = check_nonneg_int(gradient_steps, "gradient_steps")
+        check_divisible(self.buffer_size, "buffer_size", self.n_devices)
+        check_divisible(self.batch_size, "batch_size", self.n_devices)
+        if self.buffer_size < self.num_envs:
+            raise ValueError(
+                f"buffer_size must hold at least one step of every environment (got "
+                f"buffer_size={self.buffer_size}, num_envs={self.num_envs}); use "
+                f"buffer_size>={self.num_envs}"
+            )
+        self.total_env_steps = self.train_steps * self.num_envs * self.train_freq
+        self.epsilon = self._check_epsilon(epsilon)
+        abstract = self._abstract_agent()
+        for method in ("sample_actions", "update"):
+            if not callable(getattr(abstract, method, None)):
+                raise TypeError(
+                    f"OffPolicyTrainer needs an agent with sample_actions and update methods "
+                    f"(like realax.agents.DQN or SAC); {type(abstract).__name__} has no {method}"
+                )
+        self.agent_config = getattr(abstract, "config", None)
+
+    def _check_epsilon(self, epsilon: Any) -> Callable[[jax.Array], jax.Array] | None:
+        if not self.discrete:
+            if epsilon is not None:
+                raise ValueError(
+                    f"epsilon applies to discrete actions only; {self.env.name!r} has continuous "
+                    "actions (exploration comes from the agent's stochastic policy); drop epsilon"
+                )
+            return None
+        if epsilon is None:
+            return optax.linear_schedule(1.0, 0.05, max(1, self.total_env_steps // 2))
+        if callable(epsilon):
+            return epsilon
+        if (
+            isinstance(epsilon, bool)
+            or not isinstance(epsilon, numbers.Real)
+            or not 0.0 <= epsilon <= 1.0
+        ):
+            raise ValueError(
+                f"epsilon must be a float in [0, 1] or a schedule env_steps -> epsilon (got "
+                f"epsilon={epsilon!r}); e.g. optax.linear_schedule(1.0, 0.05, 10_000)"
+            )
+        value = float(epsilon)
+        return lambda count: jnp.asarray(value, jnp.float32)
+
+    def _to_env_action(self, actions: jax.Array) -> jax.Array:
+        if self.discrete:
+            return actions
+        return self._low + (jnp.clip(actions, -1.0, 1.0) + 1.0) * 0.5 * (self._high - self._low)
+
+    def _transition_example(self) -> dict[str, jax.Array]:
+        obs = jnp.zeros(self.obs_shape, jnp.float32)
+        return {
+            "observations": obs,
+            "actions": example_action(self.env),
+            "rewards": jnp.zeros((), jnp.float32),
+            "next_observations": obs,
+            "masks": jnp.zeros((), jnp.float32),
+        }
+
+    def _initialize(self, key: jax.Array, data: Any) -> RLState:
+        del data
+        k_agent, k_state = jax.random.split(key)
+        buffer = ReplayBuffer.create(self._transition_example(), capacity=self.buffer_size)
+        return self._base_state(k_state, self._make_agent(k_agent), buffer)
+
+    def _local_step(self, state: RLState, axis: str | None) -> tuple[RLState, dict]:
+        key = jax.random.fold_in(state.key, state.step)
+        if axis is not None:
+            key = jax.random.fold_in(key, lax.axis_index(axis))
+        k_collect, k_update, k_eval = jax.random.split(key, 3)
+        env = self.env
+        agent = state.agent
+        env_steps_per_iter = self.num_envs  # global, across devices
+
+        def env_step(carry, k):
+            env_state, obs, ep_ret, ep_len, buffer, env_steps = carry
+            k_act, k_env, k_rand = jax.random.split(k, 3)
+            extra = {}
+            if self.discrete:
+                eps = jnp.asarray(self.epsilon(env_steps), jnp.float32)
+                actions = agent.sample_actions(obs, seed=k_act, epsilon=eps)
+                extra["epsilon"] = eps
+            else:
+                policy = agent.sample_actions(obs, seed=k_act)
+                uniform = jax.random.uniform(k_rand, policy.shape, minval=-1.0, maxval=1.0)
+                actions = jnp.where(env_steps < self.learning_starts, uniform, policy)
+            next_obs, env_state, reward, term, trunc, info = self._env_step(
+                env, k_env, env_state, self._to_env_action(actions)
+            )
+            done = jnp.logical_or(term, trunc)
+            ep_ret, ep_len, finished = self._track_episodes(ep_ret, ep_len, reward, done)
+            buffer = buffer.add(
+                {
+                    "observations": obs,
+                    "actions": actions,
+                    "rewards": reward,
+                    "next_observations": info["final_obs"].astype(jnp.float32),
+                    "masks": 1.0 - term.astype(jnp.float32),
+                }
+            )
+            carry = (
+                env_state,
+                next_obs.astype(jnp.float32),
+                ep_ret,
+                ep_len,
+                buffer,
+                env_steps + env_steps_per_iter,
+            )
+            return carry, (finished, extra)
+
+        carry = (
+            state.env_state,
+            state.obs,
+            state.episode_return,
+            state.episode_length,
+            state.buffer,
+            state.env_steps,
+        )
+        carry, (finished, extra) = lax.scan(
+            env_step, carry, jax.random.split(k_collect, self.train_freq)
+        )
+        env_state, obs, ep_ret, ep_len, buffer, env_steps = carry
+
+        local_batch = self.batch_size // self.n_devices
+        info_shape = jax.eval_shape(
+            lambda a, b: a.update(b)[1], agent, buffer.sample(k_update, local_batch)
+        )
+        zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, jnp.float32), info_shape)
+        ready = env_steps >= self.learning_starts
+        n_updates = jnp.where(ready, self.gradient_steps, 0).astype(jnp.int32)
+
+        def update(i, carry):
+            agent, total = carry
+            batch = buffer.sample(jax.random.fold_in(k_update, i), local_batch)
+            agent, info = agent.update(batch, pmap_axis=axis)
+            total = jax.tree.map(lambda t, v: t + jnp.asarray(v, jnp.float32), total, info)
+            return agent, total
+
+        agent, total = lax.fori_loop(0, n_updates, update, (agent, zeros))
+        info = jax.tree.map(lambda t: jnp.where(n_updates > 0, t / n_updates, jnp.nan), total)
+        if axis is not None:
+            info = lax.pmean(info, axis)
+
+        new = state.replace(
+            agent=agent,
+            env_state=env_state,
+            obs=obs,
+            episode_return=ep_ret,
+            episode_length=ep_len,
+            buffer=buffer,
+            env_steps=env_steps,
+        )
+        eval_return, eval_info = self._maybe_evaluate(state, agent, k_eval, axis)
+        new = new.replace(eval_return=eval_return, step=state.step + 1)
+        metrics = {
+            **self._episode_metrics(finished, axis),
+            "eval_return": eval_return,
+            **eval_info,
+            "env_steps": env_steps,
+            "updates": n_updates,
+            **({"epsilon": extra["epsilon"][-1]} if "epsilon" in extra else {}),
+            **info,
+        }
+        return new, metrics

@@ -1,0 +1,226 @@
+"""OnPolicyTrainer: PPO-style agents on vectorised environments, in one compiled loop."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+from .._base import check_bool, check_positive_int
+from ._common import RLState, RLTrainer, steps_from_total
+
+__all__ = ["OnPolicyTrainer"]
+
+
+class OnPolicyTrainer(RLTrainer):
+    """Train an on-policy agent (`realax.agents.PPO`) on a realax-tasks environment.
+
+    One train step collects a rollout of ``num_steps`` steps from ``num_envs`` environments
+    (stepped with ``vmap`` inside the compiled loop, reset automatically at episode ends) and
+    calls ``agent.update`` on it once (PPO: ``update_epochs`` x ``num_minibatches`` gradient
+    steps). Advantages use GAE; a time-limit truncation bootstraps from the value of the final
+    observation (``info["final_obs"]``), a termination does not.
+
+    Continuous actions are sampled unbounded and clipped to the environment's bounds when
+    stepping (the rollout keeps the sampled action for the log-probabilities).
+
+    Every ``eval_freq`` train steps (and after the last one) the deterministic policy plays
+    ``eval_episodes`` fresh episodes inside the compiled loop; ``eval_return`` reports the
+    latest mean return.
+
+    Metrics per train step: ``episode_return`` / ``episode_length`` (means over the episodes
+    that finished during the step, NaN if none), ``episodes`` (their number), ``eval_return``,
+    ``eval_length`` (NaN on steps without evaluation), ``env_steps`` (total so far) and the
+    agent's update info (``loss``, ``actor_loss``, ``value_loss``, ``entropy``, ``approx_kl``,
+    ...). Use :meth:`run` for the host-side environment steps per second.
+
+    With ``n_devices > 1`` the environments (and evaluation episodes) are split over devices
+    (``jax.shard_map``) and the agent's gradients are averaged across them through its
+    ``pmap_axis``; each device shuffles its own part of the rollout into ``num_minibatches``.
+
+    Args:
+        agent: an agent class with ``create(key=, observations=, actions=, **config)``
+            (e.g. ``realax.agents.PPO``) or such a function (``functools.partial(PPO.create,
+            ...)``). For discrete environments ``n_actions`` is filled in.
+        env: a realax-tasks name (``"CartPole-v1"``, ``"inverted_pendulum"``, ...), a
+            ``realax.tasks.Env`` or a gymnax / brax / jumanji environment instance.
+        num_envs: parallel environments (split over devices).
+        num_steps: rollout length per train step.
+        train_steps: number of train steps (rollouts + updates); or give ``total_env_steps``.
+        total_env_steps: total environment steps; ``train_steps = total_env_steps //
+            (num_envs * num_steps)``.
+        anneal_lr: decay the agent's learning rate linearly to zero over the run (sets
+            PPO's ``anneal_lr_steps`` to ``train_steps * update_epochs * num_minibatches``).
+        agent_kwargs: config of the agent (``learning_rate``, ``update_epochs``, ...).
+        env_kwargs: options of ``realax.tasks.make`` (``backend``, ``episode_length``, ...).
+        eval_freq: evaluate every this many train steps (default: 10 evaluations per run).
+        eval_episodes: number of evaluation episodes (0 disables evaluation).
+        eval_max_steps: step limit of an evaluation episode (default: the env's max_steps).
+        logger: object with ``log(state, metrics)``, e.g. a ``realax.log.Logger`` with
+            ``metrics_fn=realax.train.rl.default_rl_metrics``.
+        progress_bar: show a live tqdm bar (episode return).
+        n_devices: split the environments over this many devices.
+
+    Example:
+        >>> import jax
+        >>> from realax.agents import PPO
+        >>> from realax.train.rl import OnPolicyTrainer
+        >>> trainer = OnPolicyTrainer(PPO, "CartPole-v1", num_envs=4, num_steps=16,
+        ...                           train_steps=2, agent_kwargs={"hidden_dims": (8,)})
+        >>> state, metrics = trainer.init_and_train(jax.random.key(0))
+        >>> metrics["eval_return"].shape, int(state.env_steps)
+        ((2,), 128)
+    """
+
+    def __init__(
+        self,
+        agent: Any,
+        env: Any,
+        num_envs: int = 4,
+        num_steps: int = 128,
+        train_steps: int | None = None,
+        *,
+        total_env_steps: int | None = None,
+        anneal_lr: bool = False,
+        agent_kwargs: Mapping[str, Any] | None = None,
+        env_kwargs: Mapping[str, Any] | None = None,
+        eval_freq: int | None = None,
+        eval_episodes: int = 16,
+        eval_max_steps: int | None = None,
+        logger: Any = None,
+        progress_bar: bool = False,
+        n_devices: int = 1,
+    ):
+        num_envs = check_positive_int(num_envs, "num_envs", "e.g. num_envs=4")
+        self.num_steps = check_positive_int(num_steps, "num_steps", "e.g. num_steps=128")
+        per_step = num_envs * self.num_steps
+        train_steps = steps_from_total(
+            total_env_steps, train_steps, per_step, f"num_envs={num_envs} x num_steps={num_steps}"
+        )
+        self._setup_common(
+            agent=agent,
+            env=env,
+            train_steps=train_steps,
+            num_envs=num_envs,
+            agent_kwargs=agent_kwargs,
+            env_kwargs=env_kwargs,
+            eval_freq=eval_freq,
+            eval_episodes=eval_episodes,
+            eval_max_steps=eval_max_steps,
+            logger=logger,
+            progress_bar=progress_bar,
+            n_devices=n_devices,
+        )
+        self.anneal_lr = check_bool(anneal_lr, "anneal_lr")
+        abstract = self._abstract_agent()
+        for method in ("act", "value", "update", "sample_actions"):
+            if not callable(getattr(abstract, method, None)):
+                raise TypeError(
+                    f"OnPolicyTrainer needs an on-policy agent with act, value, update and "
+                    f"sample_actions methods (like realax.agents.PPO); {type(abstract).__name__} "
+                    f"has no {method}. For DQN or SAC use OffPolicyTrainer."
+                )
+        self._extra: dict[str, Any] = {}
+        config = getattr(abstract, "config", None)
+        minibatches = getattr(config, "num_minibatches", 1)
+        local = self.num_envs // self.n_devices * self.num_steps
+        if local % minibatches:
+            raise ValueError(
+                f"the rollout on each device ({self.num_steps} steps x "
+                f"{self.num_envs // self.n_devices} envs = {local}) must be divisible by the "
+                f"agent's num_minibatches={minibatches}; change num_envs, num_steps or "
+                "num_minibatches"
+            )
+        if self.anneal_lr:
+            if not hasattr(config, "anneal_lr_steps"):
+                raise TypeError(
+                    f"anneal_lr=True needs an agent config with anneal_lr_steps (like PPO's); "
+                    f"{type(abstract).__name__} has none"
+                )
+            epochs = getattr(config, "update_epochs", 1)
+            self._extra["anneal_lr_steps"] = self.train_steps * epochs * minibatches
+        self.agent_config = config
+
+    def _to_env_action(self, actions: jax.Array) -> jax.Array:
+        if self.discrete:
+            return actions
+        return jnp.clip(actions, self._low, self._high)
+
+    def _initialize(self, key: jax.Array, data: Any) -> RLState:
+        del data
+        k_agent, k_state = jax.random.split(key)
+        return self._base_state(k_state, self._make_agent(k_agent, **self._extra))
+
+    def _rollout(self, state: RLState, key: jax.Array) -> tuple[tuple, dict, tuple]:
+        """Collect ``num_steps`` steps of every (local) environment with the current policy.
+
+        Returns the carry ``(env_state, obs, episode_return, episode_length)``, the rollout
+        batch of ``agent.update`` (time-major, with ``next_values`` from the final observations
+        so truncations bootstrap) and the finished-episode sums per step.
+        """
+        agent = state.agent
+        env = self.env
+
+        def env_step(carry, k):
+            env_state, obs, ep_ret, ep_len = carry
+            k_act, k_env = jax.random.split(k)
+            actions, log_probs, values = agent.act(obs, seed=k_act)
+            next_obs, env_state, reward, term, trunc, info = self._env_step(
+                env, k_env, env_state, self._to_env_action(actions)
+            )
+            done = jnp.logical_or(term, trunc)
+            ep_ret, ep_len, finished = self._track_episodes(ep_ret, ep_len, reward, done)
+            transition = {
+                "observations": obs,
+                "actions": actions,
+                "log_probs": log_probs,
+                "values": values,
+                "rewards": reward,
+                "dones": done,
+                "terminations": term,
+                "final_obs": info["final_obs"].astype(jnp.float32),
+            }
+            carry = (env_state, next_obs.astype(jnp.float32), ep_ret, ep_len)
+            return carry, (transition, finished)
+
+        carry = (state.env_state, state.obs, state.episode_return, state.episode_length)
+        carry, (rollout, finished) = lax.scan(
+            env_step, carry, jax.random.split(key, self.num_steps)
+        )
+        # V of the state reached after each step: the final observation of an episode that
+        # ended there (bootstrapped at truncation; GAE drops it at termination).
+        rollout["next_values"] = agent.value(rollout.pop("final_obs"))
+        return carry, rollout, finished
+
+    def _local_step(self, state: RLState, axis: str | None) -> tuple[RLState, dict]:
+        key = jax.random.fold_in(state.key, state.step)
+        if axis is not None:
+            key = jax.random.fold_in(key, lax.axis_index(axis))
+        k_roll, k_eval = jax.random.split(key)
+        (env_state, obs, ep_ret, ep_len), rollout, finished = self._rollout(state, k_roll)
+        agent, info = state.agent.update(rollout, pmap_axis=axis)
+        if axis is not None:
+            info = lax.pmean(info, axis)
+
+        env_steps = state.env_steps + self.num_steps * self.num_envs
+        new = state.replace(
+            agent=agent,
+            env_state=env_state,
+            obs=obs,
+            episode_return=ep_ret,
+            episode_length=ep_len,
+            env_steps=env_steps,
+        )
+        eval_return, eval_info = self._maybe_evaluate(state, agent, k_eval, axis)
+        new = new.replace(eval_return=eval_return, step=state.step + 1)
+        metrics = {
+            **self._episode_metrics(finished, axis),
+            "eval_return": eval_return,
+            **eval_info,
+            "env_steps": env_steps,
+            **{k: jnp.asarray(v, jnp.float32) for k, v in info.items()},
+        }
+        return new, metrics

@@ -1,5 +1,109 @@
-"""The ``realax`` command line (placeholder while it is being written)."""
+"""The ``realax`` command line: evolve or train a policy on any registered environment.
+
+Commands (``realax COMMAND --help`` for every option)::
+
+    realax evolve ENV [--strategy NAME] [--popsize N] [--generations N] [--policy mlp|gru]
+                      [--width W --depth D] [--eval-reps K] [--devices N] [--seed S]
+                      [--wandb online|offline|off] [--ckpt-freq N] [--out DIR] [--config FILE]
+    realax train ppo|dqn|sac ENV [...]
+    realax resume runs/<name>          # continue a stopped run from its latest checkpoint
+    realax eval runs/<name> [--episodes N]
+    realax plot runs/<name>
+    realax envs [--suite gymnax|brax|jumanji]
+    realax strategies
+
+A run leaves in ``runs/<name>/``: ``config.toml`` (the resolved configuration, usable as
+``--config``), ``metrics.jsonl``, orbax checkpoints (the numbered folders), the wandb run
+(``wandb/``), ``learning_curves.png``, and at the end ``policy.msgpack`` and ``summary.json``.
+Bad input exits with status 2 and a one-line error; Ctrl-C (or SIGTERM) saves a checkpoint and
+exits with status 130.
+
+The command needs the ``cli`` extra: ``pip install "realax-train[cli]"``.
+
+Example:
+    >>> from realax.train.cli import main
+    >>> main(["strategies"])  # doctest: +SKIP
+    0
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+
+from ._config import CliError
+from ._parser import build_parser, split_args
+
+__all__ = ["main"]
 
 
-def main(argv=None) -> int:
-    raise SystemExit("realax: the command line is not ready yet")
+def _ensure_devices(n: int, argv: Sequence[str] | None) -> None:
+    """Make ``n`` devices available: on CPU, ask XLA for ``n`` host devices.
+
+    XLA reads the request when JAX creates its backend; importing evosax already does that,
+    so if the backend has too few CPU devices the command re-executes itself with
+    ``XLA_FLAGS=--xla_force_host_platform_device_count=n`` (only when run as a command).
+    """
+    if n <= 1:
+        return
+    import jax
+
+    if jax.device_count() >= n or jax.default_backend() != "cpu":
+        return
+    flags = os.environ.get("XLA_FLAGS", "")
+    if argv is not None or "xla_force_host_platform_device_count" in flags:
+        return  # the trainer explains how to get more devices
+    env = dict(os.environ)
+    env["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={n}".strip()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, [sys.executable, "-m", "realax.train.cli", *sys.argv[1:]], env)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``realax`` command line.
+
+    Args:
+        argv: the arguments (default: ``sys.argv[1:]``).
+
+    Returns:
+        The exit status: 0 on success, 2 for bad input (unknown environment, strategy or
+        config key, a run folder that already holds a run, ...), 130 when interrupted (a
+        checkpoint was saved; ``realax resume`` continues).
+
+    Example:
+        >>> main(["evolve", "CartPole-v1", "--generations", "5"])  # doctest: +SKIP
+    """
+    parser = build_parser()
+    args = parser.parse_args(None if argv is None else list(argv))
+    command, given = split_args(args)
+    try:
+        from ._resolve import resolve
+
+        config = resolve(command, given)
+        _ensure_devices(config.get("devices", 1), argv)
+    except CliError as e:
+        print(f"realax: error: {e}", file=sys.stderr)
+        return e.status
+    try:
+        from . import _commands
+    except ImportError as e:  # pragma: no cover - only without the cli extra
+        print(
+            f"realax: error: {e}. The command line needs its extra: "
+            'pip install "realax-train[cli]"',
+            file=sys.stderr,
+        )
+        return 1
+    try:
+        return _commands.run(command, config)
+    except CliError as e:
+        print(f"realax: error: {e}", file=sys.stderr)
+        return e.status
+    except KeyboardInterrupt:
+        print(
+            "\nrealax: aborted; checkpoints already on disk are complete (`realax resume RUN_DIR`"
+            " continues from the latest one)",
+            file=sys.stderr,
+        )
+        return 130

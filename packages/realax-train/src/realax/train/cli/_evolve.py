@@ -1,0 +1,400 @@
+"""``realax evolve`` and the evolution part of ``resume`` / ``eval``."""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ._common import (
+    INTERRUPTED,
+    POLICY_FILE,
+    Progress,
+    StopRequest,
+    check_fresh,
+    checkpoint_steps,
+    draw_curves,
+    finished,
+    load_pytree,
+    make_logger,
+    read_summary,
+    run_folder,
+    save_config,
+    save_pytree,
+    table,
+    wandb_run_dirs,
+    write_summary,
+)
+from ._config import CliError
+
+#: realax's defaults for Open_ES (evosax's own, sgd(1e-3) and std 1.0, are tuned for other
+#: problem scales); with them the default `realax evolve CartPole-v1` balances the pole.
+OPEN_ES_LR = 0.05
+OPEN_ES_SIGMA = 0.1
+PLOT_METRICS = ("fitness_max", "fitness_mean", "fitness_min", "best_fitness")
+
+
+@dataclasses.dataclass
+class Setup:
+    """Everything a run is made of, rebuilt identically from its configuration."""
+
+    config: dict[str, Any]
+    env: Any
+    policy: Any
+    task: Any
+    params_like: Any
+    trainer: Any
+    key: jax.Array
+
+    def initial_state(self) -> Any:
+        return self.trainer.initialize(jax.random.fold_in(self.key, 1))
+
+
+def strong_types(tree: Any) -> Any:
+    """``tree`` without weak types, so the first chunk and every later one (whose states come
+    out of the compiled loop, or from a checkpoint) share one compiled program."""
+
+    def strong(x: Any) -> Any:
+        if getattr(x, "weak_type", False) and not jnp.issubdtype(x.dtype, jax.dtypes.prng_key):
+            return jnp.asarray(x, x.dtype)
+        return x
+
+    return jax.tree.map(strong, tree)
+
+
+def make_env(name: str) -> Any:
+    """``realax.tasks.make(name)`` with command-line errors (close matches, missing extras)."""
+    import realax.tasks as rt
+
+    try:
+        return rt.make(name, autoreset=False)
+    except ValueError as e:
+        if "does not support backend" in str(e):  # a brax env without the positional pipeline
+            return rt.make(name, autoreset=False, backend="generalized")
+        raise CliError(str(e)) from None
+    except ImportError as e:
+        raise CliError(str(e), status=1) from None
+
+
+def make_policy(env: Any, config: dict[str, Any]) -> Any:
+    import realax.tasks as rt
+
+    if config["policy"] == "gru":
+        encoder = config["width"] if config["depth"] >= 2 else 0
+        return rt.GRUPolicy.from_env(env, hidden_size=config["width"], encoder_width=encoder)
+    return rt.MLPPolicy.from_env(env, width=config["width"], depth=config["depth"])
+
+
+def make_task(env: Any, policy: Any, config: dict[str, Any]) -> Any:
+    """The suite's task class (GymnaxTask / BraxTask / JumanjiTask) around ``env``."""
+    import realax.tasks as rt
+
+    cls = {"gymnax": rt.GymnaxTask, "brax": rt.BraxTask, "jumanji": rt.JumanjiTask}[env.suite]
+    max_steps = config["max_steps"] or env.max_steps
+    return cls(env, policy=policy, max_steps=max_steps, obs_norm=config["obs_norm"])
+
+
+def strategy_kwargs(name: str, cls: type, config: dict[str, Any]) -> dict[str, Any]:
+    """``es_kws`` from ``--lr`` / ``--sigma`` (checked against the strategy's constructor)."""
+    import optax
+
+    params = inspect.signature(cls.__init__).parameters
+    lr, sigma = config["lr"], config["sigma"]
+    if name == "Open_ES":
+        lr = OPEN_ES_LR if lr is None else lr
+        sigma = OPEN_ES_SIGMA if sigma is None else sigma
+    kws: dict[str, Any] = {}
+    if lr is not None:
+        if "optimizer" not in params:
+            raise CliError(
+                f"--lr does not apply to strategy {name!r} (it has no optimizer); drop --lr, or "
+                "pick a strategy with one (Open_ES, SNES, PGPE, ARS, ...)"
+            )
+        kws["optimizer"] = optax.adam(lr)
+    if sigma is not None:
+        if "std_schedule" not in params:
+            raise CliError(
+                f"--sigma does not apply to strategy {name!r} (it has no std schedule); drop "
+                "--sigma, or pick a strategy with one (Open_ES, ARS, ...)"
+            )
+        kws["std_schedule"] = optax.constant_schedule(sigma)
+    return kws
+
+
+def build(config: dict[str, Any]) -> Setup:
+    """Environment, policy, task and trainer of an ``evolve`` configuration."""
+    import realax.tasks as rt
+    from realax.train import EvosaxTrainer, FitnessShaper
+    from realax.train._strategies import resolve_strategy
+
+    try:
+        name, cls = resolve_strategy(config["strategy"])
+    except ValueError as e:
+        raise CliError(str(e)) from None
+    es_kws = strategy_kwargs(name, cls, config)
+    env = make_env(config["env"])
+    key = jax.random.key(config["seed"])
+    try:
+        policy = make_policy(env, config)
+        task = make_task(env, policy, config)
+        example = jnp.zeros(env.obs_shape, env.spec.obs_dtype)
+        params, _ = rt.make_model_factory(policy, example, jax.random.fold_in(key, 0))
+        trainer = EvosaxTrainer(
+            train_steps=config["ckpt_freq"],
+            strategy=name,
+            task=task,
+            params_like=params,
+            popsize=config["popsize"],
+            fitness_shaper=FitnessShaper(maximize=True, centered_rank=True),
+            es_kws=es_kws,
+            eval_reps=config["eval_reps"],
+            n_devices=config["devices"],
+        )
+    except (ValueError, TypeError) as e:
+        raise CliError(_one_line(e)) from None
+    return Setup(dict(config), env, policy, task, params, trainer, key)
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split())
+
+
+# --------------------------------------------------------------------------- the loop
+
+
+def _describe_env(env: Any) -> str:
+    kind = "discrete" if env.discrete else "continuous"
+    return f"{env.name} ({env.suite}; obs {env.spec.obs_dims}, {env.action_dims} {kind} actions)"
+
+
+def run(setup: Setup, run_dir: Path, state: Any, *, resumed: bool) -> int:
+    """Evolve from ``state`` to the configured number of generations, checkpointing as it goes.
+
+    The generations run in compiled chunks that end on multiples of ``ckpt_freq``; a
+    SIGINT/SIGTERM lets the current chunk finish (its end is checkpointed) and stops.
+    """
+    import realax.log as rlog
+
+    config = setup.config
+    total, start = config["generations"], int(state.step)
+    if start > total:
+        raise CliError(
+            f"the checkpoint in {run_dir} is at generation {start}, beyond --generations {total}; "
+            f"pass --generations >= {start}"
+        )
+    print(
+        f"realax evolve: {_describe_env(setup.env)}, {setup.trainer.strategy_name}, "
+        f"popsize {setup.trainer.popsize}, {setup.trainer.num_dims} parameters -> {run_dir}",
+        file=sys.stderr,
+        flush=True,
+    )
+    logger = make_logger(run_dir, config, rlog.default_es_metrics, resumed=resumed)
+    progress = Progress(
+        logger, total, start, f"evolve {setup.env.name}", ("fitness_mean", "best_fitness"), "gen"
+    )
+    trainer = setup.trainer
+    trainer.logger = progress
+    t0 = time.perf_counter()
+    step = start
+    with StopRequest() as stop:
+        try:
+            while step < total:
+                freq = config["ckpt_freq"]
+                trainer.train_steps = min((step // freq + 1) * freq, total)
+                state, _ = trainer.resume(strong_types(state))
+                step = int(state.step)
+                if stop.requested and step < total:
+                    break
+        finally:
+            progress.close()
+            logger.finish()
+        seconds = time.perf_counter() - t0
+        if step < total:
+            print(
+                f"realax: interrupted at generation {step}/{total}; checkpoint saved in "
+                f"{run_dir.as_posix()}.\nContinue with: realax resume {run_dir.as_posix()}",
+                file=sys.stderr,
+            )
+            return INTERRUPTED
+        # a stop request now comes too late to matter: the final evaluation is short
+        return finish(setup, run_dir, state, seconds)
+
+
+def _candidates(state: Any) -> dict[str, Any]:
+    return {"search mean": state.mean, "best member": state.best_params}
+
+
+def evaluate(task: Any, params: Any, data: Any, key: jax.Array, episodes: int) -> np.ndarray:
+    """Episode returns of ``params`` over ``episodes`` episodes."""
+    return evaluate_many(task, [params], data, key, episodes)[0]
+
+
+def evaluate_many(
+    task: Any, candidates: list[Any], data: Any, key: jax.Array, episodes: int
+) -> list[np.ndarray]:
+    """Episode returns of several parameter sets (same structure), in one compiled call."""
+    keys = jax.random.split(key, episodes)
+    stacked = jax.tree.map(lambda *xs: jnp.stack(xs), *candidates)
+    per_params = jax.vmap(task, in_axes=(None, 0, None))
+    returns, _ = jax.jit(jax.vmap(per_params, in_axes=(0, None, None)))(stacked, keys, data)
+    returns = np.asarray(returns)
+    return [returns[i] for i in range(len(candidates))]
+
+
+def finish(setup: Setup, run_dir: Path, state: Any, seconds: float) -> int:
+    """Final evaluation, policy file, summary, learning curves and the summary table."""
+    import realax.log as rlog
+
+    config = setup.config
+    episodes = config["eval_episodes"]
+    key = jax.random.fold_in(setup.key, 2)
+    candidates = _candidates(state)
+    evaluated = evaluate_many(setup.task, list(candidates.values()), state.data, key, episodes)
+    results = dict(zip(candidates, evaluated, strict=True))
+    chosen = max(results, key=lambda k: float(results[k].mean()))
+    returns = results[chosen]
+    payload = {"params": candidates[chosen]}
+    if state.data is not None:
+        payload["data"] = state.data
+    save_pytree(run_dir / POLICY_FILE, payload)
+    rows = rlog.read_metrics(run_dir)
+    best_row = max(rows, key=lambda r: r.get("fitness_max", -np.inf)) if rows else {}
+    png = draw_curves(run_dir, [m for m in PLOT_METRICS if rows and m in rows[-1]])
+    wandb_dirs = wandb_run_dirs(run_dir)
+    summary = {
+        "command": "evolve",
+        "env": setup.env.name,
+        "suite": setup.env.suite,
+        "strategy": setup.trainer.strategy_name,
+        "generations": int(state.step),
+        "popsize": setup.trainer.popsize,
+        "num_params": setup.trainer.num_dims,
+        "best_fitness": float(state.best_fitness),
+        "best_generation": best_row.get("step"),
+        "final_fitness_mean": rows[-1].get("fitness_mean") if rows else None,
+        "policy": chosen,
+        "eval_episodes": episodes,
+        "eval_return_mean": float(returns.mean()),
+        "eval_return_std": float(returns.std()),
+        "eval_returns": {k: float(v.mean()) for k, v in results.items()},
+        "seconds": round(seconds, 2),
+        "checkpoints": checkpoint_steps(run_dir),
+        "wandb_run": str(wandb_dirs[-1]) if wandb_dirs else None,
+    }
+    write_summary(run_dir, summary)
+    other = [f"{k} {v.mean():.1f}" for k, v in results.items() if k != chosen]
+    print(
+        table(
+            [
+                ("environment", _describe_env(setup.env)),
+                (
+                    "strategy",
+                    f"{summary['strategy']}, popsize {summary['popsize']}, "
+                    f"{summary['num_params']} parameters",
+                ),
+                ("generations", f"{summary['generations']} in {seconds:.1f} s"),
+                (
+                    "best fitness",
+                    f"{summary['best_fitness']:.4g} (max fitness peaked at generation "
+                    f"{summary['best_generation']})",
+                ),
+                (
+                    "final mean fitness",
+                    f"{summary['final_fitness_mean']:.4g}"
+                    if summary["final_fitness_mean"] is not None
+                    else "-",
+                ),
+                (
+                    "policy",
+                    f"{chosen}: mean return {returns.mean():.1f} +- {returns.std():.1f} over "
+                    f"{episodes} episodes" + (f" ({', '.join(other)})" if other else ""),
+                ),
+                (
+                    "run folder",
+                    f"{run_dir} (config.toml, metrics.jsonl, checkpoints "
+                    f"{summary['checkpoints']}, {POLICY_FILE}, summary.json)",
+                ),
+                ("wandb run", summary["wandb_run"] or "off"),
+                ("curves", str(png) if png else "-"),
+            ],
+            title="realax evolve: done",
+        )
+    )
+    return 0
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def evolve(config: dict[str, Any]) -> int:
+    """``realax evolve``: a new run."""
+    run_dir = run_folder(config, config["strategy"])
+    check_fresh(run_dir)
+    setup = build(config)
+    config = {**config, "out": run_dir.as_posix()}
+    setup.config = config
+    save_config(run_dir, config)
+    return run(setup, run_dir, setup.initial_state(), resumed=False)
+
+
+def restore_latest(setup: Setup, run_dir: Path) -> Any:
+    """The newest readable checkpoint of a run, or the initial state if there is none."""
+    import realax.log as rlog
+
+    like = setup.initial_state()
+    if not checkpoint_steps(run_dir):
+        return like
+    return rlog.restore(run_dir, like=like)
+
+
+def resume(config: dict[str, Any], run_dir: Path) -> int:
+    """``realax resume`` of an evolve run."""
+    setup = build(config)
+    state = restore_latest(setup, run_dir)
+    step = int(state.step)
+    if step >= config["generations"] and finished(run_dir):
+        summary = read_summary(run_dir)
+        print(
+            f"{run_dir} is finished ({step} generations; policy mean return "
+            f"{summary.get('eval_return_mean', float('nan')):.1f}). Run longer with "
+            f"`realax resume {run_dir.as_posix()} --generations N`, or evaluate it with "
+            f"`realax eval {run_dir.as_posix()}`."
+        )
+        return 0
+    print(
+        f"realax resume: {run_dir} from generation {step}/{config['generations']}", file=sys.stderr
+    )
+    save_config(run_dir, config)
+    return run(setup, run_dir, state, resumed=True)
+
+
+def eval_policy(config: dict[str, Any], run_dir: Path, episodes: int, seed: int) -> int:
+    """``realax eval`` of an evolve run: the saved policy (else the latest checkpoint's mean)."""
+    setup = build(config)
+    path = run_dir / POLICY_FILE
+    data_like = setup.task.init_data(jax.random.key(0))
+    if path.is_file():
+        like = {"params": setup.params_like}
+        if data_like is not None:
+            like["data"] = data_like
+        saved = load_pytree(path, like)
+        params, data, source = saved["params"], saved.get("data"), f"{POLICY_FILE}"
+    else:
+        if not checkpoint_steps(run_dir):
+            raise CliError(f"{run_dir} holds neither {POLICY_FILE} nor a checkpoint to evaluate")
+        state = restore_latest(setup, run_dir)
+        params, data = state.mean, state.data
+        source = f"search mean of the checkpoint at generation {int(state.step)}"
+    returns = evaluate(setup.task, params, data, jax.random.key(seed), episodes)
+    print(
+        f"{setup.env.name}: mean return {returns.mean():.2f} +- {returns.std():.2f} over "
+        f"{episodes} episodes (min {returns.min():.1f}, max {returns.max():.1f}; {source})"
+    )
+    return 0

@@ -1,0 +1,96 @@
+"""From parsed arguments to a complete, validated configuration (standard library only)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ._config import NONNEGATIVE, POSITIVE, CliError, check_config, load_config_file, read_toml
+from ._parser import EVOLVE_KEYS, TRAIN_KEYS
+
+CONFIG_FILE = "config.toml"
+
+
+def _merge(command: str, given: dict[str, Any], keys: dict) -> dict[str, Any]:
+    given = dict(given)
+    file_values: dict[str, Any] = {}
+    path = given.pop("config", None)
+    if path is not None:
+        file_values = load_config_file(path)
+        stored = file_values.get("command")
+        if stored is not None and stored != command:
+            raise CliError(
+                f"--config {path!r} is a {stored!r} configuration (command = {stored!r}); "
+                f"use it with `realax {stored}`, or remove that line"
+            )
+        file_values = check_config(
+            file_values, keys, source=f"--config {path!r}", ignore=("command",)
+        )
+    flags = check_config(given, keys, source="the command line")
+    config = {k: spec.default for k, spec in keys.items()}
+    config.update(file_values)
+    config.update(flags)
+    return config
+
+
+def run_config(run_dir: str | Path) -> dict[str, Any]:
+    """The configuration saved in a run folder (``config.toml``)."""
+    path = Path(run_dir).expanduser()
+    if not path.is_dir():
+        raise CliError(f"{str(run_dir)!r} is not a run folder (no such directory)")
+    cfg = path / CONFIG_FILE
+    if not cfg.is_file():
+        raise CliError(
+            f"{str(run_dir)!r} holds no {CONFIG_FILE}, so it is not a realax run folder; pass the "
+            "folder `realax evolve`/`realax train` printed, e.g. runs/CartPole-v1-Open_ES-s0"
+        )
+    saved = read_toml(cfg)
+    command = saved.get("command")
+    keys = {"evolve": EVOLVE_KEYS, "train": TRAIN_KEYS}.get(command)
+    if keys is None:
+        raise CliError(f"{cfg} has command = {command!r}; expected 'evolve' or 'train'")
+    config = {k: spec.default for k, spec in keys.items()}
+    config.update(check_config(saved, keys, source=str(cfg), ignore=("command",)))
+    config["command"] = command
+    return config
+
+
+def resolve(command: str, given: dict[str, Any]) -> dict[str, Any]:
+    """The full configuration of a command (defaults < --config file < flags)."""
+    if command == "evolve":
+        config = _merge("evolve", given, EVOLVE_KEYS)
+        if config["env"] is None:
+            raise CliError(
+                "evolve needs an environment, e.g. `realax evolve CartPole-v1` "
+                "(`realax envs` lists them)"
+            )
+        return {"command": "evolve", **config}
+    if command == "train":
+        config = _merge("train", given, TRAIN_KEYS)
+        if config["algo"] is None or config["env"] is None:
+            raise CliError(
+                "train needs an algorithm and an environment, e.g. `realax train ppo CartPole-v1`"
+            )
+        return {"command": "train", **config}
+    if command == "resume":
+        saved = run_config(given["run"])
+        total = given.get("total")
+        if total is not None:
+            total = POSITIVE("generations", total)
+        return {
+            "command": "resume",
+            "run": given["run"],
+            "total": total,
+            "wandb": given.get("wandb"),
+            "saved": saved,
+            "devices": saved.get("devices", 1),
+        }
+    if command == "eval":
+        return {
+            "command": "eval",
+            "run": given["run"],
+            "episodes": POSITIVE("episodes", given["episodes"]),
+            "seed": NONNEGATIVE("seed", given["seed"]),
+            "saved": run_config(given["run"]),
+        }
+    return {"command": command, **given}

@@ -254,3 +254,31 @@ def test_nonpytree_field_is_static():
     leaves, treedef = jax.tree.flatten(h)
     assert len(leaves) == 1
     assert jax.tree.unflatten(treedef, leaves).name == "policy"
+
+
+def test_orbax_round_trip_restores_an_identical_state_that_trains_on_identically(tmp_path):
+    # orbax-checkpoint comes with flax (a dependency of realax-agents).
+    import orbax.checkpoint as ocp
+
+    state, x = _bn_state(tx=optax.adam(1e-2))
+
+    def loss_fn(s):
+        def loss(params):
+            out, updates = s(x, params=params, train=True, mutable=["batch_stats"])
+            return jnp.mean(out**2), updates
+
+        return loss
+
+    step = jax.jit(lambda s: s.apply_loss_fn(loss_fn=loss_fn(s), has_updates=True))
+    state = step(step(state))  # non-trivial optimiser state, step and batch statistics
+    with ocp.StandardCheckpointer() as ckptr:
+        ckptr.save(tmp_path / "state", state)
+        ckptr.wait_until_finished()
+        restored = ckptr.restore(
+            tmp_path / "state", jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
+        )
+    assert type(restored) is TrainState and restored.model_def == state.model_def
+    assert int(restored.step) == 2
+    chex.assert_trees_all_equal(restored, state)
+    chex.assert_trees_all_equal(step(restored), step(state))
+    chex.assert_trees_all_equal(restored(x), state(x))

@@ -1,0 +1,147 @@
+"""``uv run python -m benchmarks [--quick] [--only NAME ...]``
+
+Runs every benchmark table, each variant in its own subprocess (so peak memory is that
+variant's alone), and writes
+
+* ``benchmarks/results/<machine>.json``: the machine, every row's configuration and raw
+  timings (``<machine>.quick.json`` with ``--quick``);
+* ``BENCHMARKS.md``: the generated tables between ``<!-- BEGIN name -->`` / ``<!-- END name -->``
+  markers (prose outside the markers is kept); with ``--quick`` the report goes to
+  ``benchmarks/results/<machine>.quick.md`` instead, so a quick run never overwrites the
+  committed full report.
+
+``--quick`` runs every table at a small size (a smoke test of the harness, < 3 minutes; CI
+runs it) and exits non-zero if a realax or hand-written variant fails. Peer libraries that
+cannot run are recorded with their error, not treated as a failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import re
+import sys
+import time
+
+from benchmarks._harness import ROOT, machine_info, machine_slug, run_variant
+from benchmarks._report import short_error
+
+TABLES = {
+    "loop": "loop_overhead",
+    "neuroevolution": "neuroevolution",
+    "brax": "brax_es",
+    "ppo": "ppo",
+    "scaling": "scaling",
+    "logging": "logging_overhead",
+}
+TITLES = {
+    "loop": "1. Loop overhead (no environment)",
+    "neuroevolution": "2. Neuroevolution on gymnax CartPole-v1",
+    "brax": "3. Brax ES (positional backend)",
+    "ppo": "4. PPO on CartPole-v1 (PureJaxRL configuration)",
+    "scaling": "5. Scaling: population size and CPU devices",
+    "logging": "6. Logging and checkpointing overhead (realax.log)",
+}
+
+
+def _machine_md(info: dict, quick: bool, started: float) -> str:
+    v = info["versions"]
+    load = info.get("loadavg_start", (0, 0, 0))
+    load_end = info.get("loadavg_end", (0, 0, 0))
+    lines = [
+        f"- machine: {info['cpu']}, {info['cores']} cores, {info['memory_gb']} GB RAM, "
+        f"{info['platform']} ({info['device_kind']}), Python {info['python']}",
+        f"- versions: jax {v['jax']}, evosax {v['evosax']}, gymnax {v['gymnax']}, "
+        f"brax {v['brax']}, flax {v['flax']}, optax {v['optax']}; peers pinned in "
+        "`benchmarks/peers/*/uv.lock`",
+        f"- date: {info['date']}; {'--quick' if quick else 'full'} run, "
+        f"{(time.time() - started) / 60:.1f} min in total",
+        f"- load average (1/5/15 min) at start {load[0]:.2f}/{load[1]:.2f}/{load[2]:.2f}, "
+        f"at end {load_end[0]:.2f}/{load_end[1]:.2f}/{load_end[2]:.2f}"
+        + (
+            " — the machine was shared with other jobs, so timings are noisy"
+            if max(load[0], load_end[0]) > 1.0
+            else ""
+        ),
+    ]
+    return "\n".join(lines)
+
+
+def _splice(text: str, name: str, body: str) -> str:
+    begin, end = f"<!-- BEGIN {name} -->", f"<!-- END {name} -->"
+    block = f"{begin}\n{body.strip()}\n{end}"
+    pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.S)
+    if pattern.search(text):
+        return pattern.sub(lambda _: block, text)
+    return text.rstrip() + "\n\n" + block + "\n"
+
+
+def _skeleton() -> str:
+    parts = ["# realax benchmarks", "", "<!-- BEGIN machine -->\n<!-- END machine -->", ""]
+    for name, title in TITLES.items():
+        parts += [f"## {title}", "", f"<!-- BEGIN {name} -->\n<!-- END {name} -->", ""]
+    return "\n".join(parts)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--quick", action="store_true", help="small sizes (CI smoke test)")
+    parser.add_argument("--only", nargs="+", choices=sorted(TABLES), help="run only these tables")
+    parser.add_argument("--timeout", type=float, default=None, help="per-variant timeout (s)")
+    parser.add_argument("--verbose", action="store_true", help="print variants' stderr")
+    args = parser.parse_args(argv)
+
+    started = time.time()
+    info = machine_info()
+    slug = machine_slug(info) + (".quick" if args.quick else "")
+    results_dir = ROOT / "benchmarks" / "results"
+    results_dir.mkdir(parents=True, exist_ok=True)
+    json_path = results_dir / f"{slug}.json"
+    md_path = results_dir / f"{slug}.md" if args.quick else ROOT / "BENCHMARKS.md"
+    timeout = args.timeout or (240.0 if args.quick else 3600.0)
+
+    previous = json.loads(json_path.read_text()) if json_path.exists() else {}
+    tables = dict(previous.get("tables", {}))
+    failed = []
+    for name in args.only or list(TABLES):
+        module = importlib.import_module(f"benchmarks.{TABLES[name]}")
+        rows = module.plan(args.quick)
+        print(f"== {TITLES[name]}: {len(rows)} variant(s)", flush=True)
+        for row in rows:
+            t0 = time.perf_counter()
+            run_variant(row, timeout=timeout, verbose=args.verbose)
+            status = "ok" if row["ok"] else "FAILED: " + short_error(row["error"] or "", 200)
+            print(
+                f"   {row.get('group', '')} {row['label']}: {status} "
+                f"({time.perf_counter() - t0:.1f}s, peak {row.get('peak_rss_mb') or 0:.0f} MB)",
+                flush=True,
+            )
+            if not row["ok"] and not row.get("optional"):
+                failed.append(f"{name}: {row.get('group', '')} {row['label']}")
+        tables[name] = {"rows": rows, "quick": args.quick, "date": info["date"]}
+
+    info["loadavg_end"] = os.getloadavg()
+    json_path.write_text(json.dumps({"machine": info, "tables": tables}, indent=1, default=str))
+
+    text = md_path.read_text() if md_path.exists() else _skeleton()
+    text = _splice(text, "machine", _machine_md(info, args.quick, started))
+    for name, data in tables.items():
+        module = importlib.import_module(f"benchmarks.{TABLES[name]}")
+        text = _splice(text, name, module.render(data["rows"], data["quick"]))
+    md_path.write_text(text)
+    print(
+        f"wrote {json_path.relative_to(ROOT)} and {md_path.relative_to(ROOT)} "
+        f"in {(time.time() - started) / 60:.1f} min"
+    )
+    if failed:
+        print("failed variants:\n  " + "\n  ".join(failed), file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

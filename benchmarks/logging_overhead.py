@@ -1,0 +1,279 @@
+"""Cost of realax.log.Logger inside a compiled ES loop, against the same run without a logger.
+
+One ``EvosaxTrainer`` configuration (Open_ES, MLPPolicy on a gymnax task, or a cheap
+Rastrigin task to expose the fixed per-step cost), run side by side in one process with:
+
+* ``no logger``;
+* ``log every step``: ``Logger(wandb_log=False)`` -> metrics.jsonl each generation;
+* ``log + wandb offline``: the same plus an offline wandb run;
+* ``log + ckpt every N``: metrics each generation and an orbax checkpoint of the whole
+  ``EvoState`` every N generations (N from ``--ckpt-freq``).
+
+Reported per variant:
+
+* compile time: first ``train`` call minus the median steady-state call (jit + lowering);
+* loop time: median over ``--repeats`` calls of ``trainer.train(state)`` continued from the
+  previous state, until the result is ready and every host callback has run
+  (``jax.effects_barrier``); generations/s and the ratio to ``no logger``;
+* drain: what ``logger.finish()`` still waits for after the loop (pending checkpoint writes,
+  wandb). A small loop ratio with a non-zero drain means checkpoints are written in the
+  background without stalling the loop.
+
+Variants are interleaved (repeat r of every variant before repeat r+1) so that load from
+other processes affects all of them alike.
+
+Part of ``python -m benchmarks`` (table 6: all variants in one subprocess, interleaved);
+standalone: ``uv run python benchmarks/logging_overhead.py [--task cartpole|rastrigin]
+[--steps 200] [--repeats 5] [--ckpt-freq 10 50]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import realax.log as rlog
+from realax.train import EvosaxTrainer, FitnessShaper
+
+
+def make_task(name: str):
+    if name == "rastrigin":
+
+        def rastrigin(x, key=None, data=None):
+            x = jnp.clip(x, -5.12, 5.12)
+            return 10.0 * x.size + jnp.sum(x**2 - 10.0 * jnp.cos(2 * jnp.pi * x)), {}
+
+        return rastrigin, jnp.zeros((256,)), FitnessShaper(maximize=False)
+    import realax.tasks as rt
+
+    env = rt.make("CartPole-v1")
+    policy = rt.MLPPolicy.from_env(env, width=32, depth=2)
+    task = rt.GymnaxTask("CartPole-v1", policy=policy, max_steps=200, obs_norm=True)
+    params, _ = rt.make_model_factory(policy, jnp.zeros(env.obs_shape), jax.random.key(0))
+    return task, params, FitnessShaper(maximize=True)
+
+
+def plan(quick: bool) -> list[dict]:
+    cfg = {
+        "task": "cartpole",
+        "steps": 20 if quick else 200,
+        "popsize": 64,
+        "repeats": 3 if quick else 5,
+        "ckpt_freq": [10] if quick else [10, 50],
+    }
+    return [
+        {
+            "group": "cartpole",
+            "label": "EvosaxTrainer, Open_ES, CartPole (max 200 steps)",
+            "module": "logging_overhead",
+            "func": "run_all",
+            "cfg": cfg,
+            "realax": True,
+        }
+    ]
+
+
+def run_all(cfg: dict) -> dict:
+    """Every logger variant side by side in this process; returns per-variant timings."""
+    task, params, shaper = make_task(cfg["task"])
+    root = Path(tempfile.mkdtemp(prefix="realax_log_bench_"))
+    os.environ.setdefault("WANDB_SILENT", "true")
+    os.environ["WANDB_DIR"] = str(root)
+    steps, repeats = cfg["steps"], cfg["repeats"]
+
+    def logger_for(name: str):
+        if name == "no logger":
+            return None
+        if name == "log every step":
+            return rlog.Logger(
+                wandb_log=False, metrics_fn=rlog.default_es_metrics, log_dir=root / "log"
+            )
+        if name == "log + wandb offline":
+            lg = rlog.Logger(
+                wandb_log=True,
+                metrics_fn=rlog.default_es_metrics,
+                log_dir=root / "wandb_log",
+                mode="offline",
+            )
+            lg.init(project="realax-log-bench", config={"popsize": cfg["popsize"]})
+            return lg
+        freq = int(name.rsplit(" ", 1)[1])
+        (root / f"ckpt{freq}").mkdir(parents=True, exist_ok=True)
+        return rlog.Logger(
+            wandb_log=False,
+            metrics_fn=rlog.default_es_metrics,
+            ckpt_dir=root / f"ckpt{freq}",
+            ckpt_freq=freq,
+        )
+
+    names = ["no logger", "log every step", "log + wandb offline"] + [
+        f"log + ckpt every {f}" for f in cfg["ckpt_freq"]
+    ]
+    runs = {}
+    for name in names:
+        logger = logger_for(name)
+        trainer = EvosaxTrainer(
+            train_steps=steps,
+            strategy="Open_ES",
+            task=task,
+            params_like=params,
+            popsize=cfg["popsize"],
+            fitness_shaper=shaper,
+            logger=logger,
+        )
+        state = trainer.initialize(jax.random.key(0))
+        t0 = time.perf_counter()
+        state, _ = trainer.train(state)
+        jax.block_until_ready(state)
+        jax.effects_barrier()
+        first = time.perf_counter() - t0
+        runs[name] = {
+            "trainer": trainer,
+            "logger": logger,
+            "state": state,
+            "first": first,
+            "times": [],
+        }
+
+    # interleaved: repeat r of every variant before repeat r+1
+    for _ in range(repeats):
+        for name in names:
+            r = runs[name]
+            t0 = time.perf_counter()
+            state, _ = r["trainer"].train(r["state"])
+            jax.block_until_ready(state)
+            jax.effects_barrier()
+            r["times"].append(time.perf_counter() - t0)
+            r["state"] = state
+
+    for name in names:
+        r = runs[name]
+        t0 = time.perf_counter()
+        if r["logger"] is not None:
+            r["logger"].finish()
+        r["drain"] = time.perf_counter() - t0
+
+    state_bytes = sum(
+        x.size * x.dtype.itemsize
+        for x in jax.tree_util.tree_leaves(runs["no logger"]["state"])
+        if not jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
+    )
+    base = statistics.median(runs["no logger"]["times"])
+    variants = []
+    for name in names:
+        r = runs[name]
+        med = statistics.median(r["times"])
+        variants.append(
+            {
+                "name": name,
+                "compile_s": max(r["first"] - med, 0.0),
+                "run_s": med,
+                "run_times_s": r["times"],
+                "gens_per_s": steps / med,
+                "ratio": med / base,
+                "drain_s": r["drain"],
+            }
+        )
+    ckpts = {f: rlog.all_steps(root / f"ckpt{f}") for f in cfg["ckpt_freq"]}
+    return {
+        "variants": variants,
+        "state_kib": state_bytes / 1024,
+        "checkpoints": {str(f): [len(v), v[-1] if v else None] for f, v in ckpts.items()},
+        "compile_s": variants[0]["compile_s"],
+        "run_s": base,
+    }
+
+
+def render(rows: list[dict], quick: bool) -> str:
+    from benchmarks._report import fmt_s, short_error, table
+
+    if not rows:
+        return ""
+    r = rows[0]
+    cfg = r["cfg"]
+    if not r.get("ok"):
+        return f"not run: {short_error(r['error'])}"
+    res = r["result"]
+    out = [
+        f"{r['label']}, population {cfg['popsize']}, {cfg['steps']} generations per `train` "
+        f"call, median of {cfg['repeats']} interleaved calls continuing the same run; "
+        f"EvoState {res['state_kib']:.1f} KiB. Compile = first call minus the median call; "
+        "drain = what `logger.finish()` still waits for after the last call (checkpoint writes, "
+        f"wandb). Peak RSS of the process (all variants): {r.get('peak_rss_mb', 0):,.0f} MB.",
+        "",
+    ]
+    body = [
+        [
+            v["name"],
+            fmt_s(v["compile_s"]),
+            fmt_s(v["run_s"]),
+            f"{v['gens_per_s']:,.0f}",
+            f"{v['ratio']:.3f}",
+            fmt_s(v["drain_s"]),
+        ]
+        for v in res["variants"]
+    ]
+    out.append(
+        table(
+            [
+                "variant",
+                "compile (s)",
+                "loop (s)",
+                "generations/s",
+                "time vs no logger",
+                "drain (s)",
+            ],
+            body,
+        )
+    )
+    ck = ", ".join(
+        f"every {f}: {n} on disk (last step {last})" for f, (n, last) in res["checkpoints"].items()
+    )
+    out += ["", f"Checkpoints written: {ck}."]
+    return "\n".join(out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--task", choices=["cartpole", "rastrigin"], default="cartpole")
+    parser.add_argument("--steps", type=int, default=200, help="generations per train call")
+    parser.add_argument("--popsize", type=int, default=64)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--ckpt-freq", type=int, nargs="+", default=[10, 50])
+    args = parser.parse_args()
+    cfg = {
+        "task": args.task,
+        "steps": args.steps,
+        "popsize": args.popsize,
+        "repeats": args.repeats,
+        "ckpt_freq": args.ckpt_freq,
+    }
+    res = run_all(cfg)
+    print(
+        f"task={args.task} popsize={args.popsize} steps/call={args.steps} "
+        f"repeats={args.repeats} EvoState={res['state_kib']:.1f} KiB "
+        f"backend={jax.default_backend()} devices={jax.device_count()}"
+    )
+    header = (
+        f"{'variant':<22} {'compile s':>9} {'loop s':>8} {'gen/s':>9} {'x no-log':>8} "
+        f"{'drain s':>8}"
+    )
+    print(header)
+    print("-" * len(header))
+    for v in res["variants"]:
+        print(
+            f"{v['name']:<22} {v['compile_s']:9.2f} {v['run_s']:8.3f} {v['gens_per_s']:9.0f} "
+            f"{v['ratio']:8.3f} {v['drain_s']:8.2f}"
+        )
+    for f, (n, last) in res["checkpoints"].items():
+        print(f"ckpt every {f}: {n} checkpoints on disk (last step {last})")
+
+
+if __name__ == "__main__":
+    main()

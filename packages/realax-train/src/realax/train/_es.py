@@ -12,7 +12,7 @@ import numpy as np
 from evosax.core.fitness_shaping import identity_fitness_shaping_fn
 from flax import struct
 from jax.flatten_util import ravel_pytree
-from jax.sharding import Mesh
+from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from ._base import (
@@ -545,6 +545,13 @@ class EvosaxTrainer(BaseTrainer):
         del consts
         data = state.data if data is None else data
         population, es_state, eval_keys, k_tell = self._ask(state)
+        if self._mesh is not None:
+            # Only the evaluation is split over devices: keep the population replicated so
+            # that ask and tell (whose reductions over the population would otherwise be
+            # partitioned, changing the summation order) compute what they do on one device.
+            population, eval_keys = jax.lax.with_sharding_constraint(
+                (population, eval_keys), NamedSharding(self._mesh, P())
+            )
         fitness, infos = self._evaluate(population, eval_keys, data)
         return self._tell(state, population, es_state, fitness, infos, data, k_tell)
 

@@ -136,11 +136,14 @@ def test_gradient_run_stopped_restored_and_resumed_equals_one_go(tmp_path):
     logger = rlog.Logger(
         wandb_log=False, metrics_fn=rlog.default_grad_metrics, ckpt_dir=tmp_path, ckpt_freq=10
     )
-    OptaxTrainer(epochs=25, logger=logger, **kwargs).init_and_train(key)
+    _, logged = OptaxTrainer(epochs=25, logger=logger, **kwargs).init_and_train(key)
     logger.finish()
     assert rlog.all_steps(tmp_path) == [10, 20]
     rows = rlog.read_metrics(tmp_path)
     assert [r["step"] for r in rows] == list(range(1, 26))
+    # default_grad_metrics logs the OptaxTrainer's own per-step loss and best loss
+    for key_ in ("loss", "best_loss"):
+        np.testing.assert_array_equal([r[key_] for r in rows], np.asarray(logged[key_]))
 
     full = OptaxTrainer(epochs=80, **kwargs)
     restored = rlog.restore(tmp_path, like=full.initialize(jax.random.key(0)))

@@ -216,6 +216,41 @@ class StopRequest:
             signal.signal(sig, handler)
 
 
+# --------------------------------------------------------------------------- the loop
+
+
+def run_chunks(trainer: Any, state: Any, total: int, freq: int, stop: StopRequest) -> Any:
+    """Train from ``state`` to step ``total`` in compiled chunks ending on multiples of ``freq``.
+
+    Every chunk end is checkpointed by the logger (``step % ckpt_freq == 0``); after a stop
+    request the loop returns at the next chunk end. The trainer keeps its configured
+    ``train_steps`` (RL trainers evaluate on their last step), and states are stripped of weak
+    types, so every chunk of the same length shares one compiled program and a resumed run
+    computes exactly what an uninterrupted one does.
+    """
+    step = int(state.step)
+    while step < total:
+        n = min((step // freq + 1) * freq, total) - step
+        state, _ = trainer._run("scan", strong_types(state), None, n)
+        step = int(state.step)
+        if stop.requested and step < total:
+            break
+    return state
+
+
+def strong_types(tree: Any) -> Any:
+    """``tree`` without weak types (states from ``initialize``, from the compiled loop and from
+    a checkpoint then share one compiled program)."""
+    import jax.numpy as jnp
+
+    def strong(x: Any) -> Any:
+        if getattr(x, "weak_type", False) and not jnp.issubdtype(x.dtype, jax.dtypes.prng_key):
+            return jnp.asarray(x, x.dtype)
+        return x
+
+    return jax.tree.map(strong, tree)
+
+
 # --------------------------------------------------------------------------- output
 
 
@@ -248,15 +283,28 @@ def draw_curves(run_dir: Path, metrics: Sequence[str] | None = None) -> Path | N
         return None
 
 
+def _is_key(x: Any) -> bool:
+    return hasattr(x, "dtype") and jax.numpy.issubdtype(x.dtype, jax.dtypes.prng_key)
+
+
 def save_pytree(path: Path, tree: Any) -> None:
-    """Serialise a pytree of arrays with flax (msgpack)."""
+    """Serialise a pytree of arrays with flax (msgpack); typed PRNG keys as their key data."""
     from flax import serialization
 
-    path.write_bytes(serialization.to_bytes(jax.device_get(tree)))
+    plain = jax.tree.map(lambda x: jax.random.key_data(x) if _is_key(x) else x, tree)
+    path.write_bytes(serialization.to_bytes(jax.device_get(plain)))
 
 
 def load_pytree(path: Path, like: Any) -> Any:
     """Read a pytree written by :func:`save_pytree` into the structure of ``like``."""
     from flax import serialization
 
-    return serialization.from_bytes(like, path.read_bytes())
+    plain_like = jax.tree.map(lambda x: jax.random.key_data(x) if _is_key(x) else x, like)
+    loaded = serialization.from_bytes(plain_like, path.read_bytes())
+    return jax.tree.map(
+        lambda ref, x: jax.random.wrap_key_data(x, impl=jax.random.key_impl(ref))
+        if _is_key(ref)
+        else jax.numpy.asarray(x),
+        like,
+        loaded,
+    )

@@ -25,6 +25,7 @@ from ._common import (
     load_pytree,
     make_logger,
     read_summary,
+    run_chunks,
     run_folder,
     save_config,
     save_pytree,
@@ -55,18 +56,6 @@ class Setup:
 
     def initial_state(self) -> Any:
         return self.trainer.initialize(jax.random.fold_in(self.key, 1))
-
-
-def strong_types(tree: Any) -> Any:
-    """``tree`` without weak types, so the first chunk and every later one (whose states come
-    out of the compiled loop, or from a checkpoint) share one compiled program."""
-
-    def strong(x: Any) -> Any:
-        if getattr(x, "weak_type", False) and not jnp.issubdtype(x.dtype, jax.dtypes.prng_key):
-            return jnp.asarray(x, x.dtype)
-        return x
-
-    return jax.tree.map(strong, tree)
 
 
 def make_env(name: str) -> Any:
@@ -147,7 +136,7 @@ def build(config: dict[str, Any]) -> Setup:
         example = jnp.zeros(env.obs_shape, env.spec.obs_dtype)
         params, _ = rt.make_model_factory(policy, example, jax.random.fold_in(key, 0))
         trainer = EvosaxTrainer(
-            train_steps=config["ckpt_freq"],
+            train_steps=config["generations"],
             strategy=name,
             task=task,
             params_like=params,
@@ -205,13 +194,8 @@ def run(setup: Setup, run_dir: Path, state: Any, *, resumed: bool) -> int:
     step = start
     with StopRequest() as stop:
         try:
-            while step < total:
-                freq = config["ckpt_freq"]
-                trainer.train_steps = min((step // freq + 1) * freq, total)
-                state, _ = trainer.resume(strong_types(state))
-                step = int(state.step)
-                if stop.requested and step < total:
-                    break
+            state = run_chunks(trainer, state, total, config["ckpt_freq"], stop)
+            step = int(state.step)
         finally:
             progress.close()
             logger.finish()

@@ -89,7 +89,11 @@ TRAIN_KEYS: dict[str, Key] = {
     "lr": Key(None, POSITIVE_FLOAT, "learning rate (default: per algorithm)", "LR"),
     "width": Key(64, POSITIVE, "hidden width of the networks", "W"),
     "depth": Key(2, POSITIVE, "hidden layers of the networks", "D"),
+    "devices": Key(1, POSITIVE, "split the environments over N devices", "N"),
     **{k: v for k, v in _COMMON.items() if k != "env"},
+    "ckpt_freq": Key(
+        None, POSITIVE, "checkpoint every N train steps (default: per algorithm)", "N"
+    ),
 }
 
 

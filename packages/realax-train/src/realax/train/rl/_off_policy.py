@@ -70,6 +70,8 @@ class OffPolicyTrainer(RLTrainer):
             (num_envs * train_freq)``.
         num_envs: parallel environments.
         epsilon: exploration rate for discrete actions: float or ``schedule(env_steps)``.
+            The default schedule depends on the run length, so to resume a run with a
+            different ``train_steps`` pass an explicit schedule.
         agent_kwargs, env_kwargs, eval_freq, eval_episodes, eval_max_steps, logger,
         progress_bar, n_devices: as in `OnPolicyTrainer`.
 

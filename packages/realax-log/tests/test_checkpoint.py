@@ -133,7 +133,11 @@ def test_resumed_run_overwrites_steps_saved_by_the_interrupted_attempt(tmp_path,
     # resuming from 8 with a perturbed key re-saves step 12 with the new content.
     perturbed = at8.replace(key=jax.random.key(99))
     logger = rlog.Logger(
-        wandb_log=False, metrics_fn=rlog.default_grad_metrics, ckpt_dir=tmp_path, ckpt_freq=4
+        wandb_log=False,
+        metrics_fn=rlog.default_grad_metrics,
+        ckpt_dir=tmp_path,
+        ckpt_freq=4,
+        resume=True,
     )
     new_final = _run(toy_step, logger, perturbed, 4)
     logger.finish()

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import queue
+import shutil
 import threading
+import uuid
 import warnings
 from pathlib import Path
 from typing import Any
@@ -23,13 +26,101 @@ def _handlers() -> dict[str, Any]:
     return {_STATE: ocp.StandardCheckpointHandler(), _META: ocp.JsonCheckpointHandler()}
 
 
+def process_index() -> int:
+    """This process's index under ``jax.distributed`` (0 when it is not initialised).
+
+    Does not initialise a JAX backend when ``jax.distributed`` is not initialised, so a
+    Logger may be built before ``jax.distributed.initialize``.
+    """
+    if not jax.distributed.is_initialized():
+        return 0
+    return jax.process_index()
+
+
+def is_primary() -> bool:
+    """True on the process that writes metrics, wandb and checkpoints (process 0)."""
+    return process_index() == 0
+
+
 def _manager(directory: Path, *, max_to_keep: int | None, read_only: bool) -> ocp.CheckpointManager:
+    # Checkpoints hold host-side numpy copies of a state that is identical on every process,
+    # so one process writes them (process 0) and each process reads them on its own: no
+    # cross-process barrier is ever needed (a barrier would hang, since only process 0 gets
+    # the host callbacks of a multi-process program).
+    me = process_index()
+    multiprocessing = ocp.options.MultiprocessingOptions(primary_host=me, active_processes={me})
     options = ocp.CheckpointManagerOptions(
         max_to_keep=max_to_keep,
-        create=not read_only,
+        create=False,  # the directory is created by the writer (orbax refuses with
+        # active_processes)
         enable_async_checkpointing=not read_only,
+        multiprocessing_options=multiprocessing,
     )
     return ocp.CheckpointManager(directory, options=options, item_handlers=_handlers())
+
+
+_TMP_MARK = ".orbax-checkpoint-tmp"
+
+
+def existing_run(directory: Path) -> list[str]:
+    """What in ``directory`` shows that it already holds a run (empty if nothing)."""
+    if not directory.is_dir():
+        return []
+    found = []
+    steps = sorted(int(p.name) for p in directory.iterdir() if p.is_dir() and p.name.isdigit())
+    if steps:
+        found.append(f"checkpoints at steps {steps}")
+    partial = sorted(p.name for p in directory.iterdir() if _TMP_MARK in p.name)
+    if partial:
+        found.append(f"unfinished checkpoint directories {partial}")
+    metrics = directory / "metrics.jsonl"
+    if metrics.is_file() and metrics.stat().st_size > 0:
+        found.append("a metrics.jsonl")
+    return found
+
+
+def prepare_dir(directory: Path, *, resume: bool, overwrite: bool) -> None:
+    """Create ``directory``, check that it is writable, and resume or refuse an existing run.
+
+    Raises:
+        FileExistsError: the directory already holds a run and neither ``resume`` nor
+            ``overwrite`` was chosen.
+        NotADirectoryError / PermissionError / OSError: the directory cannot be used.
+    """
+    if directory.exists() and not directory.is_dir():
+        raise NotADirectoryError(
+            f"ckpt_dir {str(directory)!r} exists and is not a directory; pass the path of a "
+            "(new or existing) directory for checkpoints."
+        )
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        probe = directory / f".realax-write-test-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        kind = PermissionError if isinstance(e, PermissionError) else type(e)
+        raise kind(
+            f"ckpt_dir {str(directory)!r} is not a writable directory ({e.strerror or e}); "
+            "pass a directory you can write to, e.g. ckpt_dir='runs/my_run'."
+        ) from e
+    found = existing_run(directory)
+    if not found:
+        return
+    if resume:
+        return
+    if overwrite:
+        if is_primary():
+            for p in directory.iterdir():
+                if p.is_dir() and (p.name.isdigit() or _TMP_MARK in p.name):
+                    shutil.rmtree(p, ignore_errors=True)
+            (directory / "metrics.jsonl").unlink(missing_ok=True)
+        return
+    raise FileExistsError(
+        f"ckpt_dir {str(directory)!r} already holds a run ({'; '.join(found)}). realax never "
+        "overwrites a run silently: pass resume=True to continue it (load the state with "
+        "realax.log.restore(ckpt_dir, like=state) and call trainer.resume(state)), "
+        "overwrite=True to delete its checkpoints and metrics and start afresh, or a new ckpt_dir."
+    )
 
 
 class CheckpointWriter:
@@ -40,8 +131,16 @@ class CheckpointWriter:
     directory and renames it when complete, so a checkpoint is either whole or invisible).
     """
 
-    def __init__(self, directory: str | Path, *, max_to_keep: int | None, verbose: bool = False):
+    def __init__(
+        self,
+        directory: str | Path,
+        *,
+        max_to_keep: int | None,
+        verbose: bool = False,
+        before_save: Any = None,
+    ):
         self.directory = Path(directory).expanduser().resolve()
+        self._before_save = before_save
         self.directory.mkdir(parents=True, exist_ok=True)
         self.verbose = verbose
         self._manager = _manager(self.directory, max_to_keep=max_to_keep, read_only=False)
@@ -53,6 +152,11 @@ class CheckpointWriter:
     def submit(self, step: int, arrays: list[np.ndarray], paths, impls, seed_dims: int) -> None:
         """Enqueue a checkpoint (blocks only if 4 checkpoints are already waiting)."""
         self._queue.put((step, arrays, paths, impls, seed_dims))
+
+    def wait(self) -> None:
+        """Block until every submitted checkpoint is completely on disk."""
+        self._queue.join()
+        self._manager.wait_until_finished()
 
     def _run(self) -> None:
         while True:
@@ -73,6 +177,10 @@ class CheckpointWriter:
                 self._queue.task_done()
 
     def _save(self, step, arrays, paths, impls, seed_dims) -> None:
+        if self._before_save is not None:
+            # e.g. the Logger's metrics rows up to this step: on disk before the checkpoint,
+            # so a run resumed from it has lost no row
+            self._before_save()
         meta = {
             "format": _serialize.FORMAT,
             "step": int(step),

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import functools
 import json
 import queue
+import signal
+import socket
 import threading
 import time
 import uuid
@@ -73,6 +76,16 @@ class Logger:
             checkpoints.
         ckpt_freq: checkpoint when ``step % ckpt_freq == 0``.
         max_to_keep: keep at most this many checkpoints (``None``: all).
+        resume: the run directory (``ckpt_dir``, or ``log_dir``) may already hold a run, to
+            be continued: checkpoints are kept, steps saved again overwrite the old ones and
+            metrics rows are appended (:func:`realax.log.read_metrics` keeps the newest row
+            of a step). Also fine on an empty directory, so one script can start or resume.
+        overwrite: delete the checkpoints and metrics a previous run left in the directory
+            and start afresh. Without ``resume`` or ``overwrite`` a directory that already
+            holds a run raises ``FileExistsError``: a run is never overwritten silently.
+        checkpoint_on_interrupt: when training with a trainer (or inside
+            :meth:`save_on_interrupt`), Ctrl-C (SIGINT) saves a checkpoint of the next step
+            and then stops with ``KeyboardInterrupt``; a second Ctrl-C stops at once.
         verbose: print each logged step and checkpoint.
         ckpt_file: alias of ``ckpt_dir`` (name used by earlier realax versions).
         log_dir: where ``metrics.jsonl`` goes when there is no ``ckpt_dir`` (default: the
@@ -104,6 +117,9 @@ class Logger:
         *,
         log_dir: str | Path | None = None,
         mode: str | None = None,
+        resume: bool = False,
+        overwrite: bool = False,
+        checkpoint_on_interrupt: bool = True,
     ):
         if not isinstance(wandb_log, bool | np.bool_):
             raise TypeError(f"wandb_log must be True or False, got {wandb_log!r}")
@@ -127,6 +143,28 @@ class Logger:
         _positive_int("max_to_keep", max_to_keep, allow_none=True)
         if mode is not None:
             mode = _wandb.resolve_mode(mode)
+        for name, flag in (
+            ("resume", resume),
+            ("overwrite", overwrite),
+            ("checkpoint_on_interrupt", checkpoint_on_interrupt),
+        ):
+            if not isinstance(flag, bool | np.bool_):
+                raise TypeError(f"{name} must be True or False, got {name}={flag!r}")
+        if resume and overwrite:
+            raise ValueError(
+                "resume=True and overwrite=True contradict each other; pass resume=True to "
+                "continue the run in ckpt_dir or overwrite=True to replace it"
+            )
+        for directory in (ckpt_dir, log_dir):
+            if directory is not None:
+                _checkpoint.prepare_dir(
+                    Path(directory).expanduser().resolve(),
+                    resume=bool(resume),
+                    overwrite=bool(overwrite),
+                )
+        self.resume = bool(resume)
+        self.overwrite = bool(overwrite)
+        self.checkpoint_on_interrupt = bool(checkpoint_on_interrupt)
         self.wandb_log = bool(wandb_log)
         self.metrics_fn = metrics_fn
         self.host_log_transform = host_log_transform
@@ -145,6 +183,11 @@ class Logger:
         self._queue: queue.Queue | None = None
         self._thread: threading.Thread | None = None
         self._errors: list[BaseException] = []
+        # Ctrl-C handling (see save_on_interrupt)
+        self._guarded = False
+        self._sigint_count = 0
+        self._wakeup: socket.socket | None = None
+        self._interrupted_step: int | None = None
 
     # ------------------------------------------------------------------ host side setup
     @property
@@ -182,6 +225,10 @@ class Logger:
         """
         if config is not None and not isinstance(config, Mapping):
             raise TypeError(f"config must be a dict, got {type(config).__name__}")
+        if not _checkpoint.is_primary():
+            # Multi-process runs: only process 0 writes wandb, metrics and checkpoints.
+            self._initialized = True
+            return self
         if self.wandb_log:
             if self.run is not None:
                 self.run.finish()
@@ -199,7 +246,10 @@ class Logger:
                 self._metrics = _metrics_file.MetricsFile(self.run_dir)
             if self.ckpt_dir is not None and self._ckpt is None:
                 self._ckpt = _checkpoint.CheckpointWriter(
-                    self.ckpt_dir, max_to_keep=self.max_to_keep, verbose=self.verbose
+                    self.ckpt_dir,
+                    max_to_keep=self.max_to_keep,
+                    verbose=self.verbose,
+                    before_save=self._drain_rows,
                 )
             if self._thread is None:
                 self._queue = queue.Queue()
@@ -252,17 +302,24 @@ class Logger:
             ck_leaves = [jnp.asarray(x) for x in ck_leaves]
         else:
             ck_leaves, paths, impls = [], None, None
+        checkpoint = bool(ck_leaves) or paths is not None
+        # A host callback that returns a value cannot be used in a program spanning several
+        # processes (its result would have to come from process 0 to every process), so
+        # Ctrl-C checkpoints are a single-process feature; multi-process runs rely on the
+        # periodic checkpoints.
+        answer = checkpoint and self.checkpoint_on_interrupt and not _multi_process()
         emit = self._emitter(
             0,
             log_tree,
             len(log_leaves),
             tuple(paths or ()),
             tuple(impls or ()),
-            bool(ck_leaves) or paths is not None,
+            checkpoint,
+            answer,
         )
         emit(step, *log_leaves, *ck_leaves)
 
-    def _emitter(self, seed_dims, log_tree, n_log, paths, impls, checkpoint):
+    def _emitter(self, seed_dims, log_tree, n_log, paths, impls, checkpoint, answer):
         """A custom_vmap'd function sending one step to the host.
 
         Its vmap rule adds the mapped axis to every argument and recurses with
@@ -275,14 +332,31 @@ class Logger:
 
         @custom_vmap
         def emit(step, *leaves):
-            io_callback(log_cb, None, step, list(leaves[:n_log]), ordered=True)
-            if checkpoint:
-                ck = list(leaves[n_log:])
-                lax.cond(
-                    jnp.any(step % freq == 0),
-                    lambda: io_callback(ckpt_cb, None, step, ck, ordered=True),
-                    lambda: None,
-                )
+            if not answer:
+                io_callback(log_cb, None, step, list(leaves[:n_log]), ordered=True)
+                if checkpoint:
+                    ck = list(leaves[n_log:])
+                    lax.cond(
+                        jnp.any(step % freq == 0),
+                        lambda: io_callback(ckpt_cb, None, step, ck, ordered=True),
+                        lambda: None,
+                    )
+                return jnp.zeros((), jnp.int32)
+            # The log callback answers whether Ctrl-C was pressed: then this step is
+            # checkpointed (and the checkpoint callback stops the run).
+            interrupted = io_callback(
+                functools.partial(log_cb, answer=True),
+                jax.ShapeDtypeStruct((), jnp.bool_),
+                step,
+                list(leaves[:n_log]),
+                ordered=True,
+            )
+            ck = list(leaves[n_log:])
+            lax.cond(
+                jnp.any(step % freq == 0) | interrupted,
+                lambda: io_callback(ckpt_cb, None, step, ck, ordered=True),
+                lambda: None,
+            )
             return jnp.zeros((), jnp.int32)
 
         @emit.def_vmap
@@ -291,20 +365,27 @@ class Logger:
                 x if b else jnp.broadcast_to(x, (axis_size, *jnp.shape(x)))
                 for x, b in zip((step, *leaves), in_batched, strict=True)
             ]
-            inner = self._emitter(seed_dims + 1, log_tree, n_log, paths, impls, checkpoint)
+            inner = self._emitter(seed_dims + 1, log_tree, n_log, paths, impls, checkpoint, answer)
             return inner(*args), False
 
         return emit
 
     # ------------------------------------------------------------------ host callbacks
-    def _host_log(self, seed_dims, log_tree, step, leaves) -> None:
-        step = np.asarray(step)
-        values = jax.tree_util.tree_unflatten(log_tree, [np.asarray(x) for x in leaves])
-        if self._thread is None:
-            self._open()
-        self._queue.put((seed_dims, step, values))
+    def _host_log(self, seed_dims, log_tree, step, leaves, answer=False):
+        if _checkpoint.is_primary():
+            step = np.asarray(step)
+            values = jax.tree_util.tree_unflatten(log_tree, [np.asarray(x) for x in leaves])
+            if self._thread is None:
+                self._open()
+            self._queue.put((seed_dims, step, values))
+        if answer:
+            return np.asarray(self._interrupt_requested())
+        return None
 
     def _host_ckpt(self, seed_dims, paths, impls, step, leaves) -> None:
+        if not _checkpoint.is_primary():
+            return
+        interrupted = self._interrupt_requested()
         step = np.asarray(step)
         arrays = [np.array(x, copy=True) for x in leaves]
         if seed_dims and np.unique(step).size > 1:
@@ -317,6 +398,133 @@ class Logger:
         if self._ckpt is None:
             self._open()
         self._ckpt.submit(int(step.max()), arrays, list(paths), list(impls), seed_dims)
+        if interrupted:
+            # Ctrl-C: make the checkpoint durable, then abort the compiled loop.
+            self._ckpt.wait()
+            if self._queue is not None:
+                self._queue.join()
+            self._interrupted_step = int(step.max())
+            raise KeyboardInterrupt(
+                f"realax.log: interrupted; checkpoint of step {self._interrupted_step} saved "
+                f"in {self.ckpt_dir}"
+            )
+
+    def _drain_rows(self) -> None:
+        q = self._queue
+        if q is not None:
+            q.join()
+
+    # ------------------------------------------------------------------ Ctrl-C
+    def _interrupt_requested(self) -> bool:
+        if not self._guarded:
+            return False
+        if self._sigint_count == 0 and self._wakeup is not None:
+            # The main thread may be blocked in XLA (no Python signal handler runs then);
+            # the C-level handler has already written the signal number to the wakeup fd.
+            try:
+                if signal.SIGINT in self._wakeup.recv(256):
+                    self._sigint_count = 1
+            except OSError:
+                pass
+        return self._sigint_count > 0
+
+    @contextlib.contextmanager
+    def save_on_interrupt(self):
+        """Context manager: Ctrl-C (SIGINT) inside saves a checkpoint, then raises.
+
+        The trainers of ``realax.train`` enter it around every compiled loop, so it is
+        rarely needed directly. While active, the first SIGINT does not kill the process:
+        the next step that reaches :meth:`log` is checkpointed (whatever ``ckpt_freq``), the
+        checkpoint is waited for, and ``KeyboardInterrupt`` is raised naming the step. A
+        second SIGINT raises ``KeyboardInterrupt`` at once. Without a ``ckpt_dir``, with
+        ``checkpoint_on_interrupt=False`` or outside the main thread it does nothing.
+
+        Example:
+            >>> with logger.save_on_interrupt():  # doctest: +SKIP
+            ...     state = jax.jit(my_loop)(state)  # my_loop calls logger.log each step
+            ...     jax.block_until_ready(state)
+        """
+        if (
+            self.ckpt_dir is None
+            or not self.checkpoint_on_interrupt
+            or self._guarded
+            or threading.current_thread() is not threading.main_thread()
+        ):
+            yield
+            return
+        reader, writer = socket.socketpair()
+        reader.setblocking(False)
+        writer.setblocking(False)
+
+        def handler(signum, frame):
+            del signum, frame
+            self._sigint_count += 1
+            if self._sigint_count > 1:
+                raise KeyboardInterrupt("second Ctrl-C: stopped without saving")
+
+        previous = signal.signal(signal.SIGINT, handler)
+        previous_fd = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+        self._sigint_count = 0
+        self._interrupted_step = None
+        self._wakeup = reader
+        self._guarded = True
+        error: BaseException | None = None
+        try:
+            yield
+        except BaseException as e:  # noqa: BLE001 - re-raised below
+            error = e
+        finally:
+            self._guarded = False
+            self._wakeup = None
+            signal.set_wakeup_fd(previous_fd)
+            signal.signal(signal.SIGINT, previous)
+            reader.close()
+            writer.close()
+        if self._interrupted_step is not None:
+            raise KeyboardInterrupt(
+                f"realax.log: interrupted (SIGINT); checkpoint of step "
+                f"{self._interrupted_step} saved in {self.ckpt_dir}"
+            ) from error
+        if self._sigint_count:
+            # Ctrl-C arrived but no step was logged afterwards: honour it now.
+            raise KeyboardInterrupt("interrupted (SIGINT)") from error
+        if error is not None:
+            raise error
+
+    def checkpoint_now(self, state: Any, step: int | None = None) -> None:
+        """Save ``state`` as a checkpoint at once, from the host, and wait until it is on disk.
+
+        For hand-written Python loops, e.g. in an ``except KeyboardInterrupt`` block.
+
+        Args:
+            state: the pytree to save (restore it with :func:`realax.log.restore`).
+            step: checkpoint step (default ``state.step``).
+
+        Example:
+            >>> try:  # doctest: +SKIP
+            ...     for _ in range(n): state, m = step_fn(state)
+            ... except KeyboardInterrupt:
+            ...     logger.checkpoint_now(state)
+            ...     raise
+        """
+        if self.ckpt_dir is None:
+            raise ValueError("checkpoint_now needs a Logger with a ckpt_dir (got ckpt_dir=None)")
+        if step is None:
+            if not hasattr(state, "step"):
+                raise TypeError(
+                    f"checkpoint_now(state) needs state.step or an explicit step (got a "
+                    f"{type(state).__name__} without a step field); pass step=..."
+                )
+            step = state.step
+        step_arr = np.asarray(jax.device_get(step))
+        if not _checkpoint.is_primary():
+            return
+        leaves, paths, impls = _serialize.split_keys(state)
+        arrays = [np.array(jax.device_get(x), copy=True) for x in leaves]
+        if self._ckpt is None:
+            self._open()
+        self._ckpt.submit(int(step_arr.max()), arrays, list(paths), list(impls), 0)
+        self._ckpt.wait()
 
     def _writer(self) -> None:
         while True:
@@ -387,6 +595,9 @@ class Logger:
     def finish(self) -> None:
         """Wait for pending logs and checkpoints, close the wandb run and the metrics file.
 
+        In a multi-process run every process must call it: it returns once process 0 has
+        written everything (a barrier), so any process can then restore the last checkpoint.
+
         Raises:
             RuntimeError: a checkpoint or a metrics row could not be written during the run.
 
@@ -417,6 +628,12 @@ class Logger:
             self._metrics = None
         errors.extend(self._errors)
         self._errors = []
+        if _multi_process():
+            # Every process calls finish(); none returns before process 0 has written the
+            # last checkpoint, so a restore right after finish() sees the complete run.
+            from jax.experimental import multihost_utils
+
+            multihost_utils.sync_global_devices("realax.log.Logger.finish")
         if errors:
             raise RuntimeError(f"realax.log: {len(errors)} error(s) during logging") from errors[0]
 
@@ -425,6 +642,10 @@ class Logger:
 
     def __exit__(self, *exc) -> None:
         self.finish()
+
+
+def _multi_process() -> bool:
+    return jax.distributed.is_initialized() and jax.process_count() > 1
 
 
 def _wait_for_run_file(path: str, timeout: float = 15.0) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import numbers
 from collections.abc import Callable
@@ -234,17 +235,31 @@ class BaseTrainer:
             self.__dict__["_jit_cache"] = cache
         return cache
 
+    def _interrupt_guard(self) -> contextlib.AbstractContextManager:
+        """The logger's ``save_on_interrupt()`` context (Ctrl-C saves a checkpoint), if any."""
+        guard = getattr(self.logger, "save_on_interrupt", None)
+        return guard() if callable(guard) else contextlib.nullcontext()
+
+    def _call_compiled(self, fn: Callable, *args: Any, **kwargs: Any) -> Any:
+        """Run a compiled loop under the progress bar and the logger's interrupt guard."""
+        guarded = callable(getattr(self.logger, "save_on_interrupt", None))
+        with self._interrupt_guard():
+            out = fn(*args, **kwargs)
+            if self.progress_bar or guarded:
+                # wait inside the guard: a Ctrl-C during the run is handled by the logger
+                jax.block_until_ready(out)
+                jax.effects_barrier()
+        return out
+
     def _run(self, kind: str, state: Any, data: Any, n_steps: int) -> Any:
         self._check_compiled(state.data if data is None else data)
         fn = self._jitted[kind]
         with ProgressBar.maybe(
             self.progress_bar, id(self), n_steps, int(state.step), self._progress_metric
         ):
-            out = fn(state, data, self._consts(), n_steps=n_steps, progress=self.progress_bar)
-            if self.progress_bar:
-                jax.block_until_ready(out)
-                jax.effects_barrier()
-        return out
+            return self._call_compiled(
+                fn, state, data, self._consts(), n_steps=n_steps, progress=self.progress_bar
+            )
 
     @staticmethod
     def _rekey(state: Any, key: Any) -> Any:
@@ -333,12 +348,10 @@ class BaseTrainer:
         with ProgressBar.maybe(
             self.progress_bar, id(self), self.train_steps, 0, self._progress_metric
         ):
-            out = fn(keys, data, self._consts(), n_steps=self.train_steps,
-                     progress=self.progress_bar, scan=bool(use_scan))
-            if self.progress_bar:
-                jax.block_until_ready(out)
-                jax.effects_barrier()
-        return out
+            return self._call_compiled(
+                fn, keys, data, self._consts(), n_steps=self.train_steps,
+                progress=self.progress_bar, scan=bool(use_scan),
+            )
 
     def __call__(self, key: Any, data: Any = None) -> tuple[Any, dict]:
         """Same as :meth:`init_and_train`."""
@@ -359,7 +372,7 @@ class BaseTrainer:
         history = []
         with ProgressBar.maybe(
             self.progress_bar, id(self), n, int(state.step), self._progress_metric
-        ):
+        ), self._interrupt_guard():
             for _ in range(n):
                 state, metrics = self._python_step(state, data)
                 if self.logger is not None:

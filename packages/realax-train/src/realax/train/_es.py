@@ -403,15 +403,23 @@ class EvosaxTrainer(BaseTrainer):
             return jnp.asarray(fitness, jnp.float32).reshape(()), info
 
         fn = jax.vmap(jax.vmap(one, in_axes=(None, 0, None)), in_axes=(0, 0, None))
-        if self._mesh is not None:
-            fn = jax.shard_map(
-                fn,
-                mesh=self._mesh,
-                in_specs=(P(_AXIS), P(_AXIS), P()),
-                out_specs=P(_AXIS),
-                check_vma=False,
-            )
-        return fn(population, keys, data)
+        if self._mesh is None:
+            return fn(population, keys, data)
+
+        def sharded(population, keys, data):
+            # Each device evaluates its slice of the population; the results are gathered
+            # (an exact copy, no arithmetic) so everything after the evaluation runs
+            # replicated and does not depend on how the devices are spread over hosts.
+            out = fn(population, keys, data)
+            return jax.tree.map(lambda x: jax.lax.all_gather(x, _AXIS, tiled=True), out)
+
+        return jax.shard_map(
+            sharded,
+            mesh=self._mesh,
+            in_specs=(P(_AXIS), P(_AXIS), P()),
+            out_specs=P(),
+            check_vma=False,
+        )(population, keys, data)
 
     def _python_evaluate(self, population, keys, data):
         """Fitness and infos of a population, evaluated member by member in plain Python."""

@@ -358,8 +358,12 @@ class OptaxTrainer(BaseTrainer):
             return loss, grads
 
         def sharded(p, k, b):
+            # Gather every device's loss and gradients and average them in device order:
+            # an exact, topology-independent reduction (the same bits whether the devices sit
+            # in one process or in several), at the cost of n_devices copies of the gradients.
             (loss, _), grads = grad_fn(p, k, b)
-            return jax.lax.pmean(loss, _AXIS), jax.lax.pmean(grads, _AXIS)
+            gathered = jax.lax.all_gather((loss, grads), _AXIS)
+            return jax.tree.map(lambda x: jnp.mean(x, axis=0), gathered)
 
         fn = jax.shard_map(
             sharded, mesh=self._mesh, in_specs=(P(), P(), P(_AXIS)), out_specs=P(),

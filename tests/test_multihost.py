@@ -1,0 +1,206 @@
+"""Multi-host: 2 processes x 2 CPU devices (jax.distributed over loopback, gloo collectives)
+give the results of 1 process x 4 devices, for EvosaxTrainer and OptaxTrainer, with a Logger
+that writes metrics, wandb and checkpoints once (process 0).
+
+Every process runs the same unchanged script (WORKER below); only
+``jax.distributed.initialize`` differs. The script prints its results as JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+WORKER = textwrap.dedent(
+    """
+    import json, sys
+    import jax
+
+    n_proc, proc_id, port, run_dir = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
+    if n_proc > 1:
+        jax.config.update("jax_cpu_collectives_implementation", "gloo")
+        jax.distributed.initialize(
+            coordinator_address=f"127.0.0.1:{port}", num_processes=n_proc, process_id=proc_id
+        )
+
+    import jax.numpy as jnp
+    import numpy as np
+    import realax.log as rlog
+    from realax.train import EvosaxTrainer, OptaxTrainer
+
+    n_dev = jax.device_count()  # every device of every process
+    out = {"process_index": jax.process_index(), "device_count": n_dev,
+           "local_device_count": jax.local_device_count()}
+
+    def tolist(tree):
+        return jax.tree.map(lambda x: np.asarray(x).tolist(), tree)
+
+    # -- ES: population sharded over all 4 devices; the task reads its evaluation key -----------
+    def task(x, key, data=None):
+        return jnp.sum((x["w"] - 1.0) ** 2) + jnp.sum(x["b"] ** 2) + 0.05 * jax.random.normal(
+            key), {}
+
+    like = {"w": jnp.zeros((2, 3)), "b": jnp.full(2, 0.5)}
+    es_logger = rlog.Logger(wandb_log=True, metrics_fn=rlog.default_es_metrics,
+                            ckpt_dir=f"{run_dir}/es", ckpt_freq=5, mode="offline")
+    es_logger.init(project="realax-multihost", config={"popsize": 16})
+    for name in ("SNES", "SimpleGA"):
+        t = EvosaxTrainer(15, name, task, params_like=like, popsize=16, eval_reps=2,
+                          n_devices=n_dev, logger=es_logger if name == "SNES" else None)
+        state, metrics = t.init_and_train(jax.random.key(0))
+        out[f"es_{name}"] = {"mean": tolist(state.mean), "best": float(state.best_fitness),
+                             "best_params": tolist(state.best_params),
+                             "metrics": tolist(metrics)}
+        if name == "SNES":
+            es_logger.finish()
+            restored = rlog.restore(f"{run_dir}/es", like=t.initialize(jax.random.key(1)))
+            out["es_restored_mean"] = tolist(restored.mean)
+            out["es_restored_step"] = int(restored.step)
+
+    # -- gradients: each minibatch sharded over all 4 devices ------------------------------------
+    rng = np.random.default_rng(0)
+    xs = rng.normal(size=(64, 3)).astype(np.float32)
+    ys = (xs @ np.array([1.0, -2.0, 0.5], np.float32)).astype(np.float32)
+
+    def loss(p, key, batch):
+        return jnp.mean((batch["x"] @ p["w"] + p["b"] - batch["y"]) ** 2), {}
+
+    grad_logger = rlog.Logger(wandb_log=False, metrics_fn=rlog.default_grad_metrics,
+                              ckpt_dir=f"{run_dir}/grad", ckpt_freq=4)
+    g = OptaxTrainer(8, "adam", lambda k: {"w": jax.random.normal(k, (3,)), "b": jnp.zeros(())},
+                     loss, learning_rate=0.05, n_devices=n_dev, dataset={"x": xs, "y": ys},
+                     batch_size=16, logger=grad_logger)
+    gstate, gmetrics = g.init_and_train(jax.random.key(0))
+    grad_logger.finish()
+    out["grad"] = {"params": tolist(gstate.params), "metrics": tolist(gmetrics)}
+    restored = rlog.restore(f"{run_dir}/grad", like=g.initialize(jax.random.key(1)))
+    out["grad_restored_params"] = tolist(restored.params)
+    print("RESULT " + json.dumps(out), flush=True)
+    """
+)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _launch(script: Path, n_proc: int, devices_per_proc: int, run_dir: Path, port: int):
+    env = {
+        **os.environ,
+        "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices_per_proc}",
+        "JAX_PLATFORMS": "cpu",
+        "WANDB_MODE": "offline",
+        "WANDB_DIR": str(run_dir / "wandb"),
+        "WANDB_SILENT": "true",
+    }
+    (run_dir / "wandb").mkdir(parents=True)
+    return [
+        subprocess.Popen(
+            [sys.executable, str(script), str(n_proc), str(i), str(port), str(run_dir)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(n_proc)
+    ]
+
+
+def _collect(procs, timeout=400):
+    deadline = time.monotonic() + timeout
+    results = []
+    try:
+        for p in procs:
+            out, err = p.communicate(timeout=max(1.0, deadline - time.monotonic()))
+            assert p.returncode == 0, err[-4000:]
+            line = [ln for ln in out.splitlines() if ln.startswith("RESULT ")][-1]
+            results.append(json.loads(line[len("RESULT ") :]))
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    return results
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    base = tmp_path_factory.mktemp("multihost")
+    script = base / "worker.py"
+    script.write_text(WORKER)
+    # both configurations at once: 1 process x 4 devices, and 2 processes x 2 devices
+    single = _launch(script, 1, 4, base / "single", _free_port())
+    multi = _launch(script, 2, 2, base / "multi", _free_port())
+    return {
+        "single": _collect(single)[0],
+        "multi": _collect(multi),
+        "single_dir": base / "single",
+        "multi_dir": base / "multi",
+    }
+
+
+def _flat(tree):
+    if isinstance(tree, dict):
+        return np.concatenate([_flat(tree[k]) for k in sorted(tree)])
+    return np.ravel(np.asarray(tree, dtype=np.float64))
+
+
+def test_topology(runs):
+    assert runs["single"]["device_count"] == 4 and runs["single"]["local_device_count"] == 4
+    p0, p1 = runs["multi"]
+    assert (p0["process_index"], p1["process_index"]) == (0, 1)
+    assert p0["device_count"] == 4 and p0["local_device_count"] == 2
+
+
+def test_every_process_gets_identical_results(runs):
+    p0, p1 = runs["multi"]
+    # states and metrics are replicated: the same bits on every process
+    del p0["process_index"], p1["process_index"]
+    assert p0 == p1
+
+
+@pytest.mark.parametrize("name", ["SNES", "SimpleGA"])
+def test_es_two_processes_match_one_process(runs, name):
+    one, two = runs["single"][f"es_{name}"], runs["multi"][0][f"es_{name}"]
+    # The population is evaluated shard by shard and gathered exactly; XLA may still compile
+    # the algorithm's own reductions differently for the two topologies (float32 rounding).
+    for part in ("mean", "best", "best_params", "metrics"):
+        np.testing.assert_allclose(_flat(two[part]), _flat(one[part]), rtol=1e-5, atol=1e-6)
+    assert one["metrics"]["best_fitness"][-1] < one["metrics"]["best_fitness"][0]
+    assert one["metrics"]["generation"] == list(range(1, 16))
+
+
+def test_grad_two_processes_match_one_process_bit_for_bit(runs):
+    # gradients are gathered and averaged in device order: no topology-dependent reduction
+    one, two = runs["single"]["grad"], runs["multi"][0]["grad"]
+    assert one == two
+    assert one["metrics"]["loss"][-1] < one["metrics"]["loss"][0]
+
+
+def test_logger_writes_once_and_checkpoints_restore_on_every_process(runs):
+    for key, n_rows in (("es", 15), ("grad", 8)):
+        single = (runs["single_dir"] / key / "metrics.jsonl").read_text().splitlines()
+        multi = (runs["multi_dir"] / key / "metrics.jsonl").read_text().splitlines()
+        assert len(single) == len(multi) == n_rows  # process 1 wrote nothing
+        steps = sorted(int(p.name) for p in (runs["multi_dir"] / key).iterdir() if p.name.isdigit())
+        assert steps == ([5, 10, 15] if key == "es" else [4, 8])
+    for proc in runs["multi"]:  # each process restores the final checkpoint by itself
+        assert proc["es_restored_step"] == 15
+        np.testing.assert_array_equal(
+            _flat(proc["es_restored_mean"]), _flat(proc["es_SNES"]["mean"])
+        )
+        assert proc["grad_restored_params"] == proc["grad"]["params"]
+    # wandb: one offline run for the multi-process job, started by process 0 only
+    runs_multi = list((runs["multi_dir"] / "wandb" / "wandb").glob("offline-run-*"))
+    runs_single = list((runs["single_dir"] / "wandb" / "wandb").glob("offline-run-*"))
+    assert len(runs_multi) == len(runs_single) == 1

@@ -46,7 +46,7 @@ TITLES = {
 }
 
 
-def _machine_md(info: dict, quick: bool, started: float) -> str:
+def _machine_md(info: dict, quick: bool) -> str:
     v = info["versions"]
     load = info.get("loadavg_start", (0, 0, 0))
     load_end = info.get("loadavg_end", (0, 0, 0))
@@ -57,7 +57,7 @@ def _machine_md(info: dict, quick: bool, started: float) -> str:
         f"brax {v['brax']}, flax {v['flax']}, optax {v['optax']}; peers pinned in "
         "`benchmarks/peers/*/uv.lock`",
         f"- date: {info['date']}; {'--quick' if quick else 'full'} run, "
-        f"{(time.time() - started) / 60:.1f} min in total",
+        f"{info.get('minutes', 0):.1f} min of benchmarking",
         f"- load average (1/5/15 min) at start {load[0]:.2f}/{load[1]:.2f}/{load[2]:.2f}, "
         f"at end {load_end[0]:.2f}/{load_end[1]:.2f}/{load_end[2]:.2f}"
         + (
@@ -93,6 +93,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="+", choices=sorted(TABLES), help="run only these tables")
     parser.add_argument("--timeout", type=float, default=None, help="per-variant timeout (s)")
     parser.add_argument("--verbose", action="store_true", help="print variants' stderr")
+    parser.add_argument(
+        "--render-only",
+        action="store_true",
+        help="rewrite the markdown report from the saved results JSON without running anything",
+    )
     args = parser.parse_args(argv)
 
     started = time.time()
@@ -107,11 +112,15 @@ def main(argv: list[str] | None = None) -> int:
     previous = json.loads(json_path.read_text()) if json_path.exists() else {}
     tables = dict(previous.get("tables", {}))
     failed = []
-    for name in args.only or list(TABLES):
+    if args.render_only:
+        info = previous["machine"]
+    for name in [] if args.render_only else args.only or list(TABLES):
         module = importlib.import_module(f"benchmarks.{TABLES[name]}")
         rows = module.plan(args.quick)
         print(f"== {TITLES[name]}: {len(rows)} variant(s)", flush=True)
         for row in rows:
+            if hasattr(module, "prepare"):  # e.g. give a peer the work a realax row just did
+                module.prepare(row, rows)
             t0 = time.perf_counter()
             run_variant(row, timeout=timeout, verbose=args.verbose)
             status = "ok" if row["ok"] else "FAILED: " + short_error(row["error"] or "", 200)
@@ -124,11 +133,17 @@ def main(argv: list[str] | None = None) -> int:
                 failed.append(f"{name}: {row.get('group', '')} {row['label']}")
         tables[name] = {"rows": rows, "quick": args.quick, "date": info["date"]}
 
-    info["loadavg_end"] = os.getloadavg()
-    json_path.write_text(json.dumps({"machine": info, "tables": tables}, indent=1, default=str))
+    if not args.render_only:
+        info["loadavg_end"] = os.getloadavg()
+        info["minutes"] = round(
+            (time.time() - started) / 60
+            + previous.get("machine", {}).get("minutes", 0) * bool(args.only),
+            1,
+        )
+        json_path.write_text(json.dumps({"machine": info, "tables": tables}, indent=1, default=str))
 
     text = md_path.read_text() if md_path.exists() else _skeleton()
-    text = _splice(text, "machine", _machine_md(info, args.quick, started))
+    text = _splice(text, "machine", _machine_md(info, args.quick))
     for name, data in tables.items():
         module = importlib.import_module(f"benchmarks.{TABLES[name]}")
         text = _splice(text, name, module.render(data["rows"], data["quick"]))

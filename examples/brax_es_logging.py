@@ -6,6 +6,8 @@ environment with ``evolve``, metrics sent to Weights & Biases (offline here, unl
 generations, and the learning curves drawn at the end.
 
     uv run python examples/brax_es_logging.py [--quick] [--env reacher] [--out ckpts_ex/es]
+
+``--quick`` runs three generations of ten-step episodes on inverted_pendulum.
 """
 
 import argparse
@@ -20,7 +22,8 @@ from realax.train import FitnessShaper, evolve
 
 
 def main(args: argparse.Namespace) -> None:
-    env_name = args.env
+    # --quick: the smallest brax model (fastest to compile) unless --env is given
+    env_name = args.env or ("inverted_pendulum" if args.quick else "reacher")
     obs_dims, action_dims, _ = rt.get_env_dimensions(env_name)
     steps = 10 if args.quick else 500  # env steps per episode
     generations = 3 if args.quick else 256
@@ -67,7 +70,7 @@ def main(args: argparse.Namespace) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny episodes, three generations")
-    parser.add_argument("--env", default="reacher", help="brax environment (default: reacher)")
+    parser.add_argument("--env", default=None, help="brax environment (default: reacher)")
     parser.add_argument("--out", default="ckpts_ex/es", help="checkpoint and metrics folder")
     parser.add_argument("--ckpt-freq", type=int, default=None, help="checkpoint every N gens")
     parser.add_argument(

@@ -1,0 +1,232 @@
+"""Crash and resume: a training script killed at a random point (SIGKILL) and started again
+ends bit-identical to an uninterrupted run; Ctrl-C (SIGINT) saves a checkpoint first; a damaged
+latest checkpoint falls back to the previous one; a run directory is never overwritten silently.
+
+The training script (SCRIPT below) is what a user would write: it resumes from its ckpt_dir
+when a checkpoint exists, else starts fresh. Each step is throttled to ~25 ms by a host
+callback so the kill lands in the middle of training.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SCRIPT = textwrap.dedent(
+    """
+    import sys, time
+    import jax, jax.numpy as jnp, numpy as np
+    from jax.experimental import io_callback
+    import realax.log as rlog
+    from realax.train import EvosaxTrainer, OptaxTrainer
+
+    kinds, root, delay = sys.argv[1].split(","), sys.argv[2], float(sys.argv[3])
+
+    class Throttled:
+        # the real Logger, plus a host callback that makes every step take `delay` seconds
+        def __init__(self, inner):
+            self.inner = inner
+
+        def log(self, state, metrics):
+            self.inner.log(state, metrics)
+            io_callback(lambda s: time.sleep(delay), None, state.step, ordered=True)
+
+        def save_on_interrupt(self):
+            return self.inner.save_on_interrupt()
+
+    def train(kind, ckpt_dir, out):
+        if kind == "es":
+            def task(x, key, data=None):
+                return jnp.sum((x["w"] - 1.0) ** 2) + 0.1 * jax.random.normal(key), {}
+            metrics_fn = rlog.default_es_metrics
+        else:
+            rng = np.random.default_rng(0)
+            xs = rng.normal(size=(64, 3)).astype(np.float32)
+            ys = xs @ np.array([1.0, -2.0, 0.5], np.float32)
+            metrics_fn = rlog.default_grad_metrics
+
+        logger = rlog.Logger(wandb_log=False, metrics_fn=metrics_fn, ckpt_dir=ckpt_dir,
+                             ckpt_freq=5, resume=True)
+        if kind == "es":
+            trainer = EvosaxTrainer(60, "CMA_ES", task, params_like={"w": jnp.zeros(4)},
+                                    popsize=8, logger=Throttled(logger))
+        else:
+            trainer = OptaxTrainer(
+                60, "adam", lambda k: {"w": jax.random.normal(k, (3,)), "b": jnp.zeros(())},
+                lambda p, k, b: (jnp.mean((b["x"] @ p["w"] + p["b"] - b["y"]) ** 2), {}),
+                learning_rate=0.05, dataset={"x": xs, "y": ys}, batch_size=16,
+                logger=Throttled(logger))
+
+        state = trainer.initialize(jax.random.key(0))
+        if rlog.latest_step(ckpt_dir) is not None:
+            state = rlog.restore(ckpt_dir, like=state)
+            print(f"RESUMED {int(state.step)}", flush=True)
+        print("TRAINING", flush=True)
+        state = trainer.resume_(state)
+        logger.finish()
+        is_key = lambda x: jnp.issubdtype(x.dtype, jax.dtypes.prng_key)
+        leaves = [np.asarray(jax.random.key_data(x) if is_key(x) else x)
+                  for x in jax.tree.leaves(state)]
+        np.savez(out, *leaves)
+
+    for kind in kinds:
+        train(kind, f"{root}/{kind}", f"{root}/{kind}.npz")
+    print("DONE", flush=True)
+    """
+)
+
+
+def _env():
+    return {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONUNBUFFERED": "1"}
+
+
+def _start(script, kinds, root, delay):
+    return subprocess.Popen(
+        [sys.executable, str(script), kinds, str(root), str(delay)],
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _finish(proc, timeout=240):
+    out, err = proc.communicate(timeout=timeout)
+    return proc.returncode, out, err
+
+
+def _steps_on_disk(ckpt_dir: Path) -> list[int]:
+    """Finalised checkpoint directories (orbax renames a step's tmp dir when it is whole)."""
+    if not ckpt_dir.is_dir():
+        return []
+    return sorted(int(p.name) for p in ckpt_dir.iterdir() if p.name.isdigit())
+
+
+def _wait_for_checkpoint(proc, ckpt_dir: Path, after: int = 0, timeout=150.0):
+    deadline = time.monotonic() + timeout
+    while not [s for s in _steps_on_disk(ckpt_dir) if s > after]:
+        assert proc.poll() is None, proc.communicate()[1][-3000:]
+        assert time.monotonic() < deadline, "no checkpoint appeared"
+        time.sleep(0.02)
+
+
+def _load(path: Path) -> list[np.ndarray]:
+    with np.load(path) as f:
+        return [f[f"arr_{i}"] for i in range(len(f.files))]
+
+
+def _assert_bit_identical(a: list[np.ndarray], b: list[np.ndarray]):
+    assert len(a) == len(b)
+    for x, y in zip(a, b, strict=True):
+        assert x.dtype == y.dtype
+        np.testing.assert_array_equal(x, y, strict=True)
+
+
+def _kill_at_random_point(proc, ckpt_dir: Path, after: int = 0) -> list[int]:
+    """SIGKILL ``proc`` at a random moment after a (new) checkpoint exists."""
+    seed = random.randrange(2**32)
+    _wait_for_checkpoint(proc, ckpt_dir, after)
+    time.sleep(random.Random(seed).uniform(0.0, 0.6))  # 60 steps x 25 ms
+    proc.send_signal(signal.SIGKILL)
+    code, _, _ = _finish(proc)
+    assert code == -signal.SIGKILL, f"the run finished before the kill (seed {seed})"
+    on_disk = _steps_on_disk(ckpt_dir)
+    assert on_disk and on_disk[-1] < 60, (on_disk, seed)
+    return on_disk
+
+
+@pytest.fixture(scope="module")
+def script(tmp_path_factory):
+    path = tmp_path_factory.mktemp("crash") / "train.py"
+    path.write_text(SCRIPT)
+    return path
+
+
+@pytest.fixture(scope="module")
+def reference(script, tmp_path_factory):
+    """Uninterrupted ES and gradient runs: final states (leaves) and run directories."""
+    root = tmp_path_factory.mktemp("reference")
+    code, stdout, err = _finish(_start(script, "es,grad", root, 0.0))
+    assert code == 0, err[-3000:]
+    assert "RESUMED" not in stdout
+    return {k: (_load(root / f"{k}.npz"), root / k) for k in ("es", "grad")}
+
+
+def _assert_same_run(root: Path, kind: str, reference):
+    import realax.log as rlog
+
+    _assert_bit_identical(_load(root / f"{kind}.npz"), reference[kind][0])
+    # nothing lost in the metrics either: every step once, as in the uninterrupted run
+    rows, ref_rows = rlog.read_metrics(root / kind), rlog.read_metrics(reference[kind][1])
+    assert [r["step"] for r in rows] == list(range(1, 61))
+    assert rows == ref_rows
+
+
+@pytest.mark.slow
+def test_es_sigint_then_sigkill_then_resume_is_bit_identical(script, reference, tmp_path):
+    ckpt = tmp_path / "es"
+    # 1. Ctrl-C: a checkpoint of the current step is saved, then KeyboardInterrupt
+    proc = _start(script, "es", tmp_path, 0.025)
+    _wait_for_checkpoint(proc, ckpt)
+    time.sleep(random.uniform(0.0, 0.3))
+    proc.send_signal(signal.SIGINT)
+    code, _, err = _finish(proc)
+    assert code != 0 and "KeyboardInterrupt" in err, err[-3000:]
+    saved = int(err.split("checkpoint of step ")[1].split()[0])
+    assert 5 <= saved < 60 and _steps_on_disk(ckpt)[-1] == saved  # newest checkpoint
+    # 2. restart, then SIGKILL at a random point after a further checkpoint
+    proc = _start(script, "es", tmp_path, 0.025)
+    on_disk = _kill_at_random_point(proc, ckpt, after=saved)
+    assert not (tmp_path / "es.npz").exists()
+    # 3. restart: resumes from the newest complete checkpoint, ends as if never stopped
+    code, stdout, err = _finish(_start(script, "es", tmp_path, 0.0))
+    assert code == 0, err[-3000:]
+    assert f"RESUMED {on_disk[-1]}" in stdout
+    _assert_same_run(tmp_path, "es", reference)
+
+
+@pytest.mark.slow
+def test_grad_sigkill_with_damaged_latest_checkpoint_resumes_bit_identical(
+    script, reference, tmp_path
+):
+    ckpt = tmp_path / "grad"
+    # (killed once at least two checkpoints exist, so there is a previous one to fall back to)
+    on_disk = _kill_at_random_point(_start(script, "grad", tmp_path, 0.025), ckpt, after=5)
+    # the newest checkpoint gets damaged (e.g. a disk error): the restart falls back
+    newest = ckpt / str(on_disk[-1]) / "state"
+    for f in (p for p in newest.rglob("*") if p.is_file() and p.stat().st_size):
+        f.write_bytes(bytes(b ^ 0xFF for b in f.read_bytes()))
+    code, stdout, err = _finish(_start(script, "grad", tmp_path, 0.0))
+    assert code == 0, err[-3000:]
+    assert f"checkpoint step {on_disk[-1]}" in err and "falling back" in err
+    assert f"RESUMED {on_disk[-2]}" in stdout
+    _assert_same_run(tmp_path, "grad", reference)
+
+
+def test_a_run_directory_is_never_overwritten_silently(reference, tmp_path):
+    import shutil
+
+    import realax.log as rlog
+
+    run = tmp_path / "run"
+    shutil.copytree(reference["grad"][1], run)
+    with pytest.raises(FileExistsError, match=r"ckpt_dir .* already holds a run.*resume=True"):
+        rlog.Logger(False, rlog.default_grad_metrics, ckpt_dir=run)
+    with pytest.raises(ValueError, match="resume=True and overwrite=True"):
+        rlog.Logger(False, rlog.default_grad_metrics, ckpt_dir=run, resume=True, overwrite=True)
+    rlog.Logger(False, rlog.default_grad_metrics, ckpt_dir=run, resume=True)
+    assert _steps_on_disk(run) == list(range(5, 61, 5))  # resume keeps everything
+    rlog.Logger(False, rlog.default_grad_metrics, ckpt_dir=run, overwrite=True)
+    assert _steps_on_disk(run) == [] and not (run / "metrics.jsonl").exists()
+    # an empty or new directory needs no choice
+    rlog.Logger(False, rlog.default_grad_metrics, ckpt_dir=run)
+    rlog.Logger(False, rlog.default_grad_metrics, ckpt_dir=tmp_path / "new" / "dir")

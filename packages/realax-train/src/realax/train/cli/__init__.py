@@ -100,6 +100,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CliError as e:
         print(f"realax: error: {e}", file=sys.stderr)
         return e.status
+    except BrokenPipeError:  # e.g. `realax envs | head`
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print(
             "\nrealax: aborted; checkpoints already on disk are complete (`realax resume RUN_DIR`"

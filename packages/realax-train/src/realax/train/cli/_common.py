@@ -302,9 +302,11 @@ def load_pytree(path: Path, like: Any) -> Any:
     plain_like = jax.tree.map(lambda x: jax.random.key_data(x) if _is_key(x) else x, like)
     loaded = serialization.from_bytes(plain_like, path.read_bytes())
     return jax.tree.map(
-        lambda ref, x: jax.random.wrap_key_data(x, impl=jax.random.key_impl(ref))
-        if _is_key(ref)
-        else jax.numpy.asarray(x),
+        lambda ref, x: (
+            jax.random.wrap_key_data(x, impl=jax.random.key_impl(ref))
+            if _is_key(ref)
+            else jax.numpy.asarray(x)
+        ),
         like,
         loaded,
     )

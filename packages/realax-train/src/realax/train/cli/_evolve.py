@@ -361,7 +361,7 @@ def resume(config: dict[str, Any], run_dir: Path) -> int:
 
 def eval_policy(config: dict[str, Any], run_dir: Path, episodes: int, seed: int) -> int:
     """``realax eval`` of an evolve run: the saved policy (else the latest checkpoint's mean)."""
-    setup = build(config)
+    setup = build({**config, "devices": 1})  # evaluation needs no population split
     path = run_dir / POLICY_FILE
     data_like = setup.task.init_data(jax.random.key(0))
     if path.is_file():

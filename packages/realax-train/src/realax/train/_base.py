@@ -317,6 +317,7 @@ class BaseTrainer:
         """
         if key_batch_size(key) is not None:
             return self.init_and_train_seeds(key, data)
+        self._check_compiled(data)  # the user's functions, before anything is compiled
         state = self.initialize(key, data)
         return self.train(state)
 
@@ -324,6 +325,7 @@ class BaseTrainer:
         """Initialise from ``key`` and train with ``lax.fori_loop`` (final state only)."""
         if key_batch_size(key) is not None:
             return self.init_and_train_seeds(key, data, use_scan=False)
+        self._check_compiled(data)
         state = self.initialize(key, data)
         return self.train_(state)
 

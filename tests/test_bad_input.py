@@ -612,7 +612,8 @@ SUBPROCESS_ROWS = [
     (
         "es-popsize-not-divisible-by-devices",
         "ValueError",
-        r"popsize must be divisible by n_devices \(got popsize=10, n_devices=4\); choose popsize=12",
+        r"popsize must be divisible by n_devices \(got popsize=10, n_devices=4\); "
+        r"choose popsize=12",
     ),
     (
         "grad-batch-not-divisible-by-devices",

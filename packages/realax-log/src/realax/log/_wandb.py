@@ -82,6 +82,10 @@ def start_run(
             RuntimeWarning,
             stacklevel=3,
         )
+        if kwargs.get("id") is not None:
+            # the failed online attempt has claimed this id in this process: wandb refuses to
+            # start a second run with it, so the offline run gets a fresh one
+            kwargs["id"] = uuid.uuid4().hex[:8]
         return wandb.init(
             project=project,
             config=dict(config) if config is not None else None,

@@ -35,8 +35,16 @@ def resolve_mode(mode: str | None) -> str:
 def _settings(user: Any, mode: str) -> Any:
     """wandb.Settings with a bounded init timeout and no console capture, merged with user's."""
     defaults: dict[str, Any] = {"console": "off", "silent": True}
-    if mode == "online" and "WANDB_INIT_TIMEOUT" not in os.environ:
-        defaults["init_timeout"] = DEFAULT_INIT_TIMEOUT
+    if mode == "online":
+        # read WANDB_INIT_TIMEOUT here, every time: wandb reads its environment once per
+        # process, so a value set after the first run would otherwise be ignored
+        env_timeout = os.environ.get("WANDB_INIT_TIMEOUT")
+        try:
+            defaults["init_timeout"] = float(env_timeout) if env_timeout else DEFAULT_INIT_TIMEOUT
+        except ValueError as err:
+            raise ValueError(
+                f"WANDB_INIT_TIMEOUT must be a number of seconds (got {env_timeout!r})"
+            ) from err
     if user is None:
         return wandb.Settings(**defaults)
     if isinstance(user, Mapping):

@@ -10,7 +10,6 @@ from evosax.core.fitness_shaping import (
     centered_rank_fitness_shaping_fn,
     identity_fitness_shaping_fn,
 )
-
 from realax.train import (
     STRATEGY_ALIASES,
     EvosaxTrainer,

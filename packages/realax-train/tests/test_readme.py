@@ -3,7 +3,6 @@
 import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
-
 import realax.train as rx
 from realax.train import FitnessShaper, evolve
 

@@ -20,6 +20,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.slow  # three JAX processes; about a minute on 2 cores
+
 WORKER = textwrap.dedent(
     """
     import json, sys

@@ -63,6 +63,10 @@ class Logger:
     checkpoint is taken when any seed's step is a multiple of ``ckpt_freq``. Inside ``pmap``
     each device would call back separately: call ``log`` outside the per-device function.
 
+    In a multi-process run (``jax.distributed``) every process builds the same Logger and
+    calls the same methods, but only process 0 writes metrics, wandb and checkpoints (the
+    state is the same on every process); :meth:`finish` waits for it on every process.
+
     Args:
         wandb_log: also log to Weights & Biases (needs :meth:`init`).
         metrics_fn: ``(state, data) -> (log_data, ckpt_data, step)``, traced inside the loop;

@@ -159,7 +159,10 @@ class EvosaxTrainer(BaseTrainer):
         eval_reps: evaluations per member (fitness is their mean).
         logger: object with ``log(state, metrics)``, called every generation.
         progress_bar: show a live tqdm bar (best fitness so far).
-        n_devices: split the population over this many devices (``jax.shard_map``).
+        n_devices: split the population over this many devices (``jax.shard_map``); each
+            device evaluates its slice and the fitness is gathered. Under ``jax.distributed``
+            ``n_devices=jax.device_count()`` spans every device of every process, and every
+            process gets the same state and metrics.
         init_mean: starting point overriding ``params_like``'s value.
         init_std: spread of the initial population of population-based algorithms.
 

@@ -147,7 +147,11 @@ class OptaxTrainer(BaseTrainer):
 
     With ``n_devices > 1`` each minibatch is split over devices (``jax.shard_map``) and the
     gradients (and losses) averaged across them, so the update equals the one-device update up
-    to floating point reassociation (every device sees the same key).
+    to floating point reassociation (every device sees the same key). The per-device gradients
+    are gathered and averaged in device order, so the result does not depend on how the
+    devices are spread over processes: under ``jax.distributed``, ``n_devices=
+    jax.device_count()`` uses every device of every process (each process passes the same
+    ``dataset``) with the same bits as one process holding all the devices.
 
     Args:
         epochs: number of epochs per ``train`` call.

@@ -68,6 +68,12 @@ WORKER = textwrap.dedent(
             out["es_restored_mean"] = tolist(restored.mean)
             out["es_restored_step"] = int(restored.step)
 
+    try:  # a mesh over some processes' devices only
+        EvosaxTrainer(6, "SNES", task, params_like=like, popsize=8, n_devices=2)
+        out["partial_mesh_error"] = None
+    except ValueError as e:
+        out["partial_mesh_error"] = str(e)
+
     # several seeds in one program, each population sharded over the 4 devices
     t = EvosaxTrainer(6, "CMA_ES", task, params_like=like, popsize=8, n_devices=n_dev)
     seeds, seed_metrics = t.init_and_train(jax.random.split(jax.random.key(2), 2))
@@ -168,6 +174,10 @@ def test_topology(runs):
     p0, p1 = runs["multi"]
     assert (p0["process_index"], p1["process_index"]) == (0, 1)
     assert p0["device_count"] == 4 and p0["local_device_count"] == 2
+    # n_devices must span every process (or be 1); fine within one process
+    assert runs["single"]["partial_mesh_error"] is None
+    assert "n_devices=2 in a run of 2 processes" in p0["partial_mesh_error"]
+    assert "n_devices=jax.device_count() (=4" in p0["partial_mesh_error"]
 
 
 def test_every_process_gets_identical_results(runs):

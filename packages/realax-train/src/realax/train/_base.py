@@ -93,6 +93,12 @@ def check_n_devices(n_devices: Any) -> int:
             f"n_devices<={available} (on CPU, set XLA_FLAGS=--xla_force_host_platform_device_count"
             f"={n} before importing jax)."
         )
+    if 1 < n < available and jax.process_count() > 1:
+        raise ValueError(
+            f"n_devices={n} in a run of {jax.process_count()} processes would leave some "
+            f"processes without devices; use n_devices=jax.device_count() (={available}, every "
+            "device of every process) or n_devices=1 (each process trains on its own)."
+        )
     return n
 
 

@@ -28,8 +28,8 @@ _COMMON: dict[str, Key] = {
     "wandb": Key(
         "offline",
         choice(*WANDB_MODES),
-        "Weights & Biases mode (offline runs stay in the run "
-        "folder; upload later with `wandb sync`)",
+        "Weights & Biases mode; offline runs stay in the run folder (upload them with "
+        "`wandb sync`); WANDB_MODE, if set, replaces the default",
         "{online,offline,off}",
     ),
     "ckpt_freq": Key(10, POSITIVE, "checkpoint every N steps (generations)", "N"),

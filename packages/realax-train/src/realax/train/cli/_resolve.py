@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +29,25 @@ def _merge(command: str, given: dict[str, Any], keys: dict) -> dict[str, Any]:
         )
     flags = check_config(given, keys, source="the command line")
     config = {k: spec.default for k, spec in keys.items()}
+    env_mode = _wandb_mode_from_env()
+    if env_mode is not None:
+        config["wandb"] = env_mode
     config.update(file_values)
     config.update(flags)
     return config
+
+
+def _wandb_mode_from_env() -> str | None:
+    """``WANDB_MODE`` as a ``--wandb`` value (the default when neither file nor flag sets it)."""
+    mode = os.environ.get("WANDB_MODE", "").strip().lower()
+    return {
+        "online": "online",
+        "run": "online",
+        "offline": "offline",
+        "dryrun": "offline",
+        "disabled": "off",
+        "off": "off",
+    }.get(mode)
 
 
 def run_config(run_dir: str | Path) -> dict[str, Any]:

@@ -441,7 +441,8 @@ class Logger:
         the next step that reaches :meth:`log` is checkpointed (whatever ``ckpt_freq``), the
         checkpoint is waited for, and ``KeyboardInterrupt`` is raised naming the step. A
         second SIGINT raises ``KeyboardInterrupt`` at once. Without a ``ckpt_dir``, with
-        ``checkpoint_on_interrupt=False`` or outside the main thread it does nothing.
+        ``checkpoint_on_interrupt=False``, outside the main thread or in a multi-process run
+        (which relies on its periodic checkpoints) it does nothing.
 
         Example:
             >>> with logger.save_on_interrupt():  # doctest: +SKIP
@@ -453,6 +454,7 @@ class Logger:
             or not self.checkpoint_on_interrupt
             or self._guarded
             or threading.current_thread() is not threading.main_thread()
+            or _multi_process()  # see log(): no Ctrl-C checkpoints across processes
         ):
             yield
             return

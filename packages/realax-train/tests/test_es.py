@@ -1,5 +1,6 @@
 """EvosaxTrainer behaviour: convergence, names, shaping, eval_reps, data, NaN, Python loop."""
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -257,3 +258,20 @@ def test_python_loop_matches_compiled_loop():
     s2, m2 = t.init_and_train_python(jax.random.key(3))
     np.testing.assert_allclose(m1["fitness_mean"], m2["fitness_mean"], rtol=1e-5)
     np.testing.assert_allclose(s1.mean, s2.mean, rtol=1e-5)
+
+
+@pytest.mark.parametrize("strategy", ["Open_ES", "CMA_ES", "SNES"])
+def test_states_have_no_weak_types_so_a_second_train_does_not_recompile(strategy):
+    # a weakly typed leaf (a Python scalar in an evosax state) would differ from the strong
+    # leaf train() returns, and train(state) on the returned state would compile again
+    trainer = EvosaxTrainer(3, strategy, sphere, params_like=jnp.ones(3), popsize=8)
+    state = trainer.initialize(jax.random.key(0))
+    trained, _ = trainer.train(state)
+    for tree in (state, trained):
+        weak = [
+            jax.tree_util.keystr(path)
+            for path, leaf in jax.tree_util.tree_leaves_with_path(tree)
+            if getattr(leaf, "weak_type", False)
+        ]
+        assert not weak, weak
+    chex.assert_trees_all_equal_shapes_and_dtypes(state, trained)

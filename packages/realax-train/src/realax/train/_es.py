@@ -34,6 +34,19 @@ __all__ = ["EvoState", "EvosaxTrainer", "evolve"]
 _AXIS = "devices"
 
 
+def strong_types(tree: Any) -> Any:
+    """``tree`` with weakly typed leaves (from Python scalars in evosax states) made strong.
+
+    A weak-typed leaf in a state makes a second ``train(state)`` on the returned state (whose
+    leaves are strong) compile again; fixing the types once keeps one compiled program.
+    """
+
+    def fix(x: Any) -> Any:
+        return jnp.asarray(x, dtype=x.dtype) if getattr(x, "weak_type", False) else x
+
+    return jax.tree.map(fix, tree)
+
+
 class EvoState(struct.PyTreeNode):
     """State of an :class:`EvosaxTrainer` run.
 
@@ -69,7 +82,7 @@ class EvoState(struct.PyTreeNode):
     ) -> EvoState:
         """Build a state (keyword-only)."""
         return cls(
-            es_state=es_state,
+            es_state=strong_types(es_state),
             step=jnp.asarray(step, dtype=jnp.int32),
             key=as_typed_key(key),
             best_params=best_params,
@@ -526,6 +539,7 @@ class EvosaxTrainer(BaseTrainer):
         flat = jax.vmap(lambda p: ravel_pytree(p)[0])(population)
         shaped = self.fitness_shaper.apply(flat, raw)
         es_state, _ = self.strategy.tell(k_tell, population, shaped, es_state, self.es_params)
+        es_state = strong_types(es_state)  # one carry type: train(state) twice compiles once
         best_params, best_fitness = self._update_best(
             state.best_params, state.best_fitness, population, raw
         )

@@ -232,7 +232,7 @@ def test_progress_bar_shows_the_metric(capsys):
 
 MEMORY_CHILD = textwrap.dedent(
     """
-    import json, resource, sys
+    import json, sys
     import jax, jax.numpy as jnp
     from realax.train import EvosaxTrainer
 
@@ -251,7 +251,11 @@ MEMORY_CHILD = textwrap.dedent(
             return s, s
         out = jax.jit(lambda s: jax.lax.scan(body, s, None, length=steps))(state)
     jax.block_until_ready(out)
-    print(json.dumps({"maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+    # VmHWM: this program's own peak RSS. (ru_maxrss is kept across fork+exec on Linux, so it
+    # would report the parent's peak when the parent, e.g. a pytest worker, is larger.)
+    with open("/proc/self/status") as f:
+        hwm = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+    print(json.dumps({"maxrss_kb": hwm}))
     """
 )
 

@@ -248,9 +248,21 @@ class RLTrainer(BaseTrainer):
     def _reset_envs(self, key: jax.Array, n: int) -> tuple[jax.Array, Any]:
         return jax.vmap(self.env.reset)(jax.random.split(key, n))
 
-    def _env_step(self, env: rt.Env, key: jax.Array, env_state: Any, actions: jax.Array):
-        n = actions.shape[0]
-        return jax.vmap(env.step)(jax.random.split(key, n), env_state, actions)
+    def _local_keys(self, key: jax.Array, n_global: int, axis: str | None, parts: int = 1):
+        """Keys of this device's share of ``n_global`` items, ``(n_local, parts)``.
+
+        Item ``i`` gets the same key whatever the number of devices, so a run split over
+        devices steps the same environments with the same randomness as a one-device run.
+        """
+        keys = jax.random.split(key, (n_global, parts))
+        if axis is None:
+            return keys
+        n = n_global // self.n_devices
+        return lax.dynamic_slice_in_dim(keys, lax.axis_index(axis) * n, n)
+
+    @staticmethod
+    def _env_step(env: rt.Env, keys: jax.Array, env_state: Any, actions: jax.Array):
+        return jax.vmap(env.step)(keys, env_state, actions)
 
     def _base_state(self, key: jax.Array, agent: Any, buffer: Any = None) -> RLState:
         k_env, k_run = jax.random.split(key)
@@ -292,7 +304,8 @@ class RLTrainer(BaseTrainer):
         n = self.eval_episodes // self.n_devices
         env = self.eval_env
         k_reset, k_loop = jax.random.split(key)
-        obs, env_state = jax.vmap(env.reset)(jax.random.split(k_reset, n))
+        reset_keys = self._local_keys(k_reset, self.eval_episodes, axis)[:, 0]
+        obs, env_state = jax.vmap(env.reset)(reset_keys)
         limit = jnp.where(active, self.eval_max_steps, 0)
 
         def cond(carry):
@@ -301,10 +314,11 @@ class RLTrainer(BaseTrainer):
 
         def body(carry):
             i, env_state, obs, ret, length, alive, k = carry
-            k, k_act, k_env = jax.random.split(k, 3)
-            actions = agent.sample_actions(obs.astype(jnp.float32), seed=k_act, deterministic=True)
+            k, k_step = jax.random.split(k)
+            keys = self._local_keys(k_step, self.eval_episodes, axis)[:, 0]
+            actions = agent.sample_actions(obs.astype(jnp.float32), seed=k, deterministic=True)
             obs, env_state, reward, term, trunc, _ = self._env_step(
-                env, k_env, env_state, self._to_env_action(actions)
+                env, keys, env_state, self._to_env_action(actions)
             )
             ret = ret + jnp.where(alive, reward, 0.0)
             length = length + alive.astype(jnp.int32)
@@ -376,6 +390,7 @@ class RLTrainer(BaseTrainer):
         if self._mesh is None:
             return self._local_step(state, None)
         specs = self._state_specs(state)
+
         fn = jax.shard_map(
             lambda s: self._local_step(s, AXIS),
             mesh=self._mesh,

@@ -202,27 +202,31 @@ class OffPolicyTrainer(RLTrainer):
 
     def _local_step(self, state: RLState, axis: str | None) -> tuple[RLState, dict]:
         key = jax.random.fold_in(state.key, state.step)
-        if axis is not None:
-            key = jax.random.fold_in(key, lax.axis_index(axis))
         k_collect, k_update, k_eval = jax.random.split(key, 3)
+        if axis is not None:  # each device samples its own minibatches
+            k_update = jax.random.fold_in(k_update, lax.axis_index(axis))
         env = self.env
         agent = state.agent
         env_steps_per_iter = self.num_envs  # global, across devices
 
         def env_step(carry, k):
             env_state, obs, ep_ret, ep_len, buffer, env_steps = carry
-            k_act, k_env, k_rand = jax.random.split(k, 3)
+            keys = self._local_keys(k, self.num_envs, axis, parts=3)
             extra = {}
             if self.discrete:
                 eps = jnp.asarray(self.epsilon(env_steps), jnp.float32)
-                actions = agent.sample_actions(obs, seed=k_act, epsilon=eps)
+                actions = jax.vmap(lambda o, k: agent.sample_actions(o, seed=k, epsilon=eps))(
+                    obs, keys[:, 0]
+                )
                 extra["epsilon"] = eps
             else:
-                policy = agent.sample_actions(obs, seed=k_act)
-                uniform = jax.random.uniform(k_rand, policy.shape, minval=-1.0, maxval=1.0)
+                policy = jax.vmap(lambda o, k: agent.sample_actions(o, seed=k))(obs, keys[:, 0])
+                uniform = jax.vmap(
+                    lambda k: jax.random.uniform(k, policy.shape[1:], minval=-1.0, maxval=1.0)
+                )(keys[:, 2])
                 actions = jnp.where(env_steps < self.learning_starts, uniform, policy)
             next_obs, env_state, reward, term, trunc, info = self._env_step(
-                env, k_env, env_state, self._to_env_action(actions)
+                env, keys[:, 1], env_state, self._to_env_action(actions)
             )
             done = jnp.logical_or(term, trunc)
             ep_ret, ep_len, finished = self._track_episodes(ep_ret, ep_len, reward, done)

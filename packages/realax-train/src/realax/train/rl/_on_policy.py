@@ -154,7 +154,9 @@ class OnPolicyTrainer(RLTrainer):
         k_agent, k_state = jax.random.split(key)
         return self._base_state(k_state, self._make_agent(k_agent, **self._extra))
 
-    def _rollout(self, state: RLState, key: jax.Array) -> tuple[tuple, dict, tuple]:
+    def _rollout(
+        self, state: RLState, key: jax.Array, axis: str | None = None
+    ) -> tuple[tuple, dict, tuple]:
         """Collect ``num_steps`` steps of every (local) environment with the current policy.
 
         Returns the carry ``(env_state, obs, episode_return, episode_length)``, the rollout
@@ -166,10 +168,12 @@ class OnPolicyTrainer(RLTrainer):
 
         def env_step(carry, k):
             env_state, obs, ep_ret, ep_len = carry
-            k_act, k_env = jax.random.split(k)
-            actions, log_probs, values = agent.act(obs, seed=k_act)
+            keys = self._local_keys(k, self.num_envs, axis, parts=2)
+            actions, log_probs, values = jax.vmap(lambda o, k: agent.act(o, seed=k))(
+                obs, keys[:, 0]
+            )
             next_obs, env_state, reward, term, trunc, info = self._env_step(
-                env, k_env, env_state, self._to_env_action(actions)
+                env, keys[:, 1], env_state, self._to_env_action(actions)
             )
             done = jnp.logical_or(term, trunc)
             ep_ret, ep_len, finished = self._track_episodes(ep_ret, ep_len, reward, done)
@@ -197,10 +201,8 @@ class OnPolicyTrainer(RLTrainer):
 
     def _local_step(self, state: RLState, axis: str | None) -> tuple[RLState, dict]:
         key = jax.random.fold_in(state.key, state.step)
-        if axis is not None:
-            key = jax.random.fold_in(key, lax.axis_index(axis))
         k_roll, k_eval = jax.random.split(key)
-        (env_state, obs, ep_ret, ep_len), rollout, finished = self._rollout(state, k_roll)
+        (env_state, obs, ep_ret, ep_len), rollout, finished = self._rollout(state, k_roll, axis)
         agent, info = state.agent.update(rollout, pmap_axis=axis)
         if axis is not None:
             info = lax.pmean(info, axis)

@@ -218,13 +218,18 @@ class BaseTrainer:
         return lax.fori_loop(0, n_steps, body, state)
 
     def _seeds_loop(self, keys, data, consts, n_steps, progress, scan):
-        def one(key):
-            state = self._initialize(key, data)
+        # Seeds are initialised one after another (lax.map), then trained together (vmap).
+        # A vmapped initialiser batches its linear algebra (e.g. the QR factorisations of
+        # orthogonal initialisers), and jaxlib's batched CPU LAPACK kernels wait on the same
+        # thread pool they run on: on a 2-core host, two of them at once never finish.
+        states = lax.map(lambda key: self._initialize(key, data), keys)
+
+        def one(state):
             if scan:
                 return self._scan_loop(state, None, consts, n_steps, progress)
             return self._fori_loop(state, None, consts, n_steps, progress)
 
-        return jax.vmap(one)(keys)
+        return jax.vmap(one)(states)
 
     @property
     def _jitted(self) -> dict:

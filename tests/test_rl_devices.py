@@ -73,6 +73,19 @@ SCRIPT = textwrap.dedent(
     np.testing.assert_array_equal(m1["env_steps"], m2["env_steps"])
     np.testing.assert_array_equal(m1["updates"], m2["updates"])
     assert np.all(np.isfinite(m2["loss"][4:]))
+
+    # 4. seeds and devices together: 3 seeds in one program, each with its environments on two
+    # devices. (Initialising vmapped seeds batched the QR of the orthogonal initialisers, and
+    # jaxlib's batched CPU LAPACK deadlocked here; seeds are now initialised one by one.)
+    trainer = OnPolicyTrainer(
+        PPO, "CartPole-v1", num_envs=4, num_steps=128, train_steps=20, n_devices=2,
+        agent_kwargs=dict(update_epochs=2, num_minibatches=2),
+    )
+    states, metrics, timing = trainer.run(jax.random.split(jax.random.key(4), 3))
+    np.testing.assert_array_equal(states.env_steps, [20 * 512] * 3)
+    assert metrics["loss"].shape == (3, 20) and np.all(np.isfinite(metrics["loss"]))
+    params = jax.tree.leaves(states.agent.model.params)[0]
+    assert not np.allclose(params[0], params[1])  # independent seeds
     print("ok")
     """
 )
@@ -86,7 +99,7 @@ def test_rl_trainers_on_two_devices():
     ).strip()
     env["JAX_PLATFORMS"] = "cpu"
     out = subprocess.run(
-        [sys.executable, "-c", SCRIPT], capture_output=True, text=True, env=env, timeout=900
+        [sys.executable, "-c", SCRIPT], capture_output=True, text=True, env=env, timeout=600
     )
     print(out.stdout)
     assert out.returncode == 0, out.stderr[-5000:]

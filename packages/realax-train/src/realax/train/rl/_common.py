@@ -350,6 +350,24 @@ class RLTrainer(BaseTrainer):
         eval_return = jnp.where(active, ret, state.eval_return)
         return eval_return, {"eval_length": jnp.where(active, length, jnp.nan)}
 
+    def _finish_step(
+        self, state: RLState, new: RLState, key: jax.Array, axis: str | None, finished, metrics
+    ) -> tuple[RLState, dict]:
+        """Evaluate the updated agent if due, advance the step and assemble the step's metrics.
+
+        ``new`` is ``state`` after the rollout and update; ``metrics`` are the trainer's own
+        (losses, updates, ...), added after the episode, evaluation and env-step metrics.
+        """
+        eval_return, eval_info = self._maybe_evaluate(state, new.agent, key, axis)
+        new = new.replace(eval_return=eval_return, step=state.step + 1)
+        return new, {
+            **self._episode_metrics(finished, axis),
+            "eval_return": eval_return,
+            **eval_info,
+            "env_steps": new.env_steps,
+            **metrics,
+        }
+
     def _episode_metrics(self, finished, axis):
         total_ret, total_len, count = (jnp.sum(x) for x in finished)
         if axis is not None:

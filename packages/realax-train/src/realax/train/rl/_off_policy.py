@@ -291,15 +291,9 @@ class OffPolicyTrainer(RLTrainer):
             buffer=buffer,
             env_steps=env_steps,
         )
-        eval_return, eval_info = self._maybe_evaluate(state, agent, k_eval, axis)
-        new = new.replace(eval_return=eval_return, step=state.step + 1)
-        metrics = {
-            **self._episode_metrics(finished, axis),
-            "eval_return": eval_return,
-            **eval_info,
-            "env_steps": env_steps,
+        own = {
             "updates": n_updates,
             **({"epsilon": extra["epsilon"][-1]} if "epsilon" in extra else {}),
             **info,
         }
-        return new, metrics
+        return self._finish_step(state, new, k_eval, axis, finished, own)

@@ -216,13 +216,5 @@ class OnPolicyTrainer(RLTrainer):
             episode_length=ep_len,
             env_steps=env_steps,
         )
-        eval_return, eval_info = self._maybe_evaluate(state, agent, k_eval, axis)
-        new = new.replace(eval_return=eval_return, step=state.step + 1)
-        metrics = {
-            **self._episode_metrics(finished, axis),
-            "eval_return": eval_return,
-            **eval_info,
-            "env_steps": env_steps,
-            **{k: jnp.asarray(v, jnp.float32) for k, v in info.items()},
-        }
-        return new, metrics
+        own = {k: jnp.asarray(v, jnp.float32) for k, v in info.items()}
+        return self._finish_step(state, new, k_eval, axis, finished, own)

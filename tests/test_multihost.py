@@ -98,6 +98,26 @@ WORKER = textwrap.dedent(
     out["grad"] = {"params": tolist(gstate.params), "metrics": tolist(gmetrics)}
     restored = rlog.restore(f"{run_dir}/grad", like=g.initialize(jax.random.key(1)))
     out["grad_restored_params"] = tolist(restored.params)
+
+    # -- the same run, each process passing only its own part of the examples ------------------
+    init = lambda k: {"w": jax.random.normal(k, (3,)), "b": jnp.zeros(())}
+    part = len(xs) // jax.process_count()
+    lo = part * jax.process_index()
+    local = {"x": xs[lo:lo + part], "y": ys[lo:lo + part]}
+    g = OptaxTrainer(8, "adam", init, loss, learning_rate=0.05, n_devices=n_dev, dataset=local,
+                     batch_size=16, dataset_sharding="process_local")
+    lstate, lmetrics = g.init_and_train(jax.random.key(0))
+    out["grad_local"] = {"params": tolist(lstate.params), "metrics": tolist(lmetrics)}
+    out["grad_local_n_examples"] = g.n_examples
+    bad = {}
+    for label, rows in (("uneven", 31), ("unequal", 32 if jax.process_index() == 0 else 28)):
+        try:
+            OptaxTrainer(2, "adam", init, loss, n_devices=n_dev, dataset_sharding="process_local",
+                         dataset={"x": xs[:rows], "y": ys[:rows]}, batch_size=4)
+            bad[label] = None
+        except ValueError as e:
+            bad[label] = str(e)
+    out["grad_local_errors"] = bad
     print("RESULT " + json.dumps(out), flush=True)
     """
 )
@@ -190,11 +210,14 @@ def test_every_process_gets_identical_results(runs):
 @pytest.mark.parametrize("name", ["SNES", "SimpleGA", "seeds"])
 def test_es_two_processes_match_one_process(runs, name):
     one, two = runs["single"][f"es_{name}"], runs["multi"][0][f"es_{name}"]
-    # The population is evaluated shard by shard and gathered exactly; XLA may still compile
-    # the algorithm's own reductions differently for the two topologies (float32 rounding).
+    # The population is evaluated shard by shard and gathered exactly (an all-gather copies
+    # bits); everything else runs replicated, the same program on every device, so the two
+    # topologies agree bit for bit. (Before the ES state was pinned replicated, XLA sharded a
+    # GA's population over devices and state.mean became an all-reduce whose order depended
+    # on the topology.)
     assert one.keys() == two.keys()
     for part in one:
-        np.testing.assert_allclose(_flat(two[part]), _flat(one[part]), rtol=1e-5, atol=1e-6)
+        np.testing.assert_array_equal(_flat(two[part]), _flat(one[part]))
     best = np.asarray(one["metrics"]["best_fitness"])  # (steps,) or (seeds, steps)
     assert np.all(best[..., -1] <= best[..., 0])  # (6 CMA_ES steps may not improve a seed)
     if name != "seeds":
@@ -210,6 +233,25 @@ def test_grad_two_processes_match_one_process_bit_for_bit(runs):
     one, two = runs["single"]["grad"], runs["multi"][0]["grad"]
     assert one == two
     assert one["metrics"]["loss"][-1] < one["metrics"]["loss"][0]
+
+
+def test_grad_process_local_shards_match_the_full_dataset(runs):
+    # each of 2 processes passes half of the examples; the minibatches are assembled from the
+    # shards exactly, so the run equals one process holding the whole dataset
+    full = runs["single"]["grad"]
+    assert runs["single"]["grad_local"] == full
+    for proc in runs["multi"]:
+        assert proc["grad_local_n_examples"] == 64
+        assert proc["grad_local"] == full
+    # shapes that do not fit: a clear error on every process, before anything is compiled
+    for proc in runs["multi"]:
+        errors = proc["grad_local_errors"]
+        uneven = "split evenly over its 2 device(s) (got 31 examples on process 0)"
+        assert uneven in errors["uneven"]
+        assert "same number of examples (got [32, 28]" in errors["unequal"]
+    errors = runs["single"]["grad_local_errors"]
+    assert "split evenly over its 4 device(s) (got 31 examples" in errors["uneven"]
+    assert errors["unequal"] is None
 
 
 def test_logger_writes_once_and_checkpoints_restore_on_every_process(runs):

@@ -469,6 +469,19 @@ class EvosaxTrainer(BaseTrainer):
         eval_keys = jax.random.split(k_eval, (self.popsize, self.eval_reps))
         return k_init, k_run, data, population, eval_keys
 
+    def _replicated(self, tree):
+        """``tree`` pinned to every device (no-op without a mesh).
+
+        Without this, XLA's sharding propagation may split the algorithm's arrays over the
+        population axis (it sees the evaluation's sharded inputs): the state then comes out
+        sharded, and reductions over it (``state.mean`` of a GA, a gather in ``ask``) become
+        all-reduces whose summation order depends on how devices are spread over processes.
+        Replicated, everything but the evaluation runs as on one device, in every topology.
+        """
+        if self._mesh is None:
+            return tree
+        return jax.lax.with_sharding_constraint(tree, NamedSharding(self._mesh, P()))
+
     def _init_finish(self, k_init, k_run, data, population, fitness_reps):
         worst = jnp.asarray(self.fitness_shaper.worst_value, jnp.float32)
         if not self.population_based:
@@ -484,6 +497,7 @@ class EvosaxTrainer(BaseTrainer):
         best_params, best_fitness = self._update_best(
             self.init_mean, worst, population, raw
         )
+        es_state, best_params = self._replicated((es_state, best_params))
         return EvoState.create(
             es_state=es_state, key=k_run, best_params=best_params, best_fitness=best_fitness,
             data=data, unravel_fn=self._unravel,
@@ -543,6 +557,7 @@ class EvosaxTrainer(BaseTrainer):
         best_params, best_fitness = self._update_best(
             state.best_params, state.best_fitness, population, raw
         )
+        es_state, best_params = self._replicated((es_state, best_params))
         new_data = state.data
         if self._update_data is not None:
             new_data = self._update_data(data, infos)
@@ -574,9 +589,7 @@ class EvosaxTrainer(BaseTrainer):
             # Only the evaluation is split over devices: keep the population replicated so
             # that ask and tell (whose reductions over the population would otherwise be
             # partitioned, changing the summation order) compute what they do on one device.
-            population, eval_keys = jax.lax.with_sharding_constraint(
-                (population, eval_keys), NamedSharding(self._mesh, P())
-            )
+            population, eval_keys = self._replicated((population, eval_keys))
         fitness, infos = self._evaluate(population, eval_keys, data)
         return self._tell(state, population, es_state, fitness, infos, data, k_tell)
 

@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import struct
-from jax.sharding import Mesh
+from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from ._base import (
@@ -30,6 +30,51 @@ from ._base import (
 __all__ = ["GradState", "OptaxTrainer", "optimize", "available_optimizers"]
 
 _AXIS = "devices"
+_DATASET_SHARDINGS = ("replicated", "process_local")
+
+
+def _to_bits(x: jax.Array) -> jax.Array:
+    """``x`` as uint32 words (a trailing axis is added for 8-byte dtypes)."""
+    if x.dtype == jnp.bool_:
+        return x.astype(jnp.uint32)
+    size = x.dtype.itemsize
+    if size >= 4:
+        return jax.lax.bitcast_convert_type(x, jnp.uint32)
+    narrow = {1: jnp.uint8, 2: jnp.uint16}[size]
+    return jax.lax.bitcast_convert_type(x, narrow).astype(jnp.uint32)
+
+
+def _from_bits(bits: jax.Array, dtype: Any) -> jax.Array:
+    dtype = jnp.dtype(dtype)
+    if dtype == jnp.bool_:
+        return bits.astype(jnp.bool_)
+    if dtype.itemsize >= 4:
+        return jax.lax.bitcast_convert_type(bits, dtype)
+    narrow = {1: jnp.uint8, 2: jnp.uint16}[dtype.itemsize]
+    return jax.lax.bitcast_convert_type(bits.astype(narrow), dtype)
+
+
+def _exact_take(dataset: Any, idx: jax.Array, rows: int) -> Any:
+    """Rows ``idx`` of a dataset whose examples are split over the mesh axis (in shard_map).
+
+    ``rows`` is the number of examples each device holds. Every device picks the requested
+    rows it holds and zeros elsewhere, and a sum over the devices assembles them. The sum runs
+    on the bits (as unsigned integers), so it is exact and independent of the summation order:
+    each row comes out bit for bit as stored, whichever device (or process) held it.
+    """
+    local = idx - jax.lax.axis_index(_AXIS) * rows
+    mine = (local >= 0) & (local < rows)
+    local = jnp.clip(local, 0, rows - 1)
+
+    def take(x):
+        bits = _to_bits(jnp.take(x, local, axis=0))
+        mask = mine.reshape(mine.shape + (1,) * (bits.ndim - 1))
+        bits = jnp.where(mask, bits, jnp.uint32(0))
+        # each device keeps its own slice of the minibatch (tiled reduce-scatter)
+        bits = jax.lax.psum_scatter(bits, _AXIS, scatter_dimension=0, tiled=True)
+        return _from_bits(bits, x.dtype)
+
+    return jax.tree.map(take, dataset)
 
 
 class GradState(struct.PyTreeNode):
@@ -150,8 +195,11 @@ class OptaxTrainer(BaseTrainer):
     to floating point reassociation (every device sees the same key). The per-device gradients
     are gathered and averaged in device order, so the result does not depend on how the
     devices are spread over processes: under ``jax.distributed``, ``n_devices=
-    jax.device_count()`` uses every device of every process (each process passes the same
-    ``dataset``) with the same bits as one process holding all the devices.
+    jax.device_count()`` uses every device of every process with the same bits as one process
+    holding all the devices. By default each process passes the same full ``dataset``; with
+    ``dataset_sharding="process_local"`` each passes only its own equal part (process 0 the
+    first examples, and so on), the parts stay on their process's devices, and each minibatch
+    of the global shuffle is assembled exactly from the devices holding its examples.
 
     Args:
         epochs: number of epochs per ``train`` call.
@@ -165,7 +213,11 @@ class OptaxTrainer(BaseTrainer):
         progress_bar: show a live tqdm bar (current loss).
         n_devices: split each minibatch over this many devices.
         dataset: optional pytree of arrays, leading axis = examples.
-        batch_size: minibatch size (default: the whole dataset).
+        batch_size: minibatch size (default: the whole dataset, over all processes).
+        dataset_sharding: ``"replicated"`` (every process passes the whole dataset) or
+            ``"process_local"`` (each process passes its own part: equal sizes, divisible by
+            its device count; needs ``n_devices=jax.device_count()`` in a multi-process run).
+            ``n_examples`` then counts the examples of every process.
 
     Example:
         >>> import jax, jax.numpy as jnp
@@ -192,6 +244,7 @@ class OptaxTrainer(BaseTrainer):
         n_devices: int = 1,
         dataset: Any = None,
         batch_size: int | None = None,
+        dataset_sharding: str = "replicated",
     ):
         self.train_steps = check_positive_int(
             epochs, "epochs", "pass the number of epochs, e.g. epochs=100"
@@ -228,7 +281,11 @@ class OptaxTrainer(BaseTrainer):
         self.logger = check_logger(logger)
         self.progress_bar = check_bool(progress_bar, "progress_bar")
         self.n_devices = check_n_devices(n_devices)
+        self.dataset_sharding = self._check_dataset_sharding(dataset_sharding, dataset)
         self.dataset, self.n_examples = self._check_dataset(dataset)
+        if self.dataset_sharding == "process_local":
+            # from here on n_examples counts the examples of every process
+            self.n_examples = self._global_examples(self.n_examples)
         if batch_size is not None:
             if self.dataset is None:
                 raise ValueError(
@@ -263,6 +320,9 @@ class OptaxTrainer(BaseTrainer):
             if self.n_devices > 1
             else None
         )
+        self._sharded_dataset = self.dataset_sharding == "process_local" and self._mesh is not None
+        if self._sharded_dataset:
+            self.dataset = self._shard_dataset(self.dataset)
         self._checked = False
         self._params_spec = self._check_initializer()
         self._check_loss(None, construction=True)
@@ -284,6 +344,92 @@ class OptaxTrainer(BaseTrainer):
                 f"{[tuple(x.shape) for x in leaves]}); stack examples along axis 0."
             )
         return jax.tree.unflatten(jax.tree.structure(dataset), leaves), sizes.pop()
+
+    def _check_dataset_sharding(self, dataset_sharding, dataset):
+        if dataset_sharding not in _DATASET_SHARDINGS:
+            raise ValueError(
+                f"dataset_sharding must be one of {_DATASET_SHARDINGS} (got "
+                f"dataset_sharding={dataset_sharding!r}); use 'process_local' when each process "
+                "passes only its own part of the dataset."
+            )
+        if dataset_sharding == "process_local":
+            if dataset is None:
+                raise ValueError(
+                    "dataset_sharding='process_local' needs a dataset (got dataset=None); pass "
+                    "this process's examples as dataset=... or drop dataset_sharding."
+                )
+            if jax.process_count() > 1 and self.n_devices != jax.device_count():
+                raise ValueError(
+                    f"dataset_sharding='process_local' in a run of {jax.process_count()} "
+                    f"processes needs n_devices=jax.device_count() (={jax.device_count()}, got "
+                    f"n_devices={self.n_devices}): the examples are split over every device of "
+                    "every process."
+                )
+        for leaf in jax.tree.leaves(dataset):
+            if isinstance(leaf, jax.Array) and not leaf.is_fully_addressable:
+                raise ValueError(
+                    "dataset leaves must be arrays this process holds (got a jax.Array spread "
+                    f"over several processes, sharding {leaf.sharding}); pass each process's "
+                    "own examples (numpy or local arrays) with dataset_sharding='process_local'."
+                )
+        return dataset_sharding
+
+    def _global_examples(self, n_local):
+        """Examples over all processes (each must hold the same number, split evenly).
+
+        The counts are exchanged first, so every process sees the same counts and raises the
+        same error (a process raising alone would leave the others waiting).
+        """
+        counts = [n_local]
+        if jax.process_count() > 1:
+            from jax.experimental import multihost_utils
+
+            gathered = multihost_utils.process_allgather(np.int64(n_local))
+            counts = np.asarray(gathered).ravel().tolist()
+        n_local_devices = self.n_devices // len(counts)
+        for proc, count in enumerate(counts):
+            if count % n_local_devices:
+                ok = -(-count // n_local_devices) * n_local_devices
+                raise ValueError(
+                    f"with dataset_sharding='process_local' each process's dataset must split "
+                    f"evenly over its {n_local_devices} device(s) (got {count} examples on "
+                    f"process {proc}); pass a multiple of {n_local_devices} examples per "
+                    f"process, e.g. {ok} or {count - count % n_local_devices}."
+                )
+        if len(set(counts)) != 1:
+            raise ValueError(
+                "with dataset_sharding='process_local' every process must pass the same "
+                f"number of examples (got {counts} for processes 0..{len(counts) - 1}); split "
+                "the dataset into equal parts, dropping the remainder."
+            )
+        return int(sum(counts))
+
+    def _shard_dataset(self, dataset):
+        """One global array per leaf, examples split over the mesh in process order."""
+        owners = [d.process_index for d in self._mesh.devices.ravel()]
+        if owners != sorted(owners):  # pragma: no cover - jax.devices() is process-ordered
+            raise ValueError(
+                f"the devices of n_devices={self.n_devices} are not grouped by process "
+                f"(process indices {owners}); dataset_sharding='process_local' needs them in "
+                "process order."
+            )
+        sharding = NamedSharding(self._mesh, P(_AXIS))
+        return jax.tree.map(
+            lambda x: jax.make_array_from_process_local_data(sharding, np.asarray(x)), dataset
+        )
+
+    def _take(self, dataset, batch_idx):
+        """The minibatch ``batch_idx`` (global example indices) of the dataset."""
+        if not self._sharded_dataset:
+            return jax.tree.map(lambda x: x[batch_idx], dataset)
+        rows = self.n_examples // self.n_devices
+        return jax.shard_map(
+            lambda d, i: _exact_take(d, i, rows),
+            mesh=self._mesh,
+            in_specs=(P(_AXIS), P()),
+            out_specs=P(_AXIS),
+            check_vma=False,
+        )(dataset, batch_idx)
 
     def _check_initializer(self):
         try:
@@ -408,7 +554,7 @@ class OptaxTrainer(BaseTrainer):
             def body(carry, xs):
                 params, opt_state = carry
                 i, batch_idx = xs
-                batch = jax.tree.map(lambda x: x[batch_idx], dataset)
+                batch = self._take(dataset, batch_idx)
                 params, opt_state, loss, gnorm = self._update(
                     params, opt_state, jax.random.fold_in(k_batches, i), batch
                 )

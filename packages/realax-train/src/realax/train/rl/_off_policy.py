@@ -53,7 +53,8 @@ class OffPolicyTrainer(RLTrainer):
     NaN before learning starts).
 
     With ``n_devices > 1`` the environments, the replay buffer rows and each minibatch are
-    split over devices and gradients averaged through the agent's ``pmap_axis``.
+    split over devices and gradients averaged through the agent's ``pmap_axis``; under
+    ``jax.distributed``, ``n_devices=jax.device_count()`` uses every device of every process.
 
     Args:
         agent: an agent class with ``create(key=, observations=, actions=, **config)``

@@ -40,6 +40,9 @@ class OnPolicyTrainer(RLTrainer):
     With ``n_devices > 1`` the environments (and evaluation episodes) are split over devices
     (``jax.shard_map``) and the agent's gradients are averaged across them through its
     ``pmap_axis``; each device shuffles its own part of the rollout into ``num_minibatches``.
+    Under ``jax.distributed``, ``n_devices=jax.device_count()`` uses every device of every
+    process; agent and metrics are the same on every process, the environment arrays of the
+    returned state stay split over the processes.
 
     Args:
         agent: an agent class with ``create(key=, observations=, actions=, **config)``

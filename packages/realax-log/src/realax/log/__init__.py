@@ -11,6 +11,7 @@ from ._checkpoint import latest_step as latest_step
 from ._checkpoint import read_metadata as read_metadata
 from ._checkpoint import restore as restore
 from ._logger import Logger as Logger
+from ._logger import Terminated as Terminated
 from ._metrics import default_es_metrics as default_es_metrics
 from ._metrics import default_grad_metrics as default_grad_metrics
 from ._metrics_file import read_metrics as read_metrics
@@ -24,6 +25,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Logger",
+    "Terminated",
     "all_steps",
     "default_es_metrics",
     "default_grad_metrics",

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import collections
 import os
-import queue
 import shutil
 import threading
 import uuid
@@ -126,10 +126,18 @@ def prepare_dir(directory: Path, *, resume: bool, overwrite: bool) -> None:
 class CheckpointWriter:
     """Saves checkpoints from a background thread so the training loop never waits on disk.
 
-    The host callback only copies the arrays and enqueues them; this thread hands them to an
-    orbax ``CheckpointManager`` with asynchronous checkpointing (orbax writes into a temporary
+    :meth:`submit` only enqueues host copies of the arrays and returns at once; this thread
+    hands them, oldest first, to an orbax ``CheckpointManager`` (orbax writes into a temporary
     directory and renames it when complete, so a checkpoint is either whole or invisible).
+
+    If checkpoints are requested faster than they can be written, at most ``max_pending``
+    of them (and ``max_pending_bytes`` of copies) wait; beyond that the oldest waiting one is
+    dropped (never the newest, so the last checkpoint of a run is always written) and a
+    ``RuntimeWarning`` is issued once. The steps dropped are in :attr:`skipped`.
     """
+
+    max_pending = 16
+    max_pending_bytes = 256 * 2**20
 
     def __init__(
         self,
@@ -144,27 +152,76 @@ class CheckpointWriter:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.verbose = verbose
         self._manager = _manager(self.directory, max_to_keep=max_to_keep, read_only=False)
-        self._queue: queue.Queue = queue.Queue(maxsize=4)
+        self._cv = threading.Condition()
+        self._pending: collections.deque = collections.deque()
+        self._pending_bytes = 0
+        self._busy = False
+        self._closing = False
+        self.skipped: list[int] = []
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="realax-log-ckpt", daemon=True)
         self._thread.start()
 
-    def submit(self, step: int, arrays: list[np.ndarray], paths, impls, seed_dims: int) -> None:
-        """Enqueue a checkpoint (blocks only if 4 checkpoints are already waiting)."""
-        self._queue.put((step, arrays, paths, impls, seed_dims))
+    def submit(
+        self,
+        step: int,
+        arrays: list[np.ndarray],
+        paths,
+        impls,
+        seed_dims: int,
+        *,
+        supersede: bool = False,
+    ) -> None:
+        """Enqueue a checkpoint and return at once (never blocks on disk).
+
+        With ``supersede`` the checkpoints still waiting (not the one being written) are
+        dropped in favour of this one, e.g. for the checkpoint saved on an interrupt.
+        """
+        nbytes = sum(int(a.nbytes) for a in arrays)
+        dropped = []
+        with self._cv:
+            if supersede:
+                dropped += [item[0] for item in self._pending]
+                self._pending.clear()
+                self._pending_bytes = 0
+            self._pending.append((step, arrays, paths, impls, seed_dims, nbytes))
+            self._pending_bytes += nbytes
+            while len(self._pending) > 1 and (
+                len(self._pending) > self.max_pending
+                or self._pending_bytes > self.max_pending_bytes
+            ):
+                old = self._pending.popleft()
+                self._pending_bytes -= old[-1]
+                dropped.append(old[0])
+                if len(self.skipped) == 0:
+                    warnings.warn(
+                        f"realax.log: checkpoints in {self.directory} are requested faster "
+                        f"than they can be written; step {old[0]} is skipped in favour of "
+                        f"newer ones (the newest is always saved). Pass a larger ckpt_freq to "
+                        "keep every checkpoint.",
+                        RuntimeWarning,
+                        stacklevel=1,
+                    )
+                self.skipped.append(old[0])
+            self._cv.notify_all()
 
     def wait(self) -> None:
         """Block until every submitted checkpoint is completely on disk."""
-        self._queue.join()
+        with self._cv:
+            self._cv.wait_for(lambda: not self._pending and not self._busy)
         self._manager.wait_until_finished()
 
     def _run(self) -> None:
         while True:
-            item = self._queue.get()
-            try:
-                if item is None:
+            with self._cv:
+                self._cv.wait_for(lambda: self._pending or self._closing)
+                if not self._pending:
                     return
-                self._save(*item)
+                item = self._pending.popleft()
+                self._pending_bytes -= item[-1]
+                self._busy = True
+            try:
+                self._save(*item[:-1])
             except BaseException as e:  # surfaced in close(); training goes on
                 if self._error is None:
                     warnings.warn(
@@ -174,7 +231,9 @@ class CheckpointWriter:
                     )
                 self._error = e
             finally:
-                self._queue.task_done()
+                with self._cv:
+                    self._busy = False
+                    self._cv.notify_all()
 
     def _save(self, step, arrays, paths, impls, seed_dims) -> None:
         if self._before_save is not None:
@@ -203,7 +262,9 @@ class CheckpointWriter:
 
     def close(self) -> None:
         """Wait for queued and in-flight checkpoints, then release the manager."""
-        self._queue.put(None)
+        with self._cv:
+            self._closing = True
+            self._cv.notify_all()
         self._thread.join()
         self._manager.wait_until_finished()
         self._manager.close()

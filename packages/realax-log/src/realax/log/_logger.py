@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import datetime
 import functools
 import json
-import queue
+import logging
 import signal
 import socket
+import sys
 import threading
 import time
 import uuid
@@ -43,6 +45,60 @@ def _seed_label(idx: tuple[int, ...]) -> str:
     return "seed" + "_".join(str(i) for i in idx)
 
 
+#: the signals a Logger turns into "checkpoint, then stop" (see Logger.save_on_interrupt)
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+#: seconds between two writes of the buffered metrics rows (rows also go to disk before
+#: every checkpoint and in flush() / finish())
+_FLUSH_INTERVAL = 0.25
+
+
+class _StopTraining(KeyboardInterrupt):
+    """Raised inside the checkpoint callback to abort a compiled loop after SIGINT/SIGTERM;
+    ``save_on_interrupt`` replaces it with ``KeyboardInterrupt`` or :class:`Terminated`."""
+
+
+class _HideStop(logging.Filter):
+    """Drops jax's "io_callback failed" log record (and traceback) for a planned stop."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not isinstance(exc, _StopTraining)
+
+
+_JAX_CALLBACK_LOGGER = "jax._src.callback"
+
+
+class Terminated(SystemExit):
+    """Raised by a training loop stopped by SIGTERM, once its checkpoint is on disk.
+
+    A :class:`SystemExit` with exit status 143 (128 + SIGTERM, what a process killed by
+    SIGTERM reports), so an uncaught one ends the script quietly, after ``finally`` blocks
+    and ``with logger:`` have run, and a scheduler sees the usual status of a terminated job.
+    Catch it to do something else first (e.g. requeue the job).
+
+    Attributes:
+        step: the step of the checkpoint saved before stopping (``None`` if none was saved).
+        ckpt_dir: where it was saved.
+
+    Example:
+        >>> import realax.log as rlog
+        >>> try:  # doctest: +SKIP
+        ...     state, _ = trainer.train(state)
+        ... except rlog.Terminated as e:
+        ...     print("preempted; resume from step", e.step)
+        ...     raise
+    """
+
+    def __init__(self, message: str, step: int | None = None, ckpt_dir: Path | None = None):
+        super().__init__(message)
+        self.code = 128 + int(signal.SIGTERM)
+        self.step = step
+        self.ckpt_dir = ckpt_dir
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
 class Logger:
     """Logs metrics to wandb and a local file and checkpoints the training state, from inside
     ``jit``, ``lax.scan`` and ``lax.fori_loop``.
@@ -51,10 +107,14 @@ class Logger:
     data) -> (log_data, ckpt_data, step)`` in the compiled program and sends ``log_data`` (a
     small dict of scalars) to the host with an ordered ``io_callback``; ``ckpt_data`` (by
     default the whole state) crosses to the host only when ``step % ckpt_freq == 0``. On the
-    host a background thread writes ``metrics.jsonl`` and the wandb run, and another hands
-    checkpoints to an asynchronous orbax ``CheckpointManager``, so the loop never waits on
-    disk or network. Call :meth:`finish` at the end: it waits for pending checkpoints, closes
-    the wandb run and the metrics file.
+    host the per-step callback only appends the row to a buffer; a background thread writes
+    the buffered rows to ``metrics.jsonl`` and the wandb run every 0.25 s (and before each
+    checkpoint), and another thread hands checkpoints to orbax, so the loop never waits on
+    disk or network. If checkpoints are requested faster than they can be written (an orbax
+    save of a small state takes tens of milliseconds), up to 16 wait and older waiting ones
+    are then skipped in favour of newer ones, with one warning; the newest is always written.
+    Call :meth:`finish` at the end: it writes the remaining rows, waits for pending
+    checkpoints, closes the wandb run and the metrics file.
 
     Under ``jax.vmap`` (e.g. several seeds trained at once) one host call per step carries
     every seed: the metrics file gets one row per seed with a ``"seed"`` field (the index along
@@ -89,7 +149,9 @@ class Logger:
             holds a run raises ``FileExistsError``: a run is never overwritten silently.
         checkpoint_on_interrupt: when training with a trainer (or inside
             :meth:`save_on_interrupt`), Ctrl-C (SIGINT) saves a checkpoint of the next step
-            and then stops with ``KeyboardInterrupt``; a second Ctrl-C stops at once.
+            and then stops with ``KeyboardInterrupt``; SIGTERM (e.g. a SLURM preemption)
+            does the same and stops with :class:`Terminated` (a ``SystemExit``, status 143).
+            A second signal stops at once.
         verbose: print each logged step and checkpoint.
         ckpt_file: alias of ``ckpt_dir`` (name used by earlier realax versions).
         log_dir: where ``metrics.jsonl`` goes when there is no ``ckpt_dir`` (default: the
@@ -184,13 +246,17 @@ class Logger:
         self._initialized = False
         self._metrics: _metrics_file.MetricsFile | None = None
         self._ckpt: _checkpoint.CheckpointWriter | None = None
-        self._queue: queue.Queue | None = None
+        # metrics rows logged but not yet written: (seed_dims, log_tree, step, leaves)
+        self._rows: collections.deque = collections.deque()
+        self._write_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stopping = False
         self._thread: threading.Thread | None = None
         self._errors: list[BaseException] = []
-        # Ctrl-C handling (see save_on_interrupt)
+        # SIGINT / SIGTERM handling (see save_on_interrupt)
         self._guarded = False
-        self._sigint_count = 0
-        self._wakeup: socket.socket | None = None
+        self._signal_count = 0
+        self._stop_signal: int | None = None
         self._interrupted_step: int | None = None
 
     # ------------------------------------------------------------------ host side setup
@@ -256,7 +322,7 @@ class Logger:
                     before_save=self._drain_rows,
                 )
             if self._thread is None:
-                self._queue = queue.Queue()
+                self._stopping = False
                 self._thread = threading.Thread(
                     target=self._writer, name="realax-log-writer", daemon=True
                 )
@@ -376,20 +442,21 @@ class Logger:
 
     # ------------------------------------------------------------------ host callbacks
     def _host_log(self, seed_dims, log_tree, step, leaves, answer=False):
+        # Runs once per step on the thread executing the compiled loop: keep it minimal (the
+        # rows are converted and written by the writer thread, in batches).
         if _checkpoint.is_primary():
-            step = np.asarray(step)
-            values = jax.tree_util.tree_unflatten(log_tree, [np.asarray(x) for x in leaves])
+            self._rows.append((seed_dims, log_tree, step, leaves))
             if self._thread is None:
                 self._open()
-            self._queue.put((seed_dims, step, values))
         if answer:
-            return np.asarray(self._interrupt_requested())
+            # a stop signal (SIGINT/SIGTERM) was seen by the watcher thread: checkpoint now
+            return np.bool_(self._guarded and self._stop_signal is not None)
         return None
 
     def _host_ckpt(self, seed_dims, paths, impls, step, leaves) -> None:
         if not _checkpoint.is_primary():
             return
-        interrupted = self._interrupt_requested()
+        stop_signal = self._stop_signal if self._guarded else None
         step = np.asarray(step)
         arrays = [np.array(x, copy=True) for x in leaves]
         if seed_dims and np.unique(step).size > 1:
@@ -401,48 +468,91 @@ class Logger:
             )
         if self._ckpt is None:
             self._open()
-        self._ckpt.submit(int(step.max()), arrays, list(paths), list(impls), seed_dims)
-        if interrupted:
-            # Ctrl-C: make the checkpoint durable, then abort the compiled loop.
+        self._ckpt.submit(
+            int(step.max()),
+            arrays,
+            list(paths),
+            list(impls),
+            seed_dims,
+            supersede=stop_signal is not None,
+        )
+        if stop_signal is not None:
+            # SIGINT/SIGTERM: make this checkpoint (and the rows before it) durable, then
+            # abort the compiled loop; save_on_interrupt turns this into the right exception.
             self._ckpt.wait()
-            if self._queue is not None:
-                self._queue.join()
+            self._drain_rows()
             self._interrupted_step = int(step.max())
-            raise KeyboardInterrupt(
-                f"realax.log: interrupted; checkpoint of step {self._interrupted_step} saved "
-                f"in {self.ckpt_dir}"
+            raise _StopTraining(
+                f"realax.log: stopped by signal {stop_signal}; checkpoint of step "
+                f"{self._interrupted_step} saved in {self.ckpt_dir}"
             )
 
     def _drain_rows(self) -> None:
-        q = self._queue
-        if q is not None:
-            q.join()
-
-    # ------------------------------------------------------------------ Ctrl-C
-    def _interrupt_requested(self) -> bool:
-        if not self._guarded:
-            return False
-        if self._sigint_count == 0 and self._wakeup is not None:
-            # The main thread may be blocked in XLA (no Python signal handler runs then);
-            # the C-level handler has already written the signal number to the wakeup fd.
+        """Write every buffered metrics row (in logging order); thread-safe."""
+        with self._write_lock:
+            rows = self._rows
+            batch = []
+            while rows:
+                batch.append(rows.popleft())
+            if not batch:
+                return
             try:
-                if signal.SIGINT in self._wakeup.recv(256):
-                    self._sigint_count = 1
+                self._write_batch(batch)
+            except BaseException as e:
+                if not self._errors:
+                    warnings.warn(
+                        f"realax.log: writing logged metrics failed: {e!r}",
+                        RuntimeWarning,
+                        stacklevel=1,
+                    )
+                self._errors.append(e)
+
+    # ------------------------------------------------------------------ SIGINT / SIGTERM
+    def _interrupt_requested(self) -> bool:
+        return self._guarded and self._stop_signal is not None
+
+    def _watch(self, reader: socket.socket) -> None:
+        """Thread: read the signal numbers the C-level handler writes to the wakeup fd.
+
+        The main thread is usually blocked inside XLA while a compiled loop runs, and Python
+        signal handlers only run between bytecodes of the main thread; this thread records
+        the first stop signal at once, so the per-step callback only reads an attribute.
+        A zero byte (sent by save_on_interrupt on exit) ends the thread.
+        """
+        while True:
+            try:
+                data = reader.recv(256)
             except OSError:
-                pass
-        return self._sigint_count > 0
+                return
+            if not data:
+                return
+            for b in data:
+                if b in _STOP_SIGNALS and self._stop_signal is None:
+                    self._stop_signal = b
+            if 0 in data:
+                return
 
     @contextlib.contextmanager
     def save_on_interrupt(self):
-        """Context manager: Ctrl-C (SIGINT) inside saves a checkpoint, then raises.
+        """Context manager: SIGINT (Ctrl-C) or SIGTERM inside saves a checkpoint, then stops.
 
         The trainers of ``realax.train`` enter it around every compiled loop, so it is
-        rarely needed directly. While active, the first SIGINT does not kill the process:
-        the next step that reaches :meth:`log` is checkpointed (whatever ``ckpt_freq``), the
-        checkpoint is waited for, and ``KeyboardInterrupt`` is raised naming the step. A
-        second SIGINT raises ``KeyboardInterrupt`` at once. Without a ``ckpt_dir``, with
-        ``checkpoint_on_interrupt=False``, outside the main thread or in a multi-process run
-        (which relies on its periodic checkpoints) it does nothing.
+        rarely needed directly. While active, the first SIGINT or SIGTERM does not kill the
+        process: the next step that reaches :meth:`log` is checkpointed (whatever
+        ``ckpt_freq``), the checkpoint and the metrics rows before it are waited for, and
+        the loop stops with ``KeyboardInterrupt`` (SIGINT) or :class:`Terminated` (SIGTERM,
+        a ``SystemExit`` with status 143), naming the step. A second signal stops at once
+        without saving. The signal is noticed by a watcher thread; the compiled loop acts on
+        it at its next step, so the delay is one step (plus the time of one save).
+
+        On SLURM, ask for SIGTERM some time before the job is killed (``#SBATCH
+        --signal=TERM@60``: 60 s before the time limit; preemption sends SIGTERM and waits
+        ``GraceTime``); the script then stops with a fresh checkpoint and, started again with
+        ``resume=True``, continues bit-identically.
+
+        Without a ``ckpt_dir``, with ``checkpoint_on_interrupt=False``, outside the main
+        thread or in a multi-process run (which relies on its periodic checkpoints) it does
+        nothing.
 
         Example:
             >>> with logger.save_on_interrupt():  # doctest: +SKIP
@@ -459,20 +569,31 @@ class Logger:
             yield
             return
         reader, writer = socket.socketpair()
-        reader.setblocking(False)
         writer.setblocking(False)
 
         def handler(signum, frame):
-            del signum, frame
-            self._sigint_count += 1
-            if self._sigint_count > 1:
-                raise KeyboardInterrupt("second Ctrl-C: stopped without saving")
+            # runs in the main thread once it executes Python again; the first signal was
+            # already recorded by the watcher, a second one stops at once
+            del frame
+            self._signal_count += 1
+            if self._stop_signal is None:
+                self._stop_signal = signum
+            if self._signal_count > 1:
+                if signum == signal.SIGTERM:
+                    raise Terminated("realax.log: second signal (SIGTERM): stopped without saving")
+                raise KeyboardInterrupt("realax.log: second signal: stopped without saving")
 
-        previous = signal.signal(signal.SIGINT, handler)
+        previous = {sig: signal.signal(sig, handler) for sig in _STOP_SIGNALS}
         previous_fd = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
-        self._sigint_count = 0
+        self._signal_count = 0
+        self._stop_signal = None
         self._interrupted_step = None
-        self._wakeup = reader
+        watcher = threading.Thread(
+            target=self._watch, args=(reader,), name="realax-log-signals", daemon=True
+        )
+        watcher.start()
+        hide = _HideStop()
+        logging.getLogger(_JAX_CALLBACK_LOGGER).addFilter(hide)
         self._guarded = True
         error: BaseException | None = None
         try:
@@ -481,21 +602,35 @@ class Logger:
             error = e
         finally:
             self._guarded = False
-            self._wakeup = None
+            logging.getLogger(_JAX_CALLBACK_LOGGER).removeFilter(hide)
             signal.set_wakeup_fd(previous_fd)
-            signal.signal(signal.SIGINT, previous)
+            for sig, prev in previous.items():
+                signal.signal(sig, prev)
+            with contextlib.suppress(OSError):
+                writer.send(b"\0")
+            watcher.join(timeout=5.0)
             reader.close()
             writer.close()
+        sig = self._stop_signal
+        if sig is None:
+            if error is not None:
+                raise error
+            return
+        name = signal.Signals(sig).name
         if self._interrupted_step is not None:
-            raise KeyboardInterrupt(
-                f"realax.log: interrupted (SIGINT); checkpoint of step "
-                f"{self._interrupted_step} saved in {self.ckpt_dir}"
-            ) from error
-        if self._sigint_count:
-            # Ctrl-C arrived but no step was logged afterwards: honour it now.
-            raise KeyboardInterrupt("interrupted (SIGINT)") from error
-        if error is not None:
+            message = (
+                f"realax.log: stopped by {name}; checkpoint of step {self._interrupted_step} "
+                f"saved in {self.ckpt_dir}"
+            )
+        else:
+            # the signal arrived but no step was logged afterwards: honour it now
+            message = f"realax.log: stopped by {name} (no step was logged after it)"
+        if sig == signal.SIGTERM:
+            if not isinstance(error, Terminated):
+                print(message, file=sys.stderr, flush=True)
+                raise Terminated(message, self._interrupted_step, self.ckpt_dir) from error
             raise error
+        raise KeyboardInterrupt(message) from error
 
     def checkpoint_now(self, state: Any, step: int | None = None) -> None:
         """Save ``state`` as a checkpoint at once, from the host, and wait until it is on disk.
@@ -533,24 +668,23 @@ class Logger:
         self._ckpt.wait()
 
     def _writer(self) -> None:
-        while True:
-            item = self._queue.get()
-            try:
-                if item is None:
-                    return
-                self._write(*item)
-            except BaseException as e:
-                if not self._errors:
-                    warnings.warn(
-                        f"realax.log: writing logged metrics failed: {e!r}",
-                        RuntimeWarning,
-                        stacklevel=1,
-                    )
-                self._errors.append(e)
-            finally:
-                self._queue.task_done()
+        """Thread: write the buffered rows every ``_FLUSH_INTERVAL`` seconds, in one batch."""
+        while not self._stopping:
+            self._wake.wait(_FLUSH_INTERVAL)
+            self._wake.clear()
+            self._drain_rows()
 
-    def _write(self, seed_dims: int, step: np.ndarray, values: dict) -> None:
+    def _write_batch(self, batch: list) -> None:
+        lines = []
+        for seed_dims, log_tree, step, leaves in batch:
+            step = np.asarray(step)
+            values = jax.tree_util.tree_unflatten(log_tree, [np.asarray(x) for x in leaves])
+            lines += self._write(seed_dims, step, values)
+        self._metrics.write_lines(lines)
+
+    def _write(self, seed_dims: int, step: np.ndarray, values: dict) -> list[dict]:
+        """Send one logged step to wandb; return its metrics-file rows (one per seed)."""
+        rows = []
         if self.host_log_transform is not None:
             values = dict(self.host_log_transform(dict(values)))
         seed_shape = step.shape[:seed_dims]
@@ -561,7 +695,7 @@ class Logger:
             for k, v in values.items():
                 if isinstance(v, np.ndarray | np.generic | int | float | bool):
                     row[k] = _metrics_file.to_json_value(np.asarray(v)[idx])
-            self._metrics.write(row)
+            rows.append(row)
             if self.verbose:
                 shown = " ".join(
                     f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
@@ -580,7 +714,7 @@ class Logger:
                         RuntimeWarning,
                         stacklevel=1,
                     )
-                return
+                return rows
             if seed_dims == 0:
                 payload = {k: _wandb_value(v) for k, v in values.items()}
             else:
@@ -590,13 +724,13 @@ class Logger:
                         if isinstance(v, np.ndarray):
                             payload[f"{_seed_label(idx)}/{k}"] = _wandb_value(v[idx])
             self.run.log(payload, step=int(step.max()))
+        return rows
 
     # ------------------------------------------------------------------ end of run
     def flush(self) -> None:
-        """Wait until every step logged so far is written (checkpoints may still be saving)."""
+        """Write every step logged so far (checkpoints may still be saving)."""
         jax.effects_barrier()
-        if self._queue is not None:
-            self._queue.join()
+        self._drain_rows()
 
     def finish(self) -> None:
         """Wait for pending logs and checkpoints, close the wandb run and the metrics file.
@@ -613,9 +747,11 @@ class Logger:
         jax.effects_barrier()
         errors = []
         if self._thread is not None:
-            self._queue.put(None)
+            self._stopping = True
+            self._wake.set()
             self._thread.join()
-            self._thread, self._queue = None, None
+            self._thread = None
+        self._drain_rows()
         if self._ckpt is not None:
             try:
                 self._ckpt.close()

@@ -73,7 +73,7 @@ def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
 
 
 class MetricsFile:
-    """Append-only JSON-lines writer, flushed after each line."""
+    """Append-only JSON-lines writer, flushed after each batch of lines."""
 
     def __init__(self, run_dir: str | Path):
         self.path = metrics_path(run_dir)
@@ -81,8 +81,13 @@ class MetricsFile:
         self._f = self.path.open("a")
 
     def write(self, row: dict[str, Any]) -> None:
-        self._f.write(json.dumps(row) + "\n")
-        self._f.flush()
+        self.write_lines([row])
+
+    def write_lines(self, rows: list[dict[str, Any]]) -> None:
+        """Append rows with one write and one flush (whole lines only)."""
+        if rows:
+            self._f.write("".join(json.dumps(row) + "\n" for row in rows))
+            self._f.flush()
 
     def close(self) -> None:
         if not self._f.closed:

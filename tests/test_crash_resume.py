@@ -1,6 +1,7 @@
 """Crash and resume: a training script killed at a random point (SIGKILL) and started again
-ends bit-identical to an uninterrupted run; Ctrl-C (SIGINT) saves a checkpoint first; a damaged
-latest checkpoint falls back to the previous one; a run directory is never overwritten silently.
+ends bit-identical to an uninterrupted run; Ctrl-C (SIGINT) and SIGTERM (a SLURM preemption or
+time limit) save a checkpoint first; a damaged latest checkpoint falls back to the previous one;
+a run directory is never overwritten silently.
 
 The training script (SCRIPT below) is what a user would write: it resumes from its ckpt_dir
 when a checkpoint exists, else starts fresh. Each step is throttled to ~25 ms by a host
@@ -191,6 +192,33 @@ def test_es_sigint_then_sigkill_then_resume_is_bit_identical(script, reference, 
     code, stdout, err = _finish(_start(script, "es", tmp_path, 0.0))
     assert code == 0, err[-3000:]
     assert f"RESUMED {on_disk[-1]}" in stdout
+    _assert_same_run(tmp_path, "es", reference)
+
+
+@pytest.mark.slow
+def test_es_sigterm_saves_a_checkpoint_then_resume_is_bit_identical(script, reference, tmp_path):
+    import realax.log as rlog
+
+    ckpt = tmp_path / "es"
+    # SIGTERM (what SLURM sends before killing a job): checkpoint of the current step, then a
+    # clean exit with status 143 (realax.log.Terminated, a SystemExit)
+    proc = _start(script, "es", tmp_path, 0.025)
+    _wait_for_checkpoint(proc, ckpt)
+    time.sleep(random.uniform(0.0, 0.3))
+    proc.send_signal(signal.SIGTERM)
+    code, stdout, err = _finish(proc)
+    assert code == 143, err[-3000:]
+    assert "Traceback" not in err, err[-3000:]
+    assert "stopped by SIGTERM; checkpoint of step " in err, err[-3000:]
+    saved = int(err.split("checkpoint of step ")[1].split()[0])
+    assert 5 <= saved < 60 and _steps_on_disk(ckpt)[-1] == saved  # newest checkpoint
+    assert "DONE" not in stdout and not (tmp_path / "es.npz").exists()
+    # the metrics of every step up to the checkpoint are on disk too
+    assert [r["step"] for r in rlog.read_metrics(ckpt)][:saved] == list(range(1, saved + 1))
+    # restart: resumes from that checkpoint, ends as if never stopped
+    code, stdout, err = _finish(_start(script, "es", tmp_path, 0.0))
+    assert code == 0, err[-3000:]
+    assert f"RESUMED {saved}" in stdout
     _assert_same_run(tmp_path, "es", reference)
 
 

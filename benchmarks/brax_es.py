@@ -4,8 +4,11 @@ Population 128 (= 128 simulated episodes per generation in every variant), an ML
 hidden layers of 32, observation normalisation with running statistics, Open_ES-style search
 (sigma 0.1, Adam 0.01, antithetic pairs, centered ranks):
 
-* ``realax``: ``EvosaxTrainer`` + ``BraxTask(obs_norm=True)`` (early-exit rollouts), evosax
-  ``Open_ES``;
+* ``realax``: ``EvosaxTrainer`` + ``BraxTask(obs_norm=True, compact=True)`` (early-exit
+  rollouts that step only the running members once at most a quarter of the population is
+  left), evosax ``Open_ES``;
+* ``realax (default early exit)``: the same with ``BraxTask``'s default ``compact=False``
+  (a vmapped ``while_loop``: every member is stepped until the longest episode ends);
 * ``evosax BraxProblem``: evosax 0.3's own brax problem (``lax.scan`` over all 200 steps, with
   brax's auto-reset wrapper) with the same ``Open_ES``, in a hand-written jitted scan;
 * ``brax ES``: ``brax.training.agents.es.train`` (population_size 64 = 128 episodes with the
@@ -38,7 +41,8 @@ def plan(quick: bool) -> list[dict[str, Any]]:
             "repeats": 1 if quick else 3,
         }
         variants = (
-            ("realax", "realax EvosaxTrainer + BraxTask", True),
+            ("realax", "realax EvosaxTrainer + BraxTask(compact=True)", True),
+            ("realax_default", "realax, BraxTask default (compact=False)", True),
             ("evosax_problem", "evosax 0.3 BraxProblem", False),
             ("brax_es", "brax.training.agents.es.train", False),
         )
@@ -83,7 +87,7 @@ def _open_es(solution, cfg):
     )
 
 
-def realax(cfg):
+def realax(cfg, compact=True):
     import jax
     import jax.numpy as jnp
     import realax.tasks as rt
@@ -94,7 +98,7 @@ def realax(cfg):
 
     env = rt.make(cfg["env"])
     policy = rt.MLPPolicy.from_env(env, width=cfg["width"], depth=cfg["depth"])
-    task = rt.BraxTask(cfg["env"], cfg["max_steps"], policy=policy, obs_norm=True)
+    task = rt.BraxTask(cfg["env"], cfg["max_steps"], policy=policy, obs_norm=True, compact=compact)
     params, _ = rt.make_model_factory(policy, jnp.zeros(env.obs_shape), jax.random.key(0))
     trainer = EvosaxTrainer(
         cfg["gens"],
@@ -110,6 +114,10 @@ def realax(cfg):
     res["gens_run"] = cfg["gens"]
     res["final_return"] = float(metrics["fitness_mean"][-1])
     return res
+
+
+def realax_default(cfg):
+    return realax(cfg, compact=False)
 
 
 def evosax_problem(cfg):

@@ -281,3 +281,50 @@ def test_aggregator_forwards_task_data_to_each_task():
     np.testing.assert_allclose(
         fit, info["task_fitness"]["normed"] + info["task_fitness"]["plain"], rtol=1e-6
     )
+
+
+def test_compact_early_exit_equals_the_plain_one_under_nested_vmaps():
+    # GRU: a policy state that must follow its member through the gathers and scatters
+    policy = rt.GRUPolicy(action_dims=2, hidden_size=4, discrete=True)
+    kw = dict(policy=policy, obs_norm=True, max_steps=120)
+    plain, compact = (
+        rt.GymnaxTask("CartPole-v1", **kw),
+        rt.GymnaxTask("CartPole-v1", compact=True, **kw),
+    )
+    h = policy.initialize(jax.random.key(0))
+    pop = jax.vmap(lambda k: policy.init(k, jnp.zeros(4), h, k))(
+        jax.random.split(jax.random.key(0), 12)
+    )
+    data = plain.init_data(jax.random.key(0))
+    for x in (jnp.ones(4), -jnp.ones(4), jnp.arange(4.0)):
+        data = data.add(x)
+
+    def population(task, keys):  # (popsize, eval_reps), as EvosaxTrainer evaluates
+        fn = jax.vmap(jax.vmap(task, (None, 0, None)), (0, 0, None))
+        return jax.jit(fn)(pop, keys, data)
+
+    keys = jax.random.split(jax.random.key(1), (12, 3))
+    (f1, i1), (f2, i2) = population(plain, keys), population(compact, keys)
+    lengths = np.asarray(i1["episode_length"])
+    # members end at different times, so both the all-members and the few-members steps ran
+    assert lengths.min() < lengths.max() and np.sum(lengths > 36 // 4) < 36
+    np.testing.assert_array_equal(f1, f2)
+    np.testing.assert_array_equal(i1["episode_length"], i2["episode_length"])
+    chex.assert_trees_all_close(i1["obs_stats"], i2["obs_stats"], rtol=1e-5, atol=1e-5)
+
+    # unbatched params (one member, many keys), per-member data, and no vmap at all
+    one, f1 = jax.tree.map(lambda x: x[0], pop), f1[0]  # member 0's three evaluations
+    f2, _ = jax.jit(jax.vmap(compact, (None, 0, None)))(one, keys[0], data)
+    np.testing.assert_array_equal(f1, f2)
+    datas = jax.tree.map(lambda x: jnp.stack([x] * 3), data)
+    f2, _ = jax.jit(jax.vmap(compact, (None, 0, 0)))(one, keys[0], datas)
+    np.testing.assert_array_equal(f1, f2)
+    assert float(jax.jit(compact)(one, keys[0, 0], data)[0]) == float(f1[0])
+
+    # model_factory tasks with params=None
+    task = rt.GymnaxTask(LeakyCounter(), model_factory=_constant_action_factory(0), compact=True)
+    f, info = jax.vmap(task, (None, 0))(None, jax.random.split(jax.random.key(0), 5))
+    np.testing.assert_array_equal(f, [6.0] * 5)
+    np.testing.assert_array_equal(info["episode_length"], [3] * 5)
+    with pytest.raises(TypeError, match="compact must be True or False"):
+        rt.GymnaxTask("CartPole-v1", policy=policy, compact="yes")

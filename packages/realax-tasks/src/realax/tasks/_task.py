@@ -9,6 +9,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+from jax.custom_batching import custom_vmap
 
 from ._env import Env
 from ._obs_norm import RunningStats, merge_stats
@@ -36,6 +37,18 @@ class EnvTask:
       ``terminated``, ``truncated``, ``valid`` (step belongs to the episode),
       ``policy_states`` (the state each action was taken with), ``episode_length``.
 
+    ``compact=True`` changes how the early-exit mode runs under ``jax.vmap`` (as
+    ``EvosaxTrainer`` evaluates a population), not what it computes: a vmapped
+    ``while_loop`` steps every member until the longest episode of the batch ends, finished
+    members included; with ``compact`` the batch runs as one rollout that, once at most a
+    quarter of the members are still running, gathers those into a quarter-size batch and
+    steps only them. Fitness and ``episode_length`` are equal to the default's for the same
+    keys (observation statistics agree to float rounding). It pays off when episodes end at
+    very different times and a step is expensive (brax physics: 1.5-2x faster rollouts of a
+    population of 128 in ``benchmarks/brax_es.py``) and costs about twice the compile time
+    (the step is compiled for both batch sizes). Nested vmaps (population x evaluations) are
+    merged into one batch; per-member ``data`` falls back to the plain vmapped loop.
+
     With ``policy=`` a flax policy module, ``params`` are its variables
     (``policy.init(key, obs, policy.initialize(key), key)``); with ``model_factory=``,
     ``model_factory(params)`` must return a model with ``model(obs, state, key) ->
@@ -58,6 +71,7 @@ class EnvTask:
         obs_norm: bool = False,
         obs_clip: float = 10.0,
         mode: str = "early_exit",
+        compact: bool = False,
     ):
         cls = type(self).__name__
         if not isinstance(env, Env):
@@ -78,6 +92,8 @@ class EnvTask:
             )
         if mode not in _MODES:
             raise ValueError(f"{cls}: mode must be one of {_MODES} (got mode={mode!r})")
+        if not isinstance(compact, bool):
+            raise TypeError(f"{cls}: compact must be True or False (got compact={compact!r})")
         if data_fn is not None and not callable(data_fn):
             raise TypeError(f"{cls}: data_fn must be callable (got {type(data_fn).__name__})")
         if model_factory is not None and not callable(model_factory):
@@ -93,6 +109,8 @@ class EnvTask:
         self.obs_norm = bool(obs_norm)
         self.obs_clip = float(obs_clip)
         self.mode = mode
+        self.compact = compact
+        self._member_eval = _compacting_evaluate(self) if compact else None
         if policy is not None:
             example = jnp.zeros(env.obs_shape, env.spec.obs_dtype)
             check_policy(policy, example)
@@ -183,6 +201,65 @@ class EnvTask:
         obs, env_state = self.env.reset(k_reset)
         return obs, env_state, self._policy_init(params, k_policy), k_loop
 
+    def _exit_step(self, params, norm, k_loop, carry):
+        """One step of the early-exit rollout (the ``while_loop`` body)."""
+        t, obs, env_state, pstate, ret, _, stats = carry
+        if stats is not None:
+            stats = stats.add(obs)
+        _, pstate, obs, env_state, reward, term, trunc = self._transition(
+            params, norm, obs, env_state, pstate, jax.random.fold_in(k_loop, t)
+        )
+        done = jnp.logical_or(term, trunc)
+        return t + 1, obs, env_state, pstate, ret + reward, done, stats
+
+    def _exit_init(self, params, key):
+        obs, env_state, pstate, k_loop = self._start(params, key)
+        stats = RunningStats.create(shape=self.env.obs_shape) if self.obs_norm else None
+        zero = jnp.zeros((), jnp.int32), jnp.zeros((), jnp.float32), jnp.zeros((), bool)
+        return (zero[0], obs, env_state, pstate, zero[1], zero[2], stats), k_loop
+
+    def _evaluate_batch(self, params: Any, keys: Array, data: Any) -> tuple[Array, dict]:
+        """Early exit for a batch of members (leading axis of ``params`` and ``keys``) that
+        steps only the running members once at most a quarter of the batch is left."""
+        norm = self._norm(data)
+        n = keys.shape[0]
+        width = max(1, n // 4)
+        carry, k_loop = jax.vmap(self._exit_init)(params, keys)
+        step = jax.vmap(lambda p, k, c: self._exit_step(p, norm, k, c))
+
+        def running(carry):
+            t, *_, done, _ = carry
+            return jnp.logical_and(jnp.logical_not(done), t < self.max_steps)
+
+        def keep(mask, new, old):
+            def pick(a, b):
+                return jnp.where(mask.reshape(mask.shape + (1,) * (a.ndim - 1)), a, b)
+
+            return jax.tree.map(pick, new, old)
+
+        def all_members(carry):
+            return keep(running(carry), step(params, k_loop, carry), carry)
+
+        def few_members(carry):
+            alive = running(carry)
+            (idx,) = jnp.nonzero(alive, size=width, fill_value=n)
+            take = lambda x: x.at[idx].get(mode="clip")  # noqa: E731
+            sub = jax.tree.map(take, carry)
+            new = step(jax.tree.map(take, params), take(k_loop), sub)
+            put = lambda x, y: x.at[idx].set(y, mode="drop")  # noqa: E731
+            return jax.tree.map(put, carry, new)
+
+        def body(carry):
+            left = jnp.sum(running(carry).astype(jnp.int32))
+            return jax.lax.cond(left > width, all_members, few_members, carry)
+
+        carry = jax.lax.while_loop(lambda c: jnp.any(running(c)), body, carry)
+        t, *_, ret, _, stats = carry
+        info: dict[str, Any] = {"episode_length": t}
+        if stats is not None:
+            info["obs_stats"] = stats
+        return ret, info
+
     def _transition(self, params, norm, obs, env_state, pstate, key_t):
         k_act, k_env = jax.random.split(key_t)
         pol_obs = obs if norm is None else norm.normalize(obs, clip=self.obs_clip)
@@ -200,10 +277,19 @@ class EnvTask:
     def evaluate(self, params: Any, key: Array, data: Any = None) -> tuple[Array, dict]:
         """Early-exit rollout (``lax.while_loop``): stops as soon as the episode ends.
 
+        With ``compact=True`` and under ``jax.vmap``, the batch is one rollout that steps
+        only the running members once few are left (same results; see :class:`EnvTask`).
+
         Returns:
             ``(fitness, info)`` with ``info = {"episode_length": int32}`` plus
             ``"obs_stats"`` (a :class:`RunningStats`) when ``obs_norm``.
         """
+        if self._member_eval is not None:
+            self._norm(data)  # clear errors before tracing the batched rollout
+            return self._member_eval(params, key, data)
+        return self._evaluate_one(params, key, data)
+
+    def _evaluate_one(self, params: Any, key: Array, data: Any = None) -> tuple[Array, dict]:
         norm = self._norm(data)
         obs, env_state, pstate, k_loop = self._start(params, key)
         stats = RunningStats.create(shape=self.env.obs_shape) if self.obs_norm else None
@@ -213,14 +299,7 @@ class EnvTask:
             return jnp.logical_and(jnp.logical_not(done), t < self.max_steps)
 
         def body(carry):
-            t, obs, env_state, pstate, ret, _, stats = carry
-            if stats is not None:
-                stats = stats.add(obs)
-            _, pstate, obs, env_state, reward, term, trunc = self._transition(
-                params, norm, obs, env_state, pstate, jax.random.fold_in(k_loop, t)
-            )
-            done = jnp.logical_or(term, trunc)
-            return t + 1, obs, env_state, pstate, ret + reward, done, stats
+            return self._exit_step(params, norm, k_loop, carry)
 
         init = (
             jnp.zeros((), jnp.int32),
@@ -290,6 +369,56 @@ class EnvTask:
         )
 
 
+def _compacting_evaluate(task: EnvTask) -> Callable[..., tuple[Array, dict]]:
+    """``task._evaluate_one`` that, under ``jax.vmap``, runs as one batched rollout
+    (``task._evaluate_batch``) able to skip finished members; nested vmaps are merged into
+    one batch."""
+
+    @custom_vmap
+    def member(params, key, data):
+        return task._evaluate_one(params, key, data)
+
+    @custom_vmap
+    def batch(params, keys, data):
+        return task._evaluate_batch(params, keys, data)
+
+    def broadcast(tree, size):
+        return jax.tree.map(lambda x: jnp.broadcast_to(x, (size,) + x.shape), tree)
+
+    def all_batched(tree):
+        return jax.tree.map(lambda _: True, tree)
+
+    @member.def_vmap
+    def member_rule(axis_size, in_batched, params, key, data):
+        p_b, k_b, d_b = (any(jax.tree.leaves(b)) for b in in_batched)
+        if d_b:  # per-member task data: plain vmapped early exit
+            fn = jax.vmap(task._evaluate_one, in_axes=(0 if p_b else None, 0 if k_b else None, 0))
+            out = fn(params, key, data)
+            return out, all_batched(out)
+        params = params if p_b else broadcast(params, axis_size)
+        key = key if k_b else broadcast(key, axis_size)
+        out = batch(params, key, data)
+        return out, all_batched(out)
+
+    @batch.def_vmap
+    def batch_rule(axis_size, in_batched, params, keys, data):
+        p_b, k_b, d_b = (any(jax.tree.leaves(b)) for b in in_batched)
+        if d_b:
+            fn = jax.vmap(task._evaluate_batch, in_axes=(0 if p_b else None, 0 if k_b else None, 0))
+            out = fn(params, keys, data)
+            return out, all_batched(out)
+        params = params if p_b else broadcast(params, axis_size)
+        keys = keys if k_b else broadcast(keys, axis_size)
+        n = keys.shape[1]
+        merge = lambda x: x.reshape((axis_size * n,) + x.shape[2:])  # noqa: E731
+        out = batch(jax.tree.map(merge, params), merge(keys), data)
+        split = lambda x: x.reshape((axis_size, n) + x.shape[1:])  # noqa: E731
+        out = jax.tree.map(split, out)
+        return out, all_batched(out)
+
+    return member
+
+
 class GymnaxTask(EnvTask):
     """A gymnax environment as a fitness function of policy parameters.
 
@@ -304,6 +433,8 @@ class GymnaxTask(EnvTask):
         obs_norm: normalise observations with running statistics carried in ``data``.
         obs_clip: clip of normalised observations.
         mode: ``"early_exit"`` (default) or ``"trajectory"`` for ``__call__``.
+        compact: under ``jax.vmap``, step only the still-running members once at most a
+            quarter of the batch is left (early-exit mode; see :class:`EnvTask`).
 
     >>> import realax.tasks as rt
     >>> task = rt.GymnaxTask("CartPole-v1", policy=rt.MLPPolicy(action_dims=2, discrete=True))
@@ -325,6 +456,7 @@ class GymnaxTask(EnvTask):
         obs_norm: bool = False,
         obs_clip: float = 10.0,
         mode: str = "early_exit",
+        compact: bool = False,
     ):
         from ._gymnax import GymnaxEnv
 
@@ -342,6 +474,7 @@ class GymnaxTask(EnvTask):
             obs_norm=obs_norm,
             obs_clip=obs_clip,
             mode=mode,
+            compact=compact,
         )
 
 
@@ -361,6 +494,8 @@ class BraxTask(EnvTask):
         obs_norm: normalise observations with running statistics carried in ``data``.
         obs_clip: clip of normalised observations.
         mode: ``"early_exit"`` (default) or ``"trajectory"`` for ``__call__``.
+        compact: under ``jax.vmap``, step only the still-running members once at most a
+            quarter of the batch is left (early-exit mode; see :class:`EnvTask`).
 
     >>> import realax.tasks as rt
     >>> policy = rt.MLPPolicy(action_dims=1, action_low=-3.0, action_high=3.0)
@@ -384,6 +519,7 @@ class BraxTask(EnvTask):
         obs_norm: bool = False,
         obs_clip: float = 10.0,
         mode: str = "early_exit",
+        compact: bool = False,
     ):
         from ._brax import BraxEnv
 
@@ -408,6 +544,7 @@ class BraxTask(EnvTask):
             obs_norm=obs_norm,
             obs_clip=obs_clip,
             mode=mode,
+            compact=compact,
         )
 
 
@@ -429,6 +566,8 @@ class JumanjiTask(EnvTask):
         obs_norm: normalise observations with running statistics carried in ``data``.
         obs_clip: clip of normalised observations.
         mode: ``"early_exit"`` (default) or ``"trajectory"`` for ``__call__``.
+        compact: under ``jax.vmap``, step only the still-running members once at most a
+            quarter of the batch is left (early-exit mode; see :class:`EnvTask`).
 
     >>> import realax.tasks as rt
     >>> policy = rt.MLPPolicy(action_dims=4, discrete=True, width=8, depth=1)
@@ -454,6 +593,7 @@ class JumanjiTask(EnvTask):
         obs_norm: bool = False,
         obs_clip: float = 10.0,
         mode: str = "early_exit",
+        compact: bool = False,
     ):
         from ._jumanji import JumanjiEnv
 
@@ -468,4 +608,5 @@ class JumanjiTask(EnvTask):
             obs_norm=obs_norm,
             obs_clip=obs_clip,
             mode=mode,
+            compact=compact,
         )

@@ -9,6 +9,11 @@ function of a key in both libraries:
 * ``rejax``: rejax 0.1.3's ``PPO`` in its own environment (``benchmarks/peers/rejax``).
 
 Env-steps/s = 5e5 / run time; final return = mean return of greedy evaluation episodes.
+
+Both runs are ~1,000 updates of many tiny XLA kernels, so on a loaded 2-core host single runs
+vary a lot: XLA's CPU runtime sometimes keeps a second worker thread spinning for a whole call
+(seen with realax's program, not with rejax's), which doubles that call's CPU time and wall
+time. The full run therefore takes the median of 5 warm runs, not 3.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ def base_cfg(quick: bool) -> dict[str, Any]:
         "vf_coef": 0.5,
         "max_grad_norm": 0.5,
         "seed": 0,
-        "repeats": 1 if quick else 3,
+        "repeats": 1 if quick else 5,
     }
 
 

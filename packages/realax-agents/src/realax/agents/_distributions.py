@@ -47,7 +47,11 @@ class Categorical(struct.PyTreeNode):
     def log_prob(self, actions: jax.Array) -> jax.Array:
         """Log-probability of integer ``actions`` (batch shape)."""
         actions = jnp.asarray(actions).astype(jnp.int32)
-        return jnp.take_along_axis(self.log_probs, actions[..., None], axis=-1)[..., 0]
+        # A one-hot select instead of an indexed gather: the same value (log-probabilities are
+        # finite), but its gradient is an elementwise product that XLA fuses, where a gather's
+        # gradient is a scatter (a separate, slow kernel on CPU, once per PPO minibatch).
+        one_hot = actions[..., None] == jnp.arange(self.logits.shape[-1], dtype=jnp.int32)
+        return jnp.sum(jnp.where(one_hot, self.log_probs, 0.0), axis=-1)
 
     def entropy(self) -> jax.Array:
         """Exact entropy ``-sum p log p`` (batch shape)."""

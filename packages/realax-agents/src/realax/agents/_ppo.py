@@ -295,7 +295,7 @@ class PPO(struct.PyTreeNode):
         lr: float | optax.Schedule = cfg.learning_rate
         if cfg.anneal_lr_steps is not None:
             lr = optax.linear_schedule(cfg.learning_rate, 0.0, cfg.anneal_lr_steps)
-        tx = c.make_optimizer(lr, cfg.max_grad_norm, eps=cfg.adam_eps)
+        tx = c.make_optimizer(lr, cfg.max_grad_norm, eps=cfg.adam_eps, flat=True)
         return cls(model=TrainState.create(model_def, params, tx=tx), key=key, config=cfg)
 
     @property

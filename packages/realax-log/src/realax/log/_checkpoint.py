@@ -42,7 +42,7 @@ def is_primary() -> bool:
     return process_index() == 0
 
 
-def _manager(directory: Path, *, max_to_keep: int | None, read_only: bool) -> ocp.CheckpointManager:
+def _manager(directory: Path, *, max_to_keep: int | None) -> ocp.CheckpointManager:
     # Checkpoints hold host-side numpy copies of a state that is identical on every process,
     # so one process writes them (process 0) and each process reads them on its own: no
     # cross-process barrier is ever needed (a barrier would hang, since only process 0 gets
@@ -53,7 +53,10 @@ def _manager(directory: Path, *, max_to_keep: int | None, read_only: bool) -> oc
         max_to_keep=max_to_keep,
         create=False,  # the directory is created by the writer (orbax refuses with
         # active_processes)
-        enable_async_checkpointing=not read_only,
+        # Saves already run on the CheckpointWriter's own thread, off the training loop;
+        # orbax's asynchronous mode would only add its commit threads (and, with several
+        # managers saving at once in one process, finalisation errors were seen under load).
+        enable_async_checkpointing=False,
         multiprocessing_options=multiprocessing,
     )
     return ocp.CheckpointManager(directory, options=options, item_handlers=_handlers())
@@ -127,8 +130,9 @@ class CheckpointWriter:
     """Saves checkpoints from a background thread so the training loop never waits on disk.
 
     :meth:`submit` only enqueues host copies of the arrays and returns at once; this thread
-    hands them, oldest first, to an orbax ``CheckpointManager`` (orbax writes into a temporary
-    directory and renames it when complete, so a checkpoint is either whole or invisible).
+    saves them, oldest first, with an orbax ``CheckpointManager`` (orbax writes into a
+    temporary directory and renames it when complete, so a checkpoint is either whole or
+    invisible).
 
     If checkpoints are requested faster than they can be written, at most ``max_pending``
     of them (and ``max_pending_bytes`` of copies) wait; beyond that the oldest waiting one is
@@ -151,7 +155,7 @@ class CheckpointWriter:
         self._before_save = before_save
         self.directory.mkdir(parents=True, exist_ok=True)
         self.verbose = verbose
-        self._manager = _manager(self.directory, max_to_keep=max_to_keep, read_only=False)
+        self._manager = _manager(self.directory, max_to_keep=max_to_keep)
         self._cv = threading.Condition()
         self._pending: collections.deque = collections.deque()
         self._pending_bytes = 0
@@ -291,7 +295,7 @@ def all_steps(ckpt_dir: str | Path) -> list[int]:
         [100, 200, 300]
     """
     path = _check_dir(ckpt_dir)
-    with _manager(path, max_to_keep=None, read_only=True) as mngr:
+    with _manager(path, max_to_keep=None) as mngr:
         return sorted(int(s) for s in mngr.all_steps())
 
 
@@ -396,7 +400,7 @@ def restore(ckpt_dir: str | Path, like: Any, *, step: int | None = None) -> Any:
     """
     path = _check_dir(ckpt_dir)
     expected, treedef = _serialize.expected_leaves(like)
-    with _manager(path, max_to_keep=None, read_only=True) as mngr:
+    with _manager(path, max_to_keep=None) as mngr:
         steps = sorted((int(s) for s in mngr.all_steps()), reverse=True)
         if step is not None:
             if step not in steps:
@@ -449,5 +453,5 @@ def restore(ckpt_dir: str | Path, like: Any, *, step: int | None = None) -> Any:
 def read_metadata(ckpt_dir: str | Path, step: int) -> dict:
     """The JSON description stored with checkpoint ``step`` (paths, shapes, dtypes, checksums)."""
     path = _check_dir(ckpt_dir)
-    with _manager(path, max_to_keep=None, read_only=True) as mngr:
+    with _manager(path, max_to_keep=None) as mngr:
         return mngr.restore(step, args=ocp.args.Composite(**{_META: ocp.args.JsonRestore()}))[_META]

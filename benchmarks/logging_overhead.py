@@ -17,7 +17,9 @@ Reported per variant:
   (``jax.effects_barrier``); generations/s and the ratio to ``no logger``;
 * drain: what ``logger.finish()`` still waits for after the loop (pending checkpoint writes,
   wandb). A small loop ratio with a non-zero drain means checkpoints are written in the
-  background without stalling the loop.
+  background without stalling the loop;
+* checkpoints on disk against those requested: when saves cannot keep up, realax.log skips
+  the oldest waiting ones (never the newest).
 
 Variants are interleaved (repeat r of every variant before repeat r+1) so that load from
 other processes affects all of them alike.
@@ -232,10 +234,16 @@ def render(rows: list[dict], quick: bool) -> str:
             body,
         )
     )
+    total = cfg["steps"] * (cfg["repeats"] + 1)
     ck = ", ".join(
-        f"every {f}: {n} on disk (last step {last})" for f, (n, last) in res["checkpoints"].items()
+        f"every {f}: {n} of {total // int(f)} requested on disk (last step {last})"
+        for f, (n, last) in res["checkpoints"].items()
     )
-    out += ["", f"Checkpoints written: {ck}."]
+    out += [
+        "",
+        f"Checkpoints written: {ck}. realax.log skips the oldest waiting checkpoint when more "
+        "than 16 wait to be written (the newest is always saved).",
+    ]
     return "\n".join(out)
 
 

@@ -275,3 +275,38 @@ def test_states_have_no_weak_types_so_a_second_train_does_not_recompile(strategy
         ]
         assert not weak, weak
     chex.assert_trees_all_equal_shapes_and_dtypes(state, trained)
+
+
+def test_fitness_metrics_equal_numpy_nan_statistics():
+    # the metrics are computed from one mask and one count; they must be the values of
+    # jnp.nanmin / nanmean / nanmax / nanstd with non-finite members set to NaN, bit for bit
+    from realax.train._es import _fitness_stats
+
+    rng = np.random.default_rng(0)
+    cases = [rng.normal(size=n).astype(np.float32) * 10.0**e for n, e in ((1, 0), (64, 3))]
+    mixed = rng.normal(size=16).astype(np.float32)
+    mixed[[2, 5, 11]] = [np.nan, np.inf, -np.inf]
+    cases += [mixed, np.full(8, np.nan, np.float32), np.array([np.inf, 1.0], np.float32)]
+    stats = jax.jit(_fitness_stats)
+    for raw in map(jnp.asarray, cases):
+        finite = jnp.isfinite(raw)
+        masked = jnp.where(finite, raw, jnp.nan)
+        want = {
+            "fitness_min": jnp.nanmin(masked),
+            "fitness_mean": jnp.nanmean(masked),
+            "fitness_max": jnp.nanmax(masked),
+            "fitness_std": jnp.nanstd(masked),
+            "n_nonfinite": jnp.sum(~finite).astype(jnp.int32),
+        }
+        got = stats(raw, finite)
+        for name in want:
+            assert got[name].dtype == want[name].dtype, name
+            np.testing.assert_array_equal(got[name], want[name], err_msg=name)
+
+
+def test_w_decay_needs_the_flat_population():
+    shaper = FitnessShaper(w_decay=0.1)
+    with pytest.raises(ValueError, match="needs the population's flat parameters"):
+        shaper.apply(None, jnp.zeros(3))
+    # without w_decay the parameters are not read
+    assert FitnessShaper().apply(None, jnp.array([1.0, jnp.nan])).tolist() == [1.0, 1.0]

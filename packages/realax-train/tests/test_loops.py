@@ -122,6 +122,36 @@ def test_resume_finishes_the_run_bit_identically():
     chex.assert_trees_all_equal(plain(full.resume_(s_part)), plain(s_full))
 
 
+class StepByStepKeys(EvosaxTrainer):
+    """Derives each generation's keys inside the step, as train_step does."""
+
+    _step_keys = None
+
+    def _step(self, state, data, consts, keys=None):
+        assert keys is None
+        return super()._step(state, data, consts)
+
+
+def test_es_keys_derived_before_the_loop_are_the_per_step_keys():
+    # train derives every generation's keys in one batched call before the scan, train_ in
+    # blocks of 256 generations: both must be the keys of fold_in(state.key, step) derived
+    # inside each step. 300 generations = one full block of train_ and a shorter last one;
+    # from a state at step 7 the keys start at step 7.
+    kw = dict(task=noisy_sphere, params_like=jnp.ones(2), popsize=4)
+    t = EvosaxTrainer(300, "SNES", **kw)
+    ref = StepByStepKeys(300, "SNES", **kw)
+    state0 = t.initialize(jax.random.key(0))
+    s_part = state0
+    for _ in range(7):  # train_step derives its keys in the step
+        s_part, _ = jax.jit(t.train_step)(s_part)
+    for start in (state0, s_part):  # the same compiled programs, from step 0 and step 7
+        state, metrics = t.train(start)
+        ref_state, ref_metrics = ref.train(start)
+        chex.assert_trees_all_equal(plain(state), plain(ref_state))
+        chex.assert_trees_all_equal(metrics, ref_metrics)
+        chex.assert_trees_all_equal(plain(t.train_(start)), plain(state))
+
+
 # ----------------------------------------------------------------------------- seeds
 
 

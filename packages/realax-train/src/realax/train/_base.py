@@ -131,6 +131,37 @@ def shape_str(x: Any) -> str:
         return repr(x)
 
 
+#: steps whose keys ``train_`` derives at once (memory: a few bytes per step and key)
+_KEY_BLOCK = 256
+
+
+def _pack_metrics(metrics: dict) -> tuple[dict, list]:
+    """Scalar metrics stacked into one array per dtype (one write per step and dtype in a
+    scan, instead of one per metric); other metrics pass through. Returns ``(packed, layout)``.
+    """
+    groups: dict[str, list] = {}
+    layout = []
+    for name, value in metrics.items():
+        value = jnp.asarray(value)
+        if value.ndim == 0:
+            group = groups.setdefault(str(value.dtype), [])
+            layout.append((name, str(value.dtype), len(group)))
+            group.append(value)
+        else:
+            layout.append((name, None, None))
+    packed = {f"__{dtype}": jnp.stack(values) for dtype, values in groups.items()}
+    packed.update({name: metrics[name] for name, dtype, _ in layout if dtype is None})
+    return packed, layout
+
+
+def _unpack_metrics(packed: dict, layout: list) -> dict:
+    """Inverse of :func:`_pack_metrics` on stacked outputs (leading axis = steps)."""
+    out = {}
+    for name, dtype, i in layout:
+        out[name] = packed[name] if dtype is None else packed[f"__{dtype}"][..., i]
+    return out
+
+
 # ----------------------------------------------------------------------------- trainer
 
 
@@ -185,6 +216,17 @@ class BaseTrainer:
     def _check_compiled(self, data: Any) -> None:
         """Hook: validate that the user's functions trace (raise friendly errors)."""
 
+    #: Optional hook ``_step_keys(step_key) -> keys``: the keys a step derives from
+    #: ``fold_in(state.key, state.step)``. A trainer that defines it takes them as
+    #: ``_step(state, data, consts, keys=...)``; ``train`` (scan) then derives every step's keys
+    #: before the loop in one batched call instead of one small hash per step (the same bits).
+    _step_keys: Callable[[jax.Array], Any] | None = None
+
+    def _keys_for_steps(self, state: Any, n_steps: int) -> Any:
+        """``_step_keys(fold_in(state.key, t))`` for the next ``n_steps`` steps, stacked."""
+        steps = state.step + jnp.arange(n_steps, dtype=jnp.asarray(state.step).dtype)
+        return jax.vmap(lambda t: self._step_keys(jax.random.fold_in(state.key, t)))(steps)
+
     # -- one step -------------------------------------------------------------------
 
     def train_step(self, state: Any, data: Any = None) -> tuple[Any, dict]:
@@ -195,8 +237,11 @@ class BaseTrainer:
         """
         return self._step(state, data, self._consts())
 
-    def _hooked_step(self, state: Any, data: Any, consts: Any, progress: bool):
-        state, metrics = self._step(state, data, consts)
+    def _hooked_step(self, state: Any, data: Any, consts: Any, progress: bool, keys: Any = None):
+        if keys is None:
+            state, metrics = self._step(state, data, consts)
+        else:
+            state, metrics = self._step(state, data, consts, keys=keys)
         if self.logger is not None:
             self.logger.log(state, metrics)
         if progress:
@@ -206,16 +251,48 @@ class BaseTrainer:
     # -- compiled loops ------------------------------------------------------------------
 
     def _scan_loop(self, state, data, consts, n_steps, progress):
-        def body(s, _):
-            return self._hooked_step(s, data, consts, progress)
+        layout = []  # how the step's metrics are packed (filled in while tracing the body)
 
-        return lax.scan(body, state, None, length=n_steps)
+        def body(s, keys):
+            s, metrics = self._hooked_step(s, data, consts, progress, keys)
+            packed, layout[:] = _pack_metrics(metrics)
+            return s, packed
+
+        if self._step_keys is not None and n_steps > 0:
+            # every step's keys in one batched call before the loop (the same bits)
+            state, packed = lax.scan(body, state, self._keys_for_steps(state, n_steps))
+        else:
+            state, packed = lax.scan(body, state, None, length=n_steps)
+        return state, _unpack_metrics(packed, layout)
 
     def _fori_loop(self, state, data, consts, n_steps, progress):
+        if self._step_keys is not None and n_steps > 1:
+            return self._fori_blocks(state, data, consts, n_steps, progress)
+
         def body(_, s):
             return self._hooked_step(s, data, consts, progress)[0]
 
         return lax.fori_loop(0, n_steps, body, state)
+
+    def _fori_blocks(self, state, data, consts, n_steps, progress):
+        # Steps in blocks of at most _KEY_BLOCK: each block derives its steps' keys in one
+        # batched call (as train does for all steps), and memory stays flat in n_steps.
+        block = min(n_steps, _KEY_BLOCK)
+        n_blocks = -(-n_steps // block)
+
+        def run_block(b, s):
+            keys = self._keys_for_steps(s, block)
+            n = jnp.minimum(block, n_steps - b * block)  # the last block may be shorter
+
+            def body(i, s):
+                k = jax.tree.map(lambda x: x[i], keys)
+                return self._hooked_step(s, data, consts, progress, k)[0]
+
+            return lax.fori_loop(0, n, body, s)
+
+        if n_blocks == 1:
+            return run_block(0, state)
+        return lax.fori_loop(0, n_blocks, run_block, state)
 
     def _seeds_loop(self, keys, data, consts, n_steps, progress, scan):
         # Seeds are initialised one after another (lax.map), then trained together (vmap).

@@ -490,9 +490,8 @@ class EvosaxTrainer(BaseTrainer):
                 es_state=es_state, key=k_run, best_params=self.init_mean, best_fitness=worst,
                 data=data, unravel_fn=self._unravel,
             )
-        raw = jnp.mean(fitness_reps, axis=1)
-        flat = jax.vmap(lambda p: ravel_pytree(p)[0])(population)
-        shaped = self.fitness_shaper.apply(flat, raw)
+        raw = self._raw_fitness(fitness_reps)
+        shaped = self._shape(population, raw)
         es_state = self.strategy.init(k_init, population, shaped, self.es_params)
         best_params, best_fitness = self._update_best(
             self.init_mean, worst, population, raw
@@ -540,18 +539,39 @@ class EvosaxTrainer(BaseTrainer):
         )
         return best_params, best_fitness
 
-    def _ask(self, state):
-        key = jax.random.fold_in(state.key, state.step)
-        k_ask, k_eval, k_tell = jax.random.split(key, 3)
+    def _generation_keys(self, key):
+        """A generation's keys (ask, evaluation, tell) from ``fold_in(state.key, step)``."""
+        return jax.random.split(key, 3)
+
+    # the loops derive the keys of many generations at once (BaseTrainer._step_keys)
+    _step_keys = _generation_keys
+
+    def _raw_fitness(self, fitness_reps):
+        """Each member's fitness: the mean over its ``eval_reps`` evaluations."""
+        fitness_reps = jnp.asarray(fitness_reps, jnp.float32)
+        if self.eval_reps == 1:
+            return fitness_reps[:, 0]  # the mean of one value, without the division
+        return jnp.mean(fitness_reps, axis=1)
+
+    def _shape(self, population, raw):
+        """The shaped objective; the flat population is only built for ``w_decay``."""
+        flat = None
+        if self.fitness_shaper.w_decay > 0.0:
+            flat = jax.vmap(lambda p: ravel_pytree(p)[0])(population)
+        return self.fitness_shaper.apply(flat, raw)
+
+    def _ask(self, state, keys=None):
+        if keys is None:
+            keys = self._generation_keys(jax.random.fold_in(state.key, state.step))
+        k_ask, k_eval, k_tell = keys
         population, es_state = self.strategy.ask(k_ask, state.es_state, self.es_params)
         eval_keys = jax.random.split(k_eval, (self.popsize, self.eval_reps))
         return population, es_state, eval_keys, k_tell
 
     def _tell(self, state, population, es_state, fitness_reps, infos, data, k_tell):
-        raw = jnp.mean(jnp.asarray(fitness_reps, jnp.float32), axis=1)
+        raw = self._raw_fitness(fitness_reps)
         finite = jnp.isfinite(raw)
-        flat = jax.vmap(lambda p: ravel_pytree(p)[0])(population)
-        shaped = self.fitness_shaper.apply(flat, raw)
+        shaped = self._shape(population, raw)
         es_state, _ = self.strategy.tell(k_tell, population, shaped, es_state, self.es_params)
         es_state = strong_types(es_state)  # one carry type: train(state) twice compiles once
         best_params, best_fitness = self._update_best(
@@ -569,22 +589,13 @@ class EvosaxTrainer(BaseTrainer):
             best_fitness=best_fitness,
             data=new_data,
         )
-        masked = jnp.where(finite, raw, jnp.nan)
-        metrics = {
-            "generation": step,
-            "fitness_min": jnp.nanmin(masked),
-            "fitness_mean": jnp.nanmean(masked),
-            "fitness_max": jnp.nanmax(masked),
-            "fitness_std": jnp.nanstd(masked),
-            "best_fitness": best_fitness,
-            "n_nonfinite": jnp.sum(~finite).astype(jnp.int32),
-        }
+        metrics = {"generation": step, **_fitness_stats(raw, finite), "best_fitness": best_fitness}
         return state, metrics
 
-    def _step(self, state, data, consts):
+    def _step(self, state, data, consts, keys=None):
         del consts
         data = state.data if data is None else data
-        population, es_state, eval_keys, k_tell = self._ask(state)
+        population, es_state, eval_keys, k_tell = self._ask(state, keys)
         if self._mesh is not None:
             # Only the evaluation is split over devices: keep the population replicated so
             # that ask and tell (whose reductions over the population would otherwise be
@@ -643,6 +654,27 @@ class EvosaxTrainer(BaseTrainer):
             (5,)
         """
         return self.train_python(self.initialize_python(key, data), data)
+
+
+def _fitness_stats(raw: jax.Array, finite: jax.Array) -> dict:
+    """Min, mean, max and std of the finite fitness values (NaN if none), and the count of
+    non-finite ones: the values of ``jnp.nanmin`` ... ``jnp.nanstd`` on the fitness with
+    non-finite entries set to NaN, bit for bit, from one mask and one count.
+    """
+    count = jnp.sum(finite, dtype=jnp.int32)
+    some = count > 0
+    norm = count.astype(jnp.float32)
+    mean = jnp.sum(jnp.where(finite, raw, 0.0)) / norm
+    centered = jnp.where(finite, raw - mean, 0.0)
+    var = jnp.sum(jnp.square(centered)) / jnp.where(some, norm, 1.0)
+    nan = jnp.float32(jnp.nan)
+    return {
+        "fitness_min": jnp.where(some, jnp.min(jnp.where(finite, raw, jnp.inf)), nan),
+        "fitness_mean": mean,
+        "fitness_max": jnp.where(some, jnp.max(jnp.where(finite, raw, -jnp.inf)), nan),
+        "fitness_std": jnp.sqrt(jnp.where(some, var, nan)),
+        "n_nonfinite": raw.shape[0] - count,
+    }
 
 
 def _check_task_output(out: Any) -> None:

@@ -64,12 +64,12 @@ class FitnessShaper:
         """True if the shaper replaces fitness values (rank, z-score or range normalisation)."""
         return self.centered_rank or self.z_score or self.norm_range
 
-    def apply(self, x: jax.Array, fitness: jax.Array) -> jax.Array:
+    def apply(self, x: jax.Array | None, fitness: jax.Array) -> jax.Array:
         """Shape a population's fitness.
 
         Args:
-            x: flat parameters of the population, shape ``(popsize, num_dims)`` (only used by
-                ``w_decay``).
+            x: flat parameters of the population, shape ``(popsize, num_dims)``; only read by
+                ``w_decay`` (may be None when ``w_decay=0``).
             fitness: raw fitness, shape ``(popsize,)``.
 
         Returns:
@@ -80,6 +80,11 @@ class FitnessShaper:
         # a minimisation objective from here on
         obj = -fitness if self.maximize else fitness
         if self.w_decay > 0.0:
+            if x is None:
+                raise ValueError(
+                    "FitnessShaper(w_decay>0).apply needs the population's flat parameters "
+                    "(got x=None); pass x with shape (popsize, num_dims)."
+                )
             obj = obj + self.w_decay * jnp.mean(jnp.square(x), axis=-1).astype(obj.dtype)
             finite = finite & jnp.isfinite(obj)
         if self.centered_rank:

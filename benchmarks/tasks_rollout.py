@@ -17,7 +17,9 @@ Variants:
 * ``hand scan (env.step)``: the loop most users write, with gymnax's auto-resetting
   ``env.step`` (it also computes a reset every step);
 * ``GymnaxTask.rollout``: the task's full-trajectory mode (``lax.scan``);
-* ``GymnaxTask.evaluate``: the task's early-exit mode (``lax.while_loop``, the default).
+* ``GymnaxTask.evaluate``: the task's early-exit mode (``lax.while_loop``, the default);
+* ``GymnaxTask(compact=True).evaluate``: early exit that steps only the running members once
+  at most a quarter of the batch is left.
 
 Run: ``uv run python benchmarks/tasks_rollout.py [--popsize 256] [--repeats 5]``
 """
@@ -96,12 +98,14 @@ def bench_env(name, popsize, repeats, param_scale):
     pop = jax.tree.map(lambda x: param_scale * x, pop)
     keys = jax.random.split(jax.random.key(1), popsize)
     task = rt.GymnaxTask(name, policy=policy)
+    compact = rt.GymnaxTask(name, policy=policy, compact=True)
     max_steps = task.max_steps
     variants = [
         ("hand scan (step_env)", hand_scan(env, env_params, policy, max_steps, False)),
         ("hand scan (env.step)", hand_scan(env, env_params, policy, max_steps, True)),
         ("GymnaxTask.rollout", task_fn(task.rollout)),
         ("GymnaxTask.evaluate", task_fn(task.evaluate)),
+        ("GymnaxTask(compact=True).evaluate", task_fn(compact.evaluate)),
     ]
     rows = []
     for label, fn in variants:
@@ -135,23 +139,26 @@ def bench_early_exit(popsizes, repeats):
     wrapped = rt.make(name)
     policy = rt.MLPPolicy.from_env(wrapped, width=32, depth=2)
     task = rt.GymnaxTask(name, policy=policy)
+    compact = rt.GymnaxTask(name, policy=policy, compact=True)
     example = jnp.zeros(wrapped.obs_shape)
     print(f"\n{name}, early exit vs full length by batch size (random parameters)")
     print(
-        "| popsize | longest episode | mean episode | evaluate (ms) | rollout (ms) | "
-        "speed-up of early exit |"
+        "| popsize | longest episode | mean episode | evaluate (ms) | compact (ms) | "
+        "rollout (ms) | speed-up of early exit | of compact |"
     )
-    print("|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|")
     for popsize in popsizes:
         pop = jax.vmap(lambda k: rt.make_model_factory(policy, example, k)[0])(
             jax.random.split(jax.random.key(2), popsize)
         )
         keys = jax.random.split(jax.random.key(3), popsize)
         _, t_exit, (_, length) = measure(task_fn(task.evaluate), pop, keys, repeats)
+        _, t_compact, _ = measure(task_fn(compact.evaluate), pop, keys, repeats)
         _, t_full, _ = measure(task_fn(task.rollout), pop, keys, repeats)
         print(
             f"| {popsize} | {int(length.max())} | {float(length.mean()):.1f} | "
-            f"{1e3 * t_exit:.2f} | {1e3 * t_full:.2f} | {t_full / t_exit:.1f}x |"
+            f"{1e3 * t_exit:.2f} | {1e3 * t_compact:.2f} | {1e3 * t_full:.2f} | "
+            f"{t_full / t_exit:.1f}x | {t_full / t_compact:.1f}x |"
         )
 
 

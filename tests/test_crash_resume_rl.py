@@ -25,7 +25,7 @@ import pytest
 
 pytestmark = pytest.mark.slow  # five JAX processes
 
-STEPS = 40
+STEPS = 60
 
 SCRIPT = textwrap.dedent(
     """
@@ -37,7 +37,7 @@ SCRIPT = textwrap.dedent(
     from realax.train.rl import OffPolicyTrainer, OnPolicyTrainer, default_rl_metrics
 
     kinds, root, delay = sys.argv[1].split(","), sys.argv[2], float(sys.argv[3])
-    STEPS = 40
+    STEPS = 60
 
     class Throttled:
         # the real Logger, plus a host callback that makes every step take `delay` seconds
@@ -124,7 +124,7 @@ def _kill_after_first_checkpoint(procs: dict, root: Path, timeout: float = 200.0
         assert now < deadline, f"no checkpoint appeared (seed {seed})"
         for kind, proc in procs.items():
             if kind not in kill_at and _steps_on_disk(root / kind):
-                kill_at[kind] = now + rng.uniform(0.0, 0.6)  # 40 steps x 25 ms after step 4
+                kill_at[kind] = now + rng.uniform(0.0, 0.8)  # 56 steps x 25 ms follow step 4
             elif kind in kill_at and now >= kill_at[kind] and proc.poll() is None:
                 proc.send_signal(signal.SIGKILL)
             elif kind not in kill_at:

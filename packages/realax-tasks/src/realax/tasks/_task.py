@@ -43,11 +43,14 @@ class EnvTask:
     members included; with ``compact`` the batch runs as one rollout that, once at most a
     quarter of the members are still running, gathers those into a quarter-size batch and
     steps only them. Fitness and ``episode_length`` are equal to the default's for the same
-    keys (observation statistics agree to float rounding). It pays off when episodes end at
-    very different times and a step is expensive (brax physics: 1.5-2x faster rollouts of a
-    population of 128 in ``benchmarks/brax_es.py``) and costs about twice the compile time
-    (the step is compiled for both batch sizes). Nested vmaps (population x evaluations) are
-    merged into one batch; per-member ``data`` falls back to the plain vmapped loop.
+    keys and ``data``; ``obs_stats`` agree to float rounding, so with ``obs_norm`` a long
+    training run can drift apart from the default's in the last bits. It pays off when
+    episodes end at very different times and a step is expensive (brax: 1.5x (hopper) and
+    2x (inverted_pendulum) less CPU time for one evaluation of 128 members), not for cheap
+    steps such as CartPole's, where the per-iteration overhead dominates; it costs about
+    twice the compile time (the step is compiled for both batch sizes). Nested vmaps
+    (population x evaluations) are merged into one batch; per-member ``data`` falls back to
+    the plain vmapped loop.
 
     With ``policy=`` a flax policy module, ``params`` are its variables
     (``policy.init(key, obs, policy.initialize(key), key)``); with ``model_factory=``,

@@ -124,7 +124,12 @@ def test_default_evolve_solves_cartpole_and_leaves_the_run_folder(tmp_path):
 
 # long enough that the signal lands mid-run: checkpoints are written one after another (the
 # writer queue is short), so the run cannot get far ahead of its first checkpoint on disk
-RESUMABLE = ["evolve", "CartPole-v1", "--generations", "100", "--ckpt-freq", "5", *SMALL]
+# long enough that a signal sent once the first checkpoint is on disk arrives mid-run (saves no
+# longer hold the loop back, and one 5-generation chunk of this size takes milliseconds)
+GENERATIONS = 300
+RESUMABLE = [
+    "evolve", "CartPole-v1", "--generations", str(GENERATIONS), "--ckpt-freq", "5", *SMALL
+]
 
 
 def _stop_after_first_checkpoint(tmp_path: Path, out: str, sig: int) -> int:
@@ -152,7 +157,7 @@ def _stop_after_first_checkpoint(tmp_path: Path, out: str, sig: int) -> int:
     else:
         assert proc.returncode == -signal.SIGKILL
     stopped_at = max(rlog.all_steps(run))
-    assert 5 <= stopped_at < 100, stopped_at
+    assert 5 <= stopped_at < GENERATIONS, stopped_at
     return stopped_at
 
 
@@ -162,7 +167,7 @@ def test_runs_stopped_by_sigint_or_sigkill_resume_to_the_uninterrupted_result(tm
     for sig, out in ((signal.SIGINT, "interrupted"), (signal.SIGKILL, "killed")):
         stopped_at = _stop_after_first_checkpoint(tmp_path, out, sig)
         resumed = _ok(realax(tmp_path, "resume", out))
-        assert f"from generation {stopped_at}/100" in resumed.stderr
+        assert f"from generation {stopped_at}/{GENERATIONS}" in resumed.stderr
         run = tmp_path / out
         a, b = _summary(run), _summary(reference)
         assert a["best_fitness"] == b["best_fitness"], sig

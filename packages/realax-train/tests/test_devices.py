@@ -11,6 +11,10 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
+pytestmark = pytest.mark.slow  # a 4-device subprocess: JAX start-up and two compilations
+
 SCRIPT = textwrap.dedent(
     """
     import json

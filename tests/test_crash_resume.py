@@ -10,15 +10,13 @@ callback so the kill lands in the middle of training.
 
 from __future__ import annotations
 
-import os
 import random
 import signal
-import subprocess
-import sys
 import textwrap
 import time
 from pathlib import Path
 
+import _subprocs as sp
 import numpy as np
 import pytest
 
@@ -86,43 +84,12 @@ SCRIPT = textwrap.dedent(
 )
 
 
-def _env():
-    return {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONUNBUFFERED": "1"}
-
-
-def _start(script, kinds, root, delay):
-    return subprocess.Popen(
-        [sys.executable, str(script), kinds, str(root), str(delay)],
-        env=_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def _finish(proc, timeout=240):
-    out, err = proc.communicate(timeout=timeout)
-    return proc.returncode, out, err
-
-
-def _steps_on_disk(ckpt_dir: Path) -> list[int]:
-    """Finalised checkpoint directories (orbax renames a step's tmp dir when it is whole)."""
-    if not ckpt_dir.is_dir():
-        return []
-    return sorted(int(p.name) for p in ckpt_dir.iterdir() if p.name.isdigit())
-
-
 def _wait_for_checkpoint(proc, ckpt_dir: Path, after: int = 0, timeout=150.0):
     deadline = time.monotonic() + timeout
-    while not [s for s in _steps_on_disk(ckpt_dir) if s > after]:
+    while not [s for s in sp.steps_on_disk(ckpt_dir) if s > after]:
         assert proc.poll() is None, proc.communicate()[1][-3000:]
         assert time.monotonic() < deadline, "no checkpoint appeared"
         time.sleep(0.02)
-
-
-def _load(path: Path) -> list[np.ndarray]:
-    with np.load(path) as f:
-        return [f[f"arr_{i}"] for i in range(len(f.files))]
 
 
 def _assert_bit_identical(a: list[np.ndarray], b: list[np.ndarray]):
@@ -138,9 +105,9 @@ def _kill_at_random_point(proc, ckpt_dir: Path, after: int = 0) -> list[int]:
     _wait_for_checkpoint(proc, ckpt_dir, after)
     time.sleep(random.Random(seed).uniform(0.0, 0.6))  # 60 steps x 25 ms
     proc.send_signal(signal.SIGKILL)
-    code, _, _ = _finish(proc)
+    code, _, _ = sp.finish(proc)
     assert code == -signal.SIGKILL, f"the run finished before the kill (seed {seed})"
-    on_disk = _steps_on_disk(ckpt_dir)
+    on_disk = sp.steps_on_disk(ckpt_dir)
     assert on_disk and on_disk[-1] < 60, (on_disk, seed)
     return on_disk
 
@@ -156,16 +123,16 @@ def script(tmp_path_factory):
 def reference(script, tmp_path_factory):
     """Uninterrupted ES and gradient runs: final states (leaves) and run directories."""
     root = tmp_path_factory.mktemp("reference")
-    code, stdout, err = _finish(_start(script, "es,grad", root, 0.0))
+    code, stdout, err = sp.finish(sp.start(script, "es,grad", root, 0.0))
     assert code == 0, err[-3000:]
     assert "RESUMED" not in stdout
-    return {k: (_load(root / f"{k}.npz"), root / k) for k in ("es", "grad")}
+    return {k: (sp.load_arrays(root / f"{k}.npz"), root / k) for k in ("es", "grad")}
 
 
 def _assert_same_run(root: Path, kind: str, reference):
     import realax.log as rlog
 
-    _assert_bit_identical(_load(root / f"{kind}.npz"), reference[kind][0])
+    _assert_bit_identical(sp.load_arrays(root / f"{kind}.npz"), reference[kind][0])
     # nothing lost in the metrics either: every step once, as in the uninterrupted run
     rows, ref_rows = rlog.read_metrics(root / kind), rlog.read_metrics(reference[kind][1])
     assert [r["step"] for r in rows] == list(range(1, 61))
@@ -176,20 +143,20 @@ def _assert_same_run(root: Path, kind: str, reference):
 def test_es_sigint_then_sigkill_then_resume_is_bit_identical(script, reference, tmp_path):
     ckpt = tmp_path / "es"
     # 1. Ctrl-C: a checkpoint of the current step is saved, then KeyboardInterrupt
-    proc = _start(script, "es", tmp_path, 0.025)
+    proc = sp.start(script, "es", tmp_path, 0.025)
     _wait_for_checkpoint(proc, ckpt)
     time.sleep(random.uniform(0.0, 0.3))
     proc.send_signal(signal.SIGINT)
-    code, _, err = _finish(proc)
+    code, _, err = sp.finish(proc)
     assert code != 0 and "KeyboardInterrupt" in err, err[-3000:]
     saved = int(err.split("checkpoint of step ")[1].split()[0])
-    assert 5 <= saved < 60 and _steps_on_disk(ckpt)[-1] == saved  # newest checkpoint
+    assert 5 <= saved < 60 and sp.steps_on_disk(ckpt)[-1] == saved  # newest checkpoint
     # 2. restart, then SIGKILL at a random point after a further checkpoint
-    proc = _start(script, "es", tmp_path, 0.025)
+    proc = sp.start(script, "es", tmp_path, 0.025)
     on_disk = _kill_at_random_point(proc, ckpt, after=saved)
     assert not (tmp_path / "es.npz").exists()
     # 3. restart: resumes from the newest complete checkpoint, ends as if never stopped
-    code, stdout, err = _finish(_start(script, "es", tmp_path, 0.0))
+    code, stdout, err = sp.finish(sp.start(script, "es", tmp_path, 0.0))
     assert code == 0, err[-3000:]
     assert f"RESUMED {on_disk[-1]}" in stdout
     _assert_same_run(tmp_path, "es", reference)
@@ -202,21 +169,21 @@ def test_es_sigterm_saves_a_checkpoint_then_resume_is_bit_identical(script, refe
     ckpt = tmp_path / "es"
     # SIGTERM (what SLURM sends before killing a job): checkpoint of the current step, then a
     # clean exit with status 143 (realax.log.Terminated, a SystemExit)
-    proc = _start(script, "es", tmp_path, 0.025)
+    proc = sp.start(script, "es", tmp_path, 0.025)
     _wait_for_checkpoint(proc, ckpt)
     time.sleep(random.uniform(0.0, 0.3))
     proc.send_signal(signal.SIGTERM)
-    code, stdout, err = _finish(proc)
+    code, stdout, err = sp.finish(proc)
     assert code == 143, err[-3000:]
     assert "Traceback" not in err, err[-3000:]
     assert "stopped by SIGTERM; checkpoint of step " in err, err[-3000:]
     saved = int(err.split("checkpoint of step ")[1].split()[0])
-    assert 5 <= saved < 60 and _steps_on_disk(ckpt)[-1] == saved  # newest checkpoint
+    assert 5 <= saved < 60 and sp.steps_on_disk(ckpt)[-1] == saved  # newest checkpoint
     assert "DONE" not in stdout and not (tmp_path / "es.npz").exists()
     # the metrics of every step up to the checkpoint are on disk too
     assert [r["step"] for r in rlog.read_metrics(ckpt)][:saved] == list(range(1, saved + 1))
     # restart: resumes from that checkpoint, ends as if never stopped
-    code, stdout, err = _finish(_start(script, "es", tmp_path, 0.0))
+    code, stdout, err = sp.finish(sp.start(script, "es", tmp_path, 0.0))
     assert code == 0, err[-3000:]
     assert f"RESUMED {saved}" in stdout
     _assert_same_run(tmp_path, "es", reference)
@@ -228,12 +195,12 @@ def test_grad_sigkill_with_damaged_latest_checkpoint_resumes_bit_identical(
 ):
     ckpt = tmp_path / "grad"
     # (killed once at least two checkpoints exist, so there is a previous one to fall back to)
-    on_disk = _kill_at_random_point(_start(script, "grad", tmp_path, 0.025), ckpt, after=5)
+    on_disk = _kill_at_random_point(sp.start(script, "grad", tmp_path, 0.025), ckpt, after=5)
     # the newest checkpoint gets damaged (e.g. a disk error): the restart falls back
     newest = ckpt / str(on_disk[-1]) / "state"
     for f in (p for p in newest.rglob("*") if p.is_file() and p.stat().st_size):
         f.write_bytes(bytes(b ^ 0xFF for b in f.read_bytes()))
-    code, stdout, err = _finish(_start(script, "grad", tmp_path, 0.0))
+    code, stdout, err = sp.finish(sp.start(script, "grad", tmp_path, 0.0))
     assert code == 0, err[-3000:]
     assert f"checkpoint step {on_disk[-1]}" in err and "falling back" in err
     assert f"RESUMED {on_disk[-2]}" in stdout
@@ -252,9 +219,9 @@ def test_a_run_directory_is_never_overwritten_silently(reference, tmp_path):
     with pytest.raises(ValueError, match="resume=True and overwrite=True"):
         rlog.Logger(False, rlog.default_grad_metrics, ckpt_dir=run, resume=True, overwrite=True)
     rlog.Logger(False, rlog.default_grad_metrics, ckpt_dir=run, resume=True)
-    assert _steps_on_disk(run) == list(range(5, 61, 5))  # resume keeps everything
+    assert sp.steps_on_disk(run) == list(range(5, 61, 5))  # resume keeps everything
     rlog.Logger(False, rlog.default_grad_metrics, ckpt_dir=run, overwrite=True)
-    assert _steps_on_disk(run) == [] and not (run / "metrics.jsonl").exists()
+    assert sp.steps_on_disk(run) == [] and not (run / "metrics.jsonl").exists()
     # an empty or new directory needs no choice
     rlog.Logger(False, rlog.default_grad_metrics, ckpt_dir=run)
     rlog.Logger(False, rlog.default_grad_metrics, ckpt_dir=tmp_path / "new" / "dir")

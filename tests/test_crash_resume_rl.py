@@ -11,15 +11,13 @@ and the runs to be killed are started at the same time.
 
 from __future__ import annotations
 
-import os
 import random
 import signal
-import subprocess
-import sys
 import textwrap
 import time
 from pathlib import Path
 
+import _subprocs as sp
 import numpy as np
 import pytest
 
@@ -86,33 +84,6 @@ SCRIPT = textwrap.dedent(
 KINDS = ("ppo", "dqn")
 
 
-def _start(script: Path, kinds: str, root: Path, delay: float):
-    return subprocess.Popen(
-        [sys.executable, str(script), kinds, str(root), str(delay)],
-        env={**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONUNBUFFERED": "1"},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def _finish(proc, timeout=300):
-    out, err = proc.communicate(timeout=timeout)
-    return proc.returncode, out, err
-
-
-def _steps_on_disk(ckpt_dir: Path) -> list[int]:
-    """Finalised checkpoint directories (orbax renames a step's tmp dir when it is whole)."""
-    if not ckpt_dir.is_dir():
-        return []
-    return sorted(int(p.name) for p in ckpt_dir.iterdir() if p.name.isdigit())
-
-
-def _load(path: Path) -> list[np.ndarray]:
-    with np.load(path) as f:
-        return [f[f"arr_{i}"] for i in range(len(f.files))]
-
-
 def _kill_after_first_checkpoint(procs: dict, root: Path, timeout: float = 200.0) -> dict:
     """SIGKILL each run at a random moment after its first checkpoint appeared."""
     seed = random.randrange(2**32)
@@ -123,7 +94,7 @@ def _kill_after_first_checkpoint(procs: dict, root: Path, timeout: float = 200.0
         now = time.monotonic()
         assert now < deadline, f"no checkpoint appeared (seed {seed})"
         for kind, proc in procs.items():
-            if kind not in kill_at and _steps_on_disk(root / kind):
+            if kind not in kill_at and sp.steps_on_disk(root / kind):
                 kill_at[kind] = now + rng.uniform(0.0, 0.8)  # 56 steps x 25 ms follow step 4
             elif kind in kill_at and now >= kill_at[kind] and proc.poll() is None:
                 proc.send_signal(signal.SIGKILL)
@@ -132,9 +103,9 @@ def _kill_after_first_checkpoint(procs: dict, root: Path, timeout: float = 200.0
         time.sleep(0.01)
     on_disk = {}
     for kind, proc in procs.items():
-        code, _, _ = _finish(proc)
+        code, _, _ = sp.finish(proc)
         assert code == -signal.SIGKILL, f"{kind} finished before the kill (seed {seed})"
-        on_disk[kind] = _steps_on_disk(root / kind)
+        on_disk[kind] = sp.steps_on_disk(root / kind)
         assert on_disk[kind] and on_disk[kind][-1] < STEPS, (kind, on_disk[kind], seed)
         assert not (root / f"{kind}.npz").exists()
     return on_disk
@@ -148,16 +119,16 @@ def runs(tmp_path_factory):
     ref_root, root = base / "reference", base / "killed"
     ref_root.mkdir()
     root.mkdir()
-    reference = _start(script, ",".join(KINDS), ref_root, 0.0)  # both runs, one process
-    killed = {k: _start(script, k, root, 0.025) for k in KINDS}
+    reference = sp.start(script, ",".join(KINDS), ref_root, 0.0)  # both runs, one process
+    killed = {k: sp.start(script, k, root, 0.025) for k in KINDS}
     on_disk = _kill_after_first_checkpoint(killed, root)
-    restarted = {k: _start(script, k, root, 0.0) for k in KINDS}
+    restarted = {k: sp.start(script, k, root, 0.0) for k in KINDS}
     out = {"ref_root": ref_root, "root": root, "on_disk": on_disk}
-    code, stdout, err = _finish(reference)
+    code, stdout, err = sp.finish(reference)
     assert code == 0, err[-3000:]
     out["reference"] = stdout
     for kind, proc in restarted.items():
-        code, stdout, err = _finish(proc)
+        code, stdout, err = sp.finish(proc)
         assert code == 0, err[-3000:]
         out["restarted", kind] = stdout
     return out
@@ -173,8 +144,8 @@ def test_sigkill_then_restart_is_bit_identical_to_an_uninterrupted_run(runs, kin
     assert last % 4 == 0 and f"RESUMED {kind} {last}" in runs["restarted", kind]
     # every leaf of the final state (agent, optimiser, environments, replay buffer, key)
     resumed, reference = (
-        _load(runs["root"] / f"{kind}.npz"),
-        _load(runs["ref_root"] / f"{kind}.npz"),
+        sp.load_arrays(runs["root"] / f"{kind}.npz"),
+        sp.load_arrays(runs["ref_root"] / f"{kind}.npz"),
     )
     assert len(resumed) == len(reference)
     for x, y in zip(resumed, reference, strict=True):
@@ -186,4 +157,4 @@ def test_sigkill_then_restart_is_bit_identical_to_an_uninterrupted_run(runs, kin
     assert [r["step"] for r in rows] == list(range(1, STEPS + 1))
     assert rows == ref_rows
     assert ref_rows[-1]["env_steps"] == STEPS * (32 if kind == "ppo" else 8)
-    assert _steps_on_disk(runs["root"] / kind) == list(range(4, STEPS + 1, 4))
+    assert sp.steps_on_disk(runs["root"] / kind) == list(range(4, STEPS + 1, 4))

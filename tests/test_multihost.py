@@ -8,15 +8,13 @@ Every process runs the same unchanged script (WORKER below); only
 
 from __future__ import annotations
 
-import json
 import os
-import socket
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
+import _subprocs as sp
 import numpy as np
 import pytest
 
@@ -123,12 +121,6 @@ WORKER = textwrap.dedent(
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _launch(script: Path, n_proc: int, devices_per_proc: int, run_dir: Path, port: int):
     env = {
         **os.environ,
@@ -151,33 +143,17 @@ def _launch(script: Path, n_proc: int, devices_per_proc: int, run_dir: Path, por
     ]
 
 
-def _collect(procs, timeout=400):
-    deadline = time.monotonic() + timeout
-    results = []
-    try:
-        for p in procs:
-            out, err = p.communicate(timeout=max(1.0, deadline - time.monotonic()))
-            assert p.returncode == 0, err[-4000:]
-            line = [ln for ln in out.splitlines() if ln.startswith("RESULT ")][-1]
-            results.append(json.loads(line[len("RESULT ") :]))
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-    return results
-
-
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     base = tmp_path_factory.mktemp("multihost")
     script = base / "worker.py"
     script.write_text(WORKER)
     # both configurations at once: 1 process x 4 devices, and 2 processes x 2 devices
-    single = _launch(script, 1, 4, base / "single", _free_port())
-    multi = _launch(script, 2, 2, base / "multi", _free_port())
+    single = _launch(script, 1, 4, base / "single", sp.free_port())
+    multi = _launch(script, 2, 2, base / "multi", sp.free_port())
     return {
-        "single": _collect(single)[0],
-        "multi": _collect(multi),
+        "single": sp.collect(single)[0],
+        "multi": sp.collect(multi),
         "single_dir": base / "single",
         "multi_dir": base / "multi",
     }

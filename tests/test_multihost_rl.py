@@ -21,13 +21,12 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
+import _subprocs as sp
 import numpy as np
 import pytest
 
@@ -96,19 +95,13 @@ WORKER = textwrap.dedent(
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _launch(script: Path, n_proc: int, devices_per_proc: int, run_dir: Path, gloo: bool):
     env = {
         **os.environ,
         "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices_per_proc}",
         "JAX_PLATFORMS": "cpu",
     }
-    port = str(_free_port())
+    port = str(sp.free_port())
     argv = [str(n_proc), None, port, str(run_dir), "1" if gloo else "0"]
     return [
         subprocess.Popen(
@@ -122,22 +115,6 @@ def _launch(script: Path, n_proc: int, devices_per_proc: int, run_dir: Path, glo
     ]
 
 
-def _collect(procs, timeout=400):
-    deadline = time.monotonic() + timeout
-    results = []
-    try:
-        for p in procs:
-            out, err = p.communicate(timeout=max(1.0, deadline - time.monotonic()))
-            assert p.returncode == 0, err[-4000:]
-            line = [ln for ln in out.splitlines() if ln.startswith("RESULT ")][-1]
-            results.append(json.loads(line[len("RESULT ") :]))
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-    return results
-
-
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     base = tmp_path_factory.mktemp("multihost_rl")
@@ -148,7 +125,7 @@ def runs(tmp_path_factory):
         "gloo": _launch(script, 1, 4, base / "gloo", gloo=True),
         "plain": _launch(script, 1, 4, base / "plain", gloo=False),
     }
-    results = {name: _collect(procs) for name, procs in launches.items()}
+    results = {name: sp.collect(procs) for name, procs in launches.items()}
     return {**results, "dirs": {name: base / name for name in launches}}
 
 

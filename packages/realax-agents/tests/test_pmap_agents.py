@@ -53,8 +53,8 @@ def _run_worker() -> dict:
         )
         # jaxlib's in-process CPU all-reduce can leave one of the 4 forced devices' threads
         # unscheduled on an oversubscribed 2-core machine; XLA then aborts the process after
-        # 40 s ("Termination timeout for `all reduce ...`"). Seen once in CI, in an unchanged
-        # program that passes otherwise; only that abort is retried, once.
+        # 40 s ("Termination timeout for `all reduce ...`"). Seen once in a full CI run, in a
+        # worker that passed in every other run; only that abort is retried, once.
         if attempt == 0 and proc.returncode < 0 and "Termination timeout for `all" in proc.stderr:
             continue
         break

@@ -10,9 +10,10 @@ imports with what the package declares:
   need a core dependency; guarded imports (``try/except ImportError``, imports inside
   functions, modules only reached through such imports) need the extra their ImportError
   message names (``pip install "realax-tasks[brax]"``), or at least some extra;
-* the dependency direction of DESIGN.md holds, and sibling requirements carry version ranges;
+* the dependency direction of docs/architecture.md holds; sibling requirements carry version
+  ranges;
 * the dependency closure of each member's core requirements in ``uv.lock`` contains none of
-  the distributions DESIGN.md keeps out of it.
+  the distributions docs/architecture.md keeps out of it.
 
 The checker functions below are plain functions of a member directory, so the tests at the
 bottom run them on synthetic members to show that a violation is really reported.
@@ -36,31 +37,60 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 MEMBER_NAMES = ("realax-agents", "realax-tasks", "realax-train", "realax-log")
 
-# What DESIGN.md keeps out of each member's core install (dependency closure, not just direct).
-FORBIDDEN_IN_CORE = {
-    "realax-agents": {"wandb", "evosax", "orbax-checkpoint", "brax", "gymnax", "jumanji"},
-    "realax-tasks": {"wandb", "evosax", "orbax-checkpoint", "brax", "gymnax", "jumanji"},
-    "realax-train": {"wandb", "gymnax", "brax", "jumanji"},
-    "realax-log": {"evosax", "gymnax", "brax", "jumanji"},
-}
+ARCHITECTURE = ROOT / "docs" / "architecture.md"
+
+
+def _doc_table(heading: str, first_column: str) -> dict[str, str]:
+    """Rows of the markdown table in ``docs/architecture.md`` whose header starts with
+    ``| first_column |``, under the section ``## heading``: ``{first cell: second cell}``."""
+    text = ARCHITECTURE.read_text()
+    section = text.split(f"## {heading}\n", 1)[1].split("\n## ", 1)[0]
+    rows: dict[str, str] = {}
+    in_table = False
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith(f"| {first_column} |"):
+            in_table = True
+        elif in_table and line.startswith("|") and not set(cells[0]) <= {"-", " "}:
+            rows[cells[0]] = cells[1]
+        elif in_table and not line.startswith("|"):
+            break
+    if not rows:
+        raise AssertionError(
+            f"docs/architecture.md: no '| {first_column} |' table under ## {heading}"
+        )
+    return rows
+
+
+def _allowed_siblings() -> dict[str, dict[str, tuple[str, ...]]]:
+    """The 'may import' table: ``{member: {module: (folders it may be imported from)}}``."""
+    out: dict[str, dict[str, tuple[str, ...]]] = {}
+    for member, cell in _doc_table("Dependency direction", "package | may import").items():
+        allowed: dict[str, tuple[str, ...]] = {}
+        if cell != "nothing":
+            for part in cell.split(";"):
+                module, _, folders = part.partition(" from ")
+                allowed[module.strip(" `")] = tuple(
+                    f.strip(" `") for f in folders.split(",") if f.strip()
+                )
+        out[member] = allowed
+    return out
+
+
+def _forbidden_in_core() -> dict[str, set[str]]:
+    """The 'kept out of the core install' table: ``{member: {distribution, ...}}``."""
+    table = _doc_table("Dependency direction", "package | kept out of the core install")
+    return {m: {d.strip() for d in cell.split(",")} for m, cell in table.items()}
+
+
+# What docs/architecture.md keeps out of each member's core install (dependency closure, not
+# just direct), and which realax siblings a member may import, and from where.
+FORBIDDEN_IN_CORE = _forbidden_in_core()
+ALLOWED_SIBLINGS = _allowed_siblings()
 # Edges of third-party packages that we cannot avoid and that do not come from realax:
 # flax (which realax-agents and realax-tasks need for flax.struct) itself requires
 # orbax-checkpoint, so it is in their environments through flax and through nothing else.
 ALLOWED_THIRD_PARTY_EDGES = {("flax", "orbax-checkpoint")}
-
-# Which realax siblings a member may import, and from where (DESIGN.md, dependency direction).
-ALLOWED_SIBLINGS = {
-    "realax-agents": {},
-    "realax-tasks": {},
-    "realax-log": {},
-    # the trainers themselves never import a sibling: only the optional subpackages do, the RL
-    # trainers (`rl` extra) and the command line (`cli` extra, which pulls rl and log)
-    "realax-train": {
-        "realax.agents": ("realax/train/rl/", "realax/train/cli/"),
-        "realax.tasks": ("realax/train/rl/", "realax/train/cli/"),
-        "realax.log": ("realax/train/cli/",),
-    },
-}
 
 _REQ_RE = re.compile(
     r"^\s*(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\[(?P<extras>[^\]]*)\])?\s*"
@@ -420,7 +450,7 @@ def check_imports(member: Member) -> list[str]:
 
 
 def check_direction(member: Member) -> list[str]:
-    """Imports of realax siblings that DESIGN.md's dependency direction forbids."""
+    """Imports of realax siblings that the dependency direction of docs/architecture.md forbids."""
     allowed = ALLOWED_SIBLINGS.get(member.name, {})
     problems = []
     for site in collect_imports(member):
@@ -512,7 +542,7 @@ def check_forbidden(member: Member, lock_path: Path = ROOT / "uv.lock") -> list[
         how = "directly" if len(closure[dist]) == 1 else "via " + " -> ".join(closure[dist])
         problems.append(
             f"{member.name}: its core install pulls in {dist} {how}; "
-            f"DESIGN.md keeps {dist} out of {member.name} (move it to an extra)"
+            f"docs/architecture.md keeps {dist} out of {member.name} (move it to an extra)"
         )
     return problems
 
@@ -701,7 +731,8 @@ def test_checker_reports_forbidden_direction_and_unbounded_sibling(tmp_path):
 
 def test_checker_reports_a_forbidden_dependency(tmp_path):
     # realax-tasks declaring wandb (directly) or realax-train (which pulls evosax) breaks
-    # DESIGN.md's rule; flax's own orbax-checkpoint requirement is the one tolerated edge.
+    # docs/architecture.md's rule; flax's own orbax-checkpoint requirement is the one tolerated
+    # edge.
     member = _synthetic_member(
         tmp_path,
         "realax-tasks",
@@ -714,3 +745,12 @@ def test_checker_reports_a_forbidden_dependency(tmp_path):
         "realax-tasks: its core install pulls in evosax via realax-train -> evosax",
         "realax-tasks: its core install pulls in wandb directly",
     ], problems
+
+
+def test_architecture_tables_name_every_member():
+    # docs/architecture.md is the source of the dependency direction the checks above enforce
+    assert set(ALLOWED_SIBLINGS) == set(MEMBER_NAMES)
+    assert set(FORBIDDEN_IN_CORE) == set(MEMBER_NAMES)
+    assert ALLOWED_SIBLINGS["realax-train"]["realax.log"] == ("realax/train/cli/",)
+    assert ALLOWED_SIBLINGS["realax-agents"] == {}
+    assert "wandb" in FORBIDDEN_IN_CORE["realax-tasks"]

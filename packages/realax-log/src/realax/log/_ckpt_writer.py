@@ -5,9 +5,11 @@ from __future__ import annotations
 import collections
 import threading
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import jax
 import numpy as np
 
 from . import _serialize
@@ -172,3 +174,63 @@ class CheckpointWriter:
             raise RuntimeError(
                 f"realax.log: at least one checkpoint in {self.directory} could not be saved"
             ) from self._error
+
+
+class Checkpoints:
+    """A Logger's checkpoints: the :class:`CheckpointWriter`, opened on first use, host-side
+    saves, and which steps this Logger has saved (process 0 only)."""
+
+    def __init__(
+        self, directory: Path, max_to_keep: int | None, verbose: bool, before_save: Callable
+    ):
+        self.directory = directory
+        self._max_to_keep, self._verbose, self._before_save = max_to_keep, verbose, before_save
+        self._lock = threading.Lock()
+        self._writer: CheckpointWriter | None = None
+
+    @property
+    def writer(self) -> CheckpointWriter:
+        with self._lock:
+            if self._writer is None:
+                self._writer = CheckpointWriter(
+                    self.directory,
+                    max_to_keep=self._max_to_keep,
+                    verbose=self._verbose,
+                    before_save=self._before_save,
+                )
+            return self._writer
+
+    def submit(self, step: np.ndarray, arrays: list, paths, impls, seed_dims: int, **kw) -> None:
+        """Enqueue host copies ``arrays`` under the largest of ``step`` (vmapped seeds)."""
+        if seed_dims and np.unique(step).size > 1:
+            warnings.warn(
+                f"realax.log: vmapped seeds are at different steps {np.unique(step).tolist()}; "
+                f"checkpoint saved under step {int(step.max())}",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+        self.writer.submit(int(step.max()), arrays, list(paths), list(impls), seed_dims, **kw)
+
+    def save_tree(self, tree: Any, step: np.ndarray) -> None:
+        """Save a pytree from the host (``step.ndim`` seed axes) and wait until it is on disk."""
+        leaves, paths, impls = _serialize.split_keys(tree)
+        arrays = [np.array(jax.device_get(x), copy=True) for x in leaves]
+        self.submit(step, arrays, paths, impls, step.ndim)
+        self.wait()
+
+    def is_saved(self, step: int, *, logged: bool) -> bool:
+        """Whether ``step`` was saved by this Logger or, when it logged nothing (the run
+        resumed from that very checkpoint), is on disk."""
+        if self._writer is not None and step in self._writer.submitted:
+            return True
+        return not logged and (self.directory / str(step)).is_dir()
+
+    def wait(self) -> None:
+        self.writer.wait()
+
+    def close(self) -> None:
+        """Wait for every checkpoint; raise ``RuntimeError`` if one could not be saved."""
+        with self._lock:
+            writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.close()

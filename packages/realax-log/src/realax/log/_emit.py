@@ -18,6 +18,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 from jax.custom_batching import custom_vmap
 from jax.experimental import io_callback
@@ -127,3 +128,33 @@ class Emitter:
             return inner(*args), False
 
         return emit
+
+
+def abstract(data: Any) -> Any:
+    """Shapes and dtypes of a step's metrics (``None`` if they are not all arrays)."""
+    try:
+        return jax.tree_util.tree_map(
+            lambda x: jax.ShapeDtypeStruct(jnp.shape(x), jnp.result_type(x)), data
+        )
+    except (TypeError, ValueError):
+        return None
+
+
+def final_checkpoint(
+    metrics_fn: Callable, state: Any, data_like: Any, seed_dims: int
+) -> tuple[Any, np.ndarray]:
+    """``(ckpt_data, step)`` that ``metrics_fn`` gives for a final state (host side, eagerly),
+    with zeros in place of the step's metrics (``data_like``: their shapes, from tracing)."""
+    if data_like is None:
+        data: Any = {}
+    else:
+        data = jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), data_like)
+
+    def final(st):
+        _, ckpt_data, step = metrics_fn(st, data)
+        return ckpt_data, jnp.asarray(step)
+
+    for _ in range(seed_dims):
+        final = jax.vmap(final)
+    ckpt_data, step = final(state)
+    return ckpt_data, np.asarray(jax.device_get(step))

@@ -23,7 +23,7 @@ import os
 import signal
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
 
@@ -251,3 +251,69 @@ class InterruptGuard:
         if self.active:
             self.active = False
             _WATCH.exit(self)
+
+
+class StopOnSignal:
+    """What ``Logger.save_on_interrupt`` does with an :class:`InterruptGuard`: while
+    :meth:`guarding`, :attr:`signal` tells the Logger's callbacks to checkpoint the next step
+    (which records it in :attr:`step` and raises :class:`StopTraining`); on the way out the
+    run ends with ``KeyboardInterrupt`` (SIGINT) or :class:`Terminated` (SIGTERM)."""
+
+    def __init__(self, on_hard_stop: Callable[[], None]):
+        self.on_hard_stop = on_hard_stop
+        self.guard: InterruptGuard | None = None
+        self.step: int | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.guard is not None
+
+    @property
+    def signal(self) -> int | None:
+        guard = self.guard
+        return guard.signal if guard is not None else None
+
+    @contextlib.contextmanager
+    def guarding(self, ckpt_dir: Path) -> Iterator[None]:
+        guard = InterruptGuard(
+            message="checkpointing the next step, then stopping", on_hard_stop=self.on_hard_stop
+        )
+        error: BaseException | None = None
+        self.step = None
+        hide = HideStop()
+        with guard:
+            if not guard.active:  # not the main thread
+                yield
+                return
+            self.guard = guard
+            logging.getLogger(JAX_CALLBACK_LOGGER).addFilter(hide)
+            try:
+                yield
+            except BaseException as e:  # noqa: BLE001 - re-raised below
+                error = e
+            finally:
+                sig = guard.signal
+                self.guard = None
+                logging.getLogger(JAX_CALLBACK_LOGGER).removeFilter(hide)
+        if sig is None:
+            if error is not None:
+                raise error
+            return
+        stop = self._stop_error(sig, ckpt_dir, error)
+        if stop is error:
+            raise error
+        raise stop from error
+
+    def _stop_error(self, sig: int, ckpt_dir: Path, error: BaseException | None) -> BaseException:
+        name = signal.Signals(sig).name
+        if self.step is not None:
+            message = f"realax.log: stopped by {name}; checkpoint of step {self.step} saved in "
+            message += str(ckpt_dir)
+        else:  # the signal arrived but no step was logged afterwards
+            message = f"realax.log: stopped by {name} (no step was logged after it)"
+        if sig != signal.SIGTERM:
+            return KeyboardInterrupt(message)
+        if isinstance(error, Terminated):
+            return error
+        say(message, err=True)
+        return Terminated(message, self.step, ckpt_dir)

@@ -9,26 +9,19 @@ writer thread and its sinks (:mod:`._writer`, :mod:`._sinks`), the checkpoint wr
 from __future__ import annotations
 
 import contextlib
-import datetime
 import json
-import logging
-import signal
 import threading
-import uuid
-import warnings
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
-from . import _hosts, _options, _rundir, _serialize
-from ._ckpt_writer import CheckpointWriter
-from ._console import say
-from ._emit import Emitter, call_metrics_fn
-from ._interrupt import JAX_CALLBACK_LOGGER, HideStop, InterruptGuard, StopTraining, Terminated
+from . import _hosts, _options, _rundir
+from ._ckpt_writer import Checkpoints
+from ._emit import Emitter, abstract, call_metrics_fn, final_checkpoint
+from ._interrupt import StopOnSignal, StopTraining, Terminated
 from ._sinks import ConsoleSink, MetricsFileSink, Sink, WandbSink
 from ._writer import RowWriter
 
@@ -39,31 +32,27 @@ __all__ = ["Logger", "MetricsFn", "Terminated"]
 
 class Logger:
     """Logs metrics to wandb and a local file and checkpoints the training state, from inside
-    ``jit``, ``lax.scan`` and ``lax.fori_loop``.
+    ``jit``, ``lax.scan``, ``lax.fori_loop`` and ``vmap``.
 
-    Each call to :meth:`log` (made by the trainer after every step) runs ``metrics_fn(state,
-    data) -> (log_data, ckpt_data, step)`` in the compiled program and sends ``log_data`` (a
-    small dict of scalars) to the host with an ordered ``io_callback``; ``ckpt_data`` (by
-    default the whole state) crosses to the host only when ``step % ckpt_freq == 0``. On the
-    host the per-step callback only appends the row to a buffer; a background thread writes
-    the buffered rows to ``metrics.jsonl`` and the wandb run every 0.25 s (and before each
-    checkpoint), and another thread hands checkpoints to orbax, so the loop never waits on
-    disk or network. If checkpoints are requested faster than they can be written (an orbax
-    save of a small state takes tens of milliseconds), up to 16 wait and older waiting ones
-    are then skipped in favour of newer ones, with one warning; the newest is always written.
-    Call :meth:`finish` at the end: it writes the remaining rows, waits for pending
-    checkpoints, closes the wandb run and the metrics file.
+    Each :meth:`log` (made by the trainer after every step) runs ``metrics_fn(state, data) ->
+    (log_data, ckpt_data, step)`` in the compiled program and sends ``log_data`` (a small dict
+    of scalars) to the host with an ordered ``io_callback``; ``ckpt_data`` (by default the
+    whole state) crosses only when ``step % ckpt_freq == 0``. On the host the callback only
+    buffers the row: a writer thread writes the rows to ``metrics.jsonl`` (strict JSON: NaN
+    and inf as ``null``) and the wandb run every 0.25 s and before each checkpoint, and
+    another thread saves checkpoints with orbax, so the loop never waits on disk or network
+    (checkpoints requested faster than they can be written: up to 16 wait, then the oldest
+    waiting one is skipped with one warning; the newest is always written). After a run,
+    :meth:`on_run_end` checkpoints the final step; at the end, :meth:`finish` writes what is
+    left, waits for the checkpoints and closes the wandb run and the file.
 
-    Under ``jax.vmap`` (e.g. several seeds trained at once) one host call per step carries
-    every seed: the metrics file gets one row per seed with a ``"seed"`` field (the index along
-    the vmapped axis, a list for nested vmaps), wandb gets keys ``seed<i>/<name>``, and the
-    checkpoint holds the whole batched state (restore it with a batched ``like``). A
-    checkpoint is taken when any seed's step is a multiple of ``ckpt_freq``. Inside ``pmap``
-    each device would call back separately: call ``log`` outside the per-device function.
-
-    In a multi-process run (``jax.distributed``) every process builds the same Logger and
-    calls the same methods, but only process 0 writes metrics, wandb and checkpoints (the
-    state is the same on every process); :meth:`finish` waits for it on every process.
+    Under ``jax.vmap`` (seeds trained at once) one host call per step carries every seed: one
+    row per seed with a ``"seed"`` field (a list for nested vmaps), wandb keys
+    ``seed<i>/<name>``, and checkpoints of the whole batched state (restore it with a batched
+    ``like``), taken when any seed's step is a multiple of ``ckpt_freq``. Inside ``pmap`` each
+    device would call back separately: call ``log`` outside the per-device function. In a
+    multi-process run (``jax.distributed``) every process builds the same Logger and calls
+    the same methods; only process 0 writes, and :meth:`finish` waits for it everywhere.
 
     Args:
         wandb_log: also log to Weights & Biases (needs :meth:`init`).
@@ -78,18 +67,17 @@ class Logger:
             checkpoints.
         ckpt_freq: checkpoint when ``step % ckpt_freq == 0``.
         max_to_keep: keep at most this many checkpoints (``None``: all).
-        resume: the run directory (``ckpt_dir``, or ``log_dir``) may already hold a run, to
-            be continued: checkpoints are kept, steps saved again overwrite the old ones and
-            metrics rows are appended (:func:`realax.log.read_metrics` keeps the newest row
-            of a step). Also fine on an empty directory, so one script can start or resume.
+        resume: the run directory may already hold a run, to be continued: its complete
+            checkpoints are kept (steps saved again overwrite them), half-written ones are
+            removed, and the metrics rows after the newest checkpoint are dropped (and, at
+            the first row written, those at or after its step), so a resumed run's file is
+            byte-identical to an uninterrupted run's. Fine on an empty directory too.
         overwrite: delete the checkpoints and metrics a previous run left in the directory
             and start afresh. Without ``resume`` or ``overwrite`` a directory that already
             holds a run raises ``FileExistsError``: a run is never overwritten silently.
-        checkpoint_on_interrupt: when training with a trainer (or inside
-            :meth:`save_on_interrupt`), Ctrl-C (SIGINT) saves a checkpoint of the next step
-            and then stops with ``KeyboardInterrupt``; SIGTERM (e.g. a SLURM preemption)
-            does the same and stops with :class:`Terminated` (a ``SystemExit``, status 143).
-            A second signal stops at once.
+        checkpoint_on_interrupt: inside :meth:`save_on_interrupt` (entered by the trainers),
+            SIGINT / SIGTERM checkpoint the next step, then stop; a second signal stops at
+            once.
         verbose: print each logged step and checkpoint.
         ckpt_file: alias of ``ckpt_dir`` (name used by earlier realax versions).
         log_dir: where ``metrics.jsonl`` goes when there is no ``ckpt_dir`` (default: the
@@ -101,7 +89,7 @@ class Logger:
     Example:
         >>> import realax.log as rlog
         >>> logger = rlog.Logger(wandb_log=True, metrics_fn=rlog.default_es_metrics,
-        ...                      ckpt_dir="runs/es", ckpt_freq=50)
+        ...                      ckpt_dir="runs/es", ckpt_freq=50)  # doctest: +SKIP
         >>> logger.init(project="es_example", config={"popsize": 32})  # doctest: +SKIP
         >>> trainer = EvosaxTrainer(..., logger=logger)  # doctest: +SKIP
         >>> state = trainer.init_and_train(jax.random.key(0))  # doctest: +SKIP
@@ -161,11 +149,14 @@ class Logger:
         self._wandb = WandbSink()
         self._writer = RowWriter([], host_log_transform)
         self._opened = False
-        self._ckpt: CheckpointWriter | None = None
+        self._ckpt = None
+        if ckpt_path is not None:
+            drain, verbose = self._writer.drain, self.verbose
+            self._ckpt = Checkpoints(
+                ckpt_path, max_to_keep=max_to_keep, verbose=verbose, before_save=drain
+            )
         self._emitter = Emitter(self._on_log, self._on_ckpt, self.ckpt_freq)
-        self._guard: InterruptGuard | None = None  # set inside save_on_interrupt
-        self._interrupted_step: int | None = None
-        self._errors: list[BaseException] = []
+        self._stop = StopOnSignal(on_hard_stop=self._writer.hard_flush)
         # what on_run_end needs to checkpoint a final state like the periodic checkpoints
         self._data_like: Any = None
         self._checkpoints_state = True  # False once metrics_fn gave ckpt_data=None
@@ -184,11 +175,7 @@ class Logger:
         if self.ckpt_dir is not None:
             return self.ckpt_dir
         if self._log_dir is None:
-            if self.run is not None:
-                self._log_dir = Path(self.run.dir).parent
-            else:
-                stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%d-%H%M%S")
-                self._log_dir = Path("realax_runs", f"{stamp}-{uuid.uuid4().hex[:6]}").resolve()
+            self._log_dir = _rundir.default_log_dir(self.run)
         return self._log_dir
 
     def init(
@@ -217,14 +204,7 @@ class Logger:
         if not _hosts.is_primary():
             return self  # multi-process runs: only process 0 writes wandb, metrics, checkpoints
         if self.wandb_log:
-            from . import _wandb
-
-            if self._wandb.run is not None:
-                _wandb.finish_run(self._wandb.run)
-            mode = wandb_kwargs.pop("mode", self.mode)
-            self._wandb.run = _wandb.start_run(
-                project=project, config=config, mode=mode, **wandb_kwargs
-            )
+            self._wandb.start(project, config, **{"mode": self.mode, **wandb_kwargs})
         self._open()
         if config is not None:
             (self.run_dir / "config.json").write_text(json.dumps(dict(config), default=repr))
@@ -240,13 +220,6 @@ class Logger:
                     sinks.append(ConsoleSink())
                 self._writer.sinks = sinks
                 self._opened = True
-            if self.ckpt_dir is not None and self._ckpt is None:
-                self._ckpt = CheckpointWriter(
-                    self.ckpt_dir,
-                    max_to_keep=self.max_to_keep,
-                    verbose=self.verbose,
-                    before_save=self._writer.drain,
-                )
             self._writer.start()
 
     # ------------------------------------------------------------------ traced side
@@ -264,9 +237,7 @@ class Logger:
             ...     return state, None
         """
         s = call_metrics_fn(self.metrics_fn, state, data)
-        self._data_like = jax.tree_util.tree_map(
-            lambda x: jax.ShapeDtypeStruct(jnp.shape(x), jnp.result_type(x)), data
-        )
+        self._data_like = abstract(data)
         checkpoint = self.ckpt_dir is not None and s.ckpt_data is not None
         self._checkpoints_state = s.ckpt_data is not None
         answer = checkpoint and self.checkpoint_on_interrupt and not _hosts.multi_process()
@@ -283,46 +254,23 @@ class Logger:
             self._logged, self._seed_dims = True, seed_dims
         if answer:
             # a stop signal (SIGINT/SIGTERM) arrived: checkpoint this step now
-            guard = self._guard
-            return np.bool_(guard is not None and guard.requested)
+            return np.bool_(self._stop.signal is not None)
         return None
 
     def _on_ckpt(self, seed_dims, paths, impls, step, leaves) -> None:
-        if not _hosts.is_primary():
+        if not _hosts.is_primary() or self._ckpt is None:
             return
-        guard = self._guard
-        stop_signal = guard.signal if guard is not None else None
+        stop_signal = self._stop.signal
         step = np.asarray(step)
-        if seed_dims and np.unique(step).size > 1:
-            warnings.warn(
-                f"realax.log: vmapped seeds are at different steps {np.unique(step).tolist()}; "
-                f"checkpoint saved under step {int(step.max())}",
-                RuntimeWarning,
-                stacklevel=1,
-            )
         arrays = [np.array(x, copy=True) for x in leaves]
-        ckpt = self._checkpoints()
-        ckpt.submit(
-            int(step.max()),
-            arrays,
-            list(paths),
-            list(impls),
-            seed_dims,
-            supersede=bool(stop_signal),
-        )
+        self._ckpt.submit(step, arrays, paths, impls, seed_dims, supersede=bool(stop_signal))
         if stop_signal is not None:
             # SIGINT/SIGTERM: make this checkpoint (and the rows before it) durable, then
             # abort the compiled loop; save_on_interrupt turns this into the right exception.
-            ckpt.wait()
+            self._ckpt.wait()
             self._writer.drain()
-            self._interrupted_step = int(step.max())
+            self._stop.step = int(step.max())
             raise StopTraining(f"realax.log: stopped by signal {stop_signal}")
-
-    def _checkpoints(self) -> CheckpointWriter:
-        if self._ckpt is None:
-            self._open()
-        assert self._ckpt is not None
-        return self._ckpt
 
     # ------------------------------------------------------------------ SIGINT / SIGTERM
     @contextlib.contextmanager
@@ -338,12 +286,8 @@ class Logger:
         the step. A second signal stops the process at once, cleanly: the metrics rows
         logged so far are written, every complete checkpoint stays (a half-written one is
         removed when the run is resumed) and the process exits with status 130 (143 for a
-        second SIGTERM). Signals are handled by an :class:`InterruptGuard`.
-
-        On SLURM, ask for SIGTERM some time before the job is killed (``#SBATCH
-        --signal=TERM@60``: 60 s before the time limit; preemption sends SIGTERM and waits
-        ``GraceTime``); the script then stops with a fresh checkpoint and, started again with
-        ``resume=True``, continues bit-identically.
+        second SIGTERM). Signals are handled by an :class:`InterruptGuard`. On SLURM, ask
+        for SIGTERM before the job is killed (``#SBATCH --signal=TERM@60``).
 
         Without a ``ckpt_dir``, with ``checkpoint_on_interrupt=False``, outside the main
         thread or in a multi-process run (which relies on its periodic checkpoints) it does
@@ -357,52 +301,13 @@ class Logger:
         if (
             self.ckpt_dir is None
             or not self.checkpoint_on_interrupt
-            or self._guard is not None
+            or self._stop.active
             or _hosts.multi_process()  # see log(): no Ctrl-C checkpoints across processes
         ):
             yield
             return
-        guard = InterruptGuard(
-            message="checkpointing the next step, then stopping",
-            on_hard_stop=self._writer.hard_flush,
-        )
-        hide = HideStop()
-        error: BaseException | None = None
-        self._interrupted_step = None
-        with guard:
-            if not guard.active:  # not the main thread
-                yield
-                return
-            self._guard = guard
-            logging.getLogger(JAX_CALLBACK_LOGGER).addFilter(hide)
-            try:
-                yield
-            except BaseException as e:  # noqa: BLE001 - re-raised below
-                error = e
-            finally:
-                sig = guard.signal
-                self._guard = None
-                logging.getLogger(JAX_CALLBACK_LOGGER).removeFilter(hide)
-        if sig is None:
-            if error is not None:
-                raise error
-            return
-        self._raise_stop(sig, error)
-
-    def _raise_stop(self, sig: int, error: BaseException | None) -> None:
-        name = signal.Signals(sig).name
-        step = self._interrupted_step
-        if step is not None:
-            message = f"realax.log: stopped by {name}; checkpoint of step {step} saved in "
-            message += str(self.ckpt_dir)
-        else:  # the signal arrived but no step was logged afterwards
-            message = f"realax.log: stopped by {name} (no step was logged after it)"
-        if sig != signal.SIGTERM:
-            raise KeyboardInterrupt(message) from error
-        if isinstance(error, Terminated):
-            raise error
-        say(message, err=True)
-        raise Terminated(message, step, self.ckpt_dir) from error
+        with self._stop.guarding(self.ckpt_dir):
+            yield
 
     # ------------------------------------------------------------------ host-side saves
     def checkpoint_now(self, state: Any, step: int | None = None) -> None:
@@ -431,16 +336,9 @@ class Logger:
                     f"{type(state).__name__} without a step field); pass step=..."
                 )
             step = state.step
-        self._save_now(state, np.asarray(jax.device_get(step)))
-
-    def _save_now(self, tree: Any, step: np.ndarray) -> None:
-        if not _hosts.is_primary():
-            return
-        leaves, paths, impls = _serialize.split_keys(tree)
-        arrays = [np.array(jax.device_get(x), copy=True) for x in leaves]
-        ckpt = self._checkpoints()
-        ckpt.submit(int(step.max()), arrays, list(paths), list(impls), step.ndim)
-        ckpt.wait()
+        if _hosts.is_primary():
+            assert self._ckpt is not None
+            self._ckpt.save_tree(state, np.asarray(jax.device_get(step)))
 
     def on_run_end(self, state: Any) -> None:
         """Called by the trainers once a compiled run has returned normally, with its final
@@ -461,18 +359,16 @@ class Logger:
             >>> logger.on_run_end(state)  # doctest: +SKIP
         """
         jax.effects_barrier()  # every callback of the run has been handled
-        if self.ckpt_dir is not None and self._checkpoints_state and _hosts.is_primary():
-            ckpt_data, step = _final_checkpoint(self, state)
-            if ckpt_data is not None and not self._is_saved(int(step.max())):
-                self._save_now(ckpt_data, step)
+        if self._ckpt is not None and self._checkpoints_state and _hosts.is_primary():
+            seed_dims = self._seed_dims
+            if seed_dims is None:  # nothing logged: the state's own step tells
+                seed_dims = np.ndim(getattr(state, "step", 0))
+            ckpt_data, step = final_checkpoint(self.metrics_fn, state, self._data_like, seed_dims)
+            if ckpt_data is not None and not self._ckpt.is_saved(
+                int(step.max()), logged=self._logged
+            ):
+                self._ckpt.save_tree(ckpt_data, step)
         self._writer.drain()
-
-    def _is_saved(self, step: int) -> bool:
-        if self._ckpt is not None and step in self._ckpt.submitted:
-            return True
-        # nothing logged by this Logger: the state is the checkpoint the run resumed from
-        assert self.ckpt_dir is not None
-        return not self._logged and step in _rundir.finalized_steps(self.ckpt_dir)
 
     # ------------------------------------------------------------------ end of run
     def flush(self) -> None:
@@ -500,7 +396,6 @@ class Logger:
                 self._ckpt.close()
             except RuntimeError as e:
                 errors.append(e)
-            self._ckpt = None
         with self._lock:
             self._writer.close()  # the metrics file, the wandb run
             self._writer.sinks = []
@@ -518,23 +413,3 @@ class Logger:
 
     def __exit__(self, *exc: object) -> None:
         self.finish()
-
-
-def _final_checkpoint(logger: Logger, state: Any) -> tuple[Any, np.ndarray]:
-    """``(ckpt_data, step)`` of ``metrics_fn`` for a final state, seed axes included."""
-    seed_dims = logger._seed_dims
-    if seed_dims is None:
-        seed_dims = np.ndim(getattr(state, "step", 0))
-    like = logger._data_like
-    data = (
-        {} if like is None else jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), like)
-    )
-
-    def final(st):
-        _, ckpt_data, step = logger.metrics_fn(st, data)
-        return ckpt_data, jnp.asarray(step)
-
-    for _ in range(seed_dims):
-        final = jax.vmap(final)
-    ckpt_data, step = final(state)
-    return ckpt_data, np.asarray(jax.device_get(step))

@@ -9,10 +9,12 @@ again), including a last line cut short.
 
 from __future__ import annotations
 
+import datetime
 import os
 import shutil
 import uuid
 from pathlib import Path
+from typing import Any
 
 from . import _hosts
 from ._metrics_file import FILENAME, truncate_metrics
@@ -33,6 +35,15 @@ def temporary_dirs(directory: Path) -> list[Path]:
     if not directory.is_dir():
         return []
     return sorted(p for p in directory.iterdir() if TMP_MARK in p.name)
+
+
+def default_log_dir(wandb_run: Any) -> Path:
+    """Where a Logger without ``ckpt_dir`` or ``log_dir`` writes: beside the wandb run's
+    files, else ``./realax_runs/<UTC time>-<id>``."""
+    if wandb_run is not None:
+        return Path(wandb_run.dir).parent
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%d-%H%M%S")
+    return Path("realax_runs", f"{stamp}-{uuid.uuid4().hex[:6]}").resolve()
 
 
 def existing_run(directory: Path) -> list[str]:

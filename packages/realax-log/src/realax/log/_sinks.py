@@ -122,6 +122,14 @@ class WandbSink:
         self.initialized = False
         self._warned = False
 
+    def start(self, project: str | None, config: Any, **kwargs: Any) -> None:
+        """Start (or restart) the run: ``wandb.init`` with a fallback to offline mode."""
+        from . import _wandb
+
+        if self.run is not None:
+            _wandb.finish_run(self.run)
+        self.run = _wandb.start_run(project=project, config=config, **kwargs)
+
     def write(self, steps: list[LoggedStep]) -> None:
         if self.run is None:
             if not self.initialized and not self._warned:

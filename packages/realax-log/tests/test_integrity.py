@@ -10,7 +10,6 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import realax.log as rlog
-from jax import lax
 
 
 def _strict_rows(path):
@@ -27,15 +26,7 @@ def _logger(tmp_path, **kwargs):
 
 
 def _run(toy_step, logger, state, n, seeds=False):
-    def run(state):
-        def body(state, _):
-            state, metrics = toy_step(state)
-            logger.log(state, metrics)
-            return state, None
-
-        return lax.scan(body, state, None, length=n)[0]
-
-    return jax.jit(jax.vmap(run) if seeds else run)(state)
+    return type(state).train(logger, state, n, seeds=seeds, step_fn=toy_step)
 
 
 def test_nan_and_inf_metrics_are_written_as_null_and_read_back_as_nan(tmp_path, toy):
@@ -81,8 +72,7 @@ def test_on_run_end_checkpoints_the_last_step(tmp_path, toy, n, freq, steps):
 def test_on_run_end_saves_a_vmapped_final_state_whole(tmp_path, toy):
     ToyState, toy_step = toy
     logger = _logger(tmp_path, ckpt_freq=5)
-    keys = jax.random.split(jax.random.key(0), 3)
-    final = _run(toy_step, logger, jax.vmap(lambda k: ToyState.create(key=k))(keys), 7, True)
+    final = _run(toy_step, logger, ToyState.seeds(3), 7, True)
     logger.on_run_end(final)
     logger.on_run_end(final)
     logger.finish()

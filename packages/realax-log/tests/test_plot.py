@@ -7,26 +7,15 @@ import jax
 import matplotlib.image
 import pytest
 import realax.log as rlog
-from jax import lax
 
 
 def _log_run(tmp_path, toy, seeds=None):
-    ToyState, toy_step = toy
+    ToyState, _ = toy
     logger = rlog.Logger(wandb_log=False, metrics_fn=rlog.default_grad_metrics, log_dir=tmp_path)
-
-    def run(state):
-        def body(state, _):
-            state, metrics = toy_step(state)
-            logger.log(state, metrics)
-            return state, None
-
-        return lax.scan(body, state, None, length=20)[0]
-
     if seeds is None:
-        jax.jit(run)(ToyState.create(key=jax.random.key(0)))
+        ToyState.train(logger, ToyState.create(key=jax.random.key(0)), 20)
     else:
-        keys = jax.random.split(jax.random.key(0), seeds)
-        jax.jit(jax.vmap(run))(jax.vmap(lambda k: ToyState.create(key=k))(keys))
+        ToyState.train(logger, ToyState.seeds(seeds), 20, seeds=True)
     logger.finish()
 
 

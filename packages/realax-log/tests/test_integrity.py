@@ -46,6 +46,7 @@ def test_nan_and_inf_metrics_are_written_as_null_and_read_back_as_nan(tmp_path, 
     read = rlog.read_metrics(tmp_path)
     assert [math.isnan(r["episode_return"]) for r in read] == [s % 3 != 0 for s in range(1, 8)]
     assert read[2]["episode_return"] == rows[2]["episode_return"] == read[2]["loss"]
+    assert read == rlog.read_metrics(tmp_path)  # rows with NaN compare equal, as before
 
 
 @pytest.mark.parametrize(("n", "freq", "steps"), [(48, 20, [20, 40, 48]), (7, 20, [7])])

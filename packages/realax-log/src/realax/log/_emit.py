@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -142,19 +143,32 @@ def abstract(data: Any) -> Any:
 
 def final_checkpoint(
     metrics_fn: Callable, state: Any, data_like: Any, seed_dims: int
-) -> tuple[Any, np.ndarray]:
+) -> tuple[Any, np.ndarray] | None:
     """``(ckpt_data, step)`` that ``metrics_fn`` gives for a final state (host side, eagerly),
-    with zeros in place of the step's metrics (``data_like``: their shapes, from tracing)."""
-    if data_like is None:
-        data: Any = {}
-    else:
-        data = jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), data_like)
+    with zeros in place of the step's metrics (``data_like``: their shapes, from tracing);
+    ``None``, with a warning, if ``metrics_fn`` cannot be evaluated that way."""
 
     def final(st):
+        data = {} if data_like is None else jax.tree_util.tree_map(_zeros, data_like)
         _, ckpt_data, step = metrics_fn(st, data)
         return ckpt_data, jnp.asarray(step)
 
     for _ in range(seed_dims):
         final = jax.vmap(final)
-    ckpt_data, step = final(state)
+    try:
+        ckpt_data, step = final(state)
+    except Exception as e:  # e.g. a metrics_fn whose ckpt_data needs real metrics
+        warnings.warn(
+            f"realax.log: on_run_end could not evaluate metrics_fn on the final state "
+            f"({type(e).__name__}: {e}); its last step is not checkpointed",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return None
     return ckpt_data, np.asarray(jax.device_get(step))
+
+
+def _zeros(s: jax.ShapeDtypeStruct) -> jax.Array:
+    if jax.dtypes.issubdtype(s.dtype, jax.dtypes.prng_key):
+        return jax.random.key(0)  # a placeholder of the right kind (metrics hold no keys)
+    return jnp.zeros(s.shape, s.dtype)

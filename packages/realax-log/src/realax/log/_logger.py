@@ -363,11 +363,11 @@ class Logger:
             seed_dims = self._seed_dims
             if seed_dims is None:  # nothing logged: the state's own step tells
                 seed_dims = np.ndim(getattr(state, "step", 0))
-            ckpt_data, step = final_checkpoint(self.metrics_fn, state, self._data_like, seed_dims)
-            if ckpt_data is not None and not self._ckpt.is_saved(
-                int(step.max()), logged=self._logged
-            ):
-                self._ckpt.save_tree(ckpt_data, step)
+            final = final_checkpoint(self.metrics_fn, state, self._data_like, seed_dims)
+            if final is not None and final[0] is not None:
+                ckpt_data, step = final
+                if not self._ckpt.is_saved(int(step.max()), logged=self._logged):
+                    self._ckpt.save_tree(ckpt_data, step)
         self._writer.drain()
 
     # ------------------------------------------------------------------ end of run

@@ -17,6 +17,9 @@ import numpy as np
 
 FILENAME = "metrics.jsonl"
 _KEYS = ("step", "seed")
+#: the one NaN object read_metrics returns for ``null`` (as json.loads does for ``NaN``): rows
+#: read twice compare equal (``==`` on containers tries identity first)
+_NAN = float("nan")
 
 
 def _finite_or_none(v: Any) -> Any:
@@ -35,7 +38,7 @@ def to_json_value(x: Any) -> Any:
 
 def _none_to_nan(v: Any) -> Any:
     if v is None:
-        return float("nan")
+        return _NAN
     if isinstance(v, list):
         return [_none_to_nan(x) for x in v]
     return v

@@ -10,9 +10,13 @@ callback so the kill lands in the middle of training.
 
 from __future__ import annotations
 
+import os
 import random
 import signal
+import subprocess
+import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -29,6 +33,13 @@ SCRIPT = textwrap.dedent(
     from realax.train import EvosaxTrainer, OptaxTrainer
 
     kinds, root, delay = sys.argv[1].split(","), sys.argv[2], float(sys.argv[3])
+    verbose = sys.argv[4:] == ["verbose"]
+
+    def say(text):  # stdout may be a pipe its reader closed
+        try:
+            print(text, flush=True)
+        except BrokenPipeError:
+            pass
 
     class Throttled:
         # the real Logger, plus a host callback that makes every step take `delay` seconds
@@ -42,6 +53,9 @@ SCRIPT = textwrap.dedent(
         def save_on_interrupt(self):
             return self.inner.save_on_interrupt()
 
+        def on_run_end(self, state):
+            self.inner.on_run_end(state)
+
     def train(kind, ckpt_dir, out):
         if kind == "es":
             def task(x, key, data=None):
@@ -54,7 +68,7 @@ SCRIPT = textwrap.dedent(
             metrics_fn = rlog.default_grad_metrics
 
         logger = rlog.Logger(wandb_log=False, metrics_fn=metrics_fn, ckpt_dir=ckpt_dir,
-                             ckpt_freq=5, resume=True)
+                             ckpt_freq=5, resume=True, verbose=verbose)
         if kind == "es":
             trainer = EvosaxTrainer(60, "CMA_ES", task, params_like={"w": jnp.zeros(4)},
                                     popsize=8, logger=Throttled(logger))
@@ -68,9 +82,10 @@ SCRIPT = textwrap.dedent(
         state = trainer.initialize(jax.random.key(0))
         if rlog.latest_step(ckpt_dir) is not None:
             state = rlog.restore(ckpt_dir, like=state)
-            print(f"RESUMED {int(state.step)}", flush=True)
-        print("TRAINING", flush=True)
+            say(f"RESUMED {int(state.step)}")
+        say("TRAINING")
         state = trainer.resume_(state)
+        logger.on_run_end(state)  # what the trainers' loops do after a run (idempotent)
         logger.finish()
         is_key = lambda x: jnp.issubdtype(x.dtype, jax.dtypes.prng_key)
         leaves = [np.asarray(jax.random.key_data(x) if is_key(x) else x)
@@ -79,7 +94,7 @@ SCRIPT = textwrap.dedent(
 
     for kind in kinds:
         train(kind, f"{root}/{kind}", f"{root}/{kind}.npz")
-    print("DONE", flush=True)
+    say("DONE")
     """
 )
 
@@ -137,6 +152,11 @@ def _assert_same_run(root: Path, kind: str, reference):
     rows, ref_rows = rlog.read_metrics(root / kind), rlog.read_metrics(reference[kind][1])
     assert [r["step"] for r in rows] == list(range(1, 61))
     assert rows == ref_rows
+    # and the file itself: each row once, in order, byte for byte (resume truncates the rows
+    # an interrupted attempt logged after its newest checkpoint)
+    ref_file = reference[kind][1] / "metrics.jsonl"
+    assert (root / kind / "metrics.jsonl").read_bytes() == ref_file.read_bytes()
+    assert not list((root / kind).glob("*orbax-checkpoint-tmp*"))
 
 
 @pytest.mark.slow
@@ -225,3 +245,123 @@ def test_a_run_directory_is_never_overwritten_silently(reference, tmp_path):
     # an empty or new directory needs no choice
     rlog.Logger(False, rlog.default_grad_metrics, ckpt_dir=run)
     rlog.Logger(False, rlog.default_grad_metrics, ckpt_dir=tmp_path / "new" / "dir")
+
+
+# --------------------------------------------------------------------------- signals, watched
+
+
+class _Watched:
+    """The training script in a subprocess whose stderr lines are read as they come (with
+    the time each arrived), so a test can wait for a message."""
+
+    def __init__(self, script: Path, *args: object, stdout=subprocess.DEVNULL):
+        self.proc = subprocess.Popen(
+            [sys.executable, str(script), *(str(a) for a in args)],
+            env={**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONUNBUFFERED": "1"},
+            stdout=stdout,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.lines: list[tuple[float, str]] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.lines.append((time.monotonic(), line))
+
+    @property
+    def err(self) -> str:
+        return "".join(line for _, line in self.lines)
+
+    def wait_for(self, text: str, timeout: float = 150.0) -> float:
+        """When the first stderr line containing ``text`` arrived."""
+        deadline = time.monotonic() + timeout
+        while True:
+            hit = [t for t, line in self.lines if text in line]
+            if hit:
+                return hit[0]
+            assert self.proc.poll() is None or self._reader.is_alive(), self.err[-3000:]
+            assert time.monotonic() < deadline, f"no {text!r} on stderr: {self.err[-3000:]}"
+            time.sleep(0.02)
+
+    def end(self, timeout: float = 150.0) -> int:
+        code = self.proc.wait(timeout=timeout)
+        self._reader.join(timeout=30)
+        return code
+
+
+def _rows_on_disk(ckpt: Path) -> list[int]:
+    import realax.log as rlog
+
+    path = ckpt / "metrics.jsonl"
+    return [r["step"] for r in rlog.read_metrics(ckpt)] if path.is_file() else []
+
+
+def _resume_to_the_end(script, reference, root: Path, kind: str, after: int):
+    code, stdout, err = sp.finish(sp.start(script, kind, root, 0.0))
+    assert code == 0, err[-3000:]
+    assert f"RESUMED {after}" in stdout
+    _assert_same_run(root, kind, reference)
+
+
+@pytest.mark.slow
+def test_first_sigint_says_so_at_once_and_checkpoints_the_next_step(script, reference, tmp_path):
+    ckpt = tmp_path / "es"
+    run = _Watched(script, "es", tmp_path, 1.5)  # 1.5 s per step: the next step is far
+    _wait_for_checkpoint(run.proc, ckpt)
+    logged = _rows_on_disk(ckpt)[-1]
+    before = sp.steps_on_disk(ckpt)
+    run.proc.send_signal(signal.SIGINT)
+    said = run.wait_for("SIGINT received")
+    deadline = time.monotonic() + 150
+    while sp.steps_on_disk(ckpt) == before:  # the checkpoint of the next step
+        assert time.monotonic() < deadline and run.proc.poll() is None, run.err[-3000:]
+        time.sleep(0.01)
+    saved_at = time.monotonic()
+    assert said < saved_at, "the message came only after the checkpoint"
+    assert run.end() != 0 and "KeyboardInterrupt" in run.err, run.err[-3000:]
+    saved = int(run.err.split("checkpoint of step ")[1].split()[0])
+    # the step after the signal (the newest row on disk may lag by one step)
+    assert logged + 1 <= saved <= logged + 2 and sp.steps_on_disk(ckpt)[-1] == saved
+    _resume_to_the_end(script, reference, tmp_path, "es", saved)
+
+
+@pytest.mark.slow
+def test_second_sigint_stops_at_once_cleanly_then_resumes(script, reference, tmp_path):
+    ckpt = tmp_path / "grad"
+    run = _Watched(script, "grad", tmp_path, 1.5)
+    _wait_for_checkpoint(run.proc, ckpt)
+    run.proc.send_signal(signal.SIGINT)
+    run.wait_for("SIGINT received")
+    run.proc.send_signal(signal.SIGINT)  # before the next step: stop now, without saving
+    code = run.end()
+    err = run.err
+    assert code == 130, err[-3000:]
+    for bad in ("terminate called", "FATAL", "Fatal Python error", "Traceback"):
+        assert bad not in err, err[-3000:]
+    assert "second signal" in err
+    on_disk = sp.steps_on_disk(ckpt)
+    assert on_disk and on_disk[-1] < 60
+    # every row logged before the stop is on disk (possibly beyond the newest checkpoint)
+    assert _rows_on_disk(ckpt)[: on_disk[-1]] == list(range(1, on_disk[-1] + 1))
+    _resume_to_the_end(script, reference, tmp_path, "grad", on_disk[-1])
+
+
+@pytest.mark.slow
+def test_sigint_with_stdout_closed_still_saves_and_resumes(script, reference, tmp_path):
+    # `realax ... | head`: the reader of stdout is gone; verbose rows and checkpoint lines
+    # written to it must not stop the run or the save
+    ckpt = tmp_path / "es"
+    run = _Watched(script, "es", tmp_path, 0.3, "verbose", stdout=subprocess.PIPE)
+    assert run.proc.stdout is not None
+    run.proc.stdout.close()
+    _wait_for_checkpoint(run.proc, ckpt)
+    run.proc.send_signal(signal.SIGINT)
+    code = run.end()
+    assert code != 0 and "KeyboardInterrupt" in run.err, run.err[-3000:]
+    saved = int(run.err.split("checkpoint of step ")[1].split()[0])
+    assert sp.steps_on_disk(ckpt)[-1] == saved
+    assert not list(ckpt.glob("*orbax-checkpoint-tmp*"))
+    _resume_to_the_end(script, reference, tmp_path, "es", saved)

@@ -65,6 +65,7 @@ def test_readme_logging_example_on_gymnax(tmp_path, offline_wandb):
         fitness_shaper=FitnessShaper(maximize=True),
         logger=logger,
     )
+    logger.on_run_end(state)  # as the trainer loops do (idempotent if they already did)
     logger.finish()
 
     # metrics file: every generation, in order, ending at the returned state
@@ -79,9 +80,10 @@ def test_readme_logging_example_on_gymnax(tmp_path, offline_wandb):
     for key in ("fitness_max", "fitness_mean", "best_fitness"):
         assert [h[key] for h in history] == [r[key] for r in rows]
     assert rlog.read_wandb_config(wandb_run_dir) == config
-    # orbax checkpoints at the right steps, holding the whole EvoState
-    assert rlog.all_steps(ckpt_dir) == [5, 10]
-    at10 = rlog.restore(ckpt_dir, like=state)
+    # orbax checkpoints at the right steps (and the last one), holding the whole EvoState
+    assert rlog.all_steps(ckpt_dir) == [5, 10, 12]
+    _assert_bit_identical(rlog.restore(ckpt_dir, like=state), state)
+    at10 = rlog.restore(ckpt_dir, like=state, step=10)
     assert int(at10.step) == 10
     assert rows[9]["best_fitness"] == float(at10.best_fitness)
     assert at10.data is not None  # observation statistics are part of the checkpoint
@@ -136,9 +138,10 @@ def test_gradient_run_stopped_restored_and_resumed_equals_one_go(tmp_path):
     logger = rlog.Logger(
         wandb_log=False, metrics_fn=rlog.default_grad_metrics, ckpt_dir=tmp_path, ckpt_freq=10
     )
-    _, logged = OptaxTrainer(epochs=25, logger=logger, **kwargs).init_and_train(key)
+    stopped, logged = OptaxTrainer(epochs=25, logger=logger, **kwargs).init_and_train(key)
+    logger.on_run_end(stopped)  # as the trainer loops do: the last step is saved too
     logger.finish()
-    assert rlog.all_steps(tmp_path) == [10, 20]
+    assert rlog.all_steps(tmp_path) == [10, 20, 25]
     rows = rlog.read_metrics(tmp_path)
     assert [r["step"] for r in rows] == list(range(1, 26))
     # default_grad_metrics logs the OptaxTrainer's own per-step loss and best loss
@@ -151,3 +154,29 @@ def test_gradient_run_stopped_restored_and_resumed_equals_one_go(tmp_path):
     uninterrupted, metrics = full.init_and_train(key)
     _assert_bit_identical(resumed, uninterrupted)
     assert float(metrics["loss"][-1]) < 0.05 * float(metrics["loss"][0])
+
+
+def test_on_run_end_after_a_trainer_run_saves_the_last_step_seeds_included(tmp_path):
+    # what the trainer loops do once their compiled run returns: logger.on_run_end(state)
+    kwargs = dict(
+        optimizer="adam",
+        initializer=lambda key: {"w": jax.random.normal(key, (3,))},
+        loss_fn=lambda p, key: (jnp.sum((p["w"] - jax.random.normal(key, (3,))) ** 2), {}),
+        learning_rate=0.05,
+    )
+    logger = rlog.Logger(False, rlog.default_grad_metrics, ckpt_dir=tmp_path / "one", ckpt_freq=10)
+    trainer = OptaxTrainer(epochs=25, logger=logger, **kwargs)
+    state, _ = trainer.train(trainer.initialize(jax.random.key(0)))
+    logger.on_run_end(state)
+    logger.on_run_end(state)  # idempotent
+    logger.finish()
+    assert rlog.all_steps(tmp_path / "one") == [10, 20, 25]
+    _assert_bit_identical(rlog.restore(tmp_path / "one", like=state), state)
+
+    seeds = rlog.Logger(False, rlog.default_grad_metrics, ckpt_dir=tmp_path / "seeds", ckpt_freq=10)
+    trainer = OptaxTrainer(epochs=25, logger=seeds, **kwargs)
+    states, _ = trainer.init_and_train(jax.random.split(jax.random.key(0), 3))
+    seeds.on_run_end(states)  # a leading seed axis: saved whole, like the periodic ones
+    seeds.finish()
+    assert rlog.all_steps(tmp_path / "seeds") == [10, 20, 25]
+    _assert_bit_identical(rlog.restore(tmp_path / "seeds", like=states), states)

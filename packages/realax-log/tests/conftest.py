@@ -7,6 +7,7 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 import pytest
+from jax import lax
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,9 +33,34 @@ class ToyState:
             data={"mean": jnp.zeros((dim,))},
         )
 
+    @classmethod
+    def seeds(cls, n: int, key: jax.Array | None = None) -> ToyState:
+        """``n`` states with a leading seed axis (keys split from ``key``)."""
+        keys = jax.random.split(jax.random.key(0) if key is None else key, n)
+        return jax.vmap(lambda k: cls.create(key=k))(keys)
+
     def replace(self, **changes) -> ToyState:
         return dataclasses.replace(self, **changes)
 
+
+def train(logger, state: ToyState, n: int, *, seeds: bool = False, step_fn=None) -> ToyState:
+    """The toy trainer's loop: ``n`` steps in ``jit(lax.scan)``, ``logger.log`` after each
+    (``logger`` may be ``None``); vmapped over the leading seed axis with ``seeds``."""
+    step_fn = toy_step if step_fn is None else step_fn
+
+    def run(state):
+        def body(state, _):
+            state, metrics = step_fn(state)
+            if logger is not None:
+                logger.log(state, metrics)
+            return state, None
+
+        return lax.scan(body, state, None, length=n)[0]
+
+    return jax.jit(jax.vmap(run) if seeds else run)(state)
+
+
+ToyState.train = staticmethod(train)  # the toy trainer's loop, where `toy` is at hand
 
 jax.tree_util.register_dataclass(
     ToyState, data_fields=["step", "key", "params", "opt", "data"], meta_fields=[]

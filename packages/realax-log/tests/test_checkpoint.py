@@ -4,7 +4,6 @@ import jax
 import numpy as np
 import pytest
 import realax.log as rlog
-from jax import lax
 
 
 def _assert_bit_identical(a, b):
@@ -20,13 +19,8 @@ def _assert_bit_identical(a, b):
 
 
 def _run(toy_step, logger, state, n):
-    def body(state, _):
-        state, metrics = toy_step(state)
-        if logger is not None:
-            logger.log(state, metrics)
-        return state, None
-
-    return jax.jit(lambda s: lax.scan(body, s, None, length=n)[0])(state)
+    ToyState = type(state)
+    return ToyState.train(logger, state, n, step_fn=toy_step)
 
 
 def _logged_run(tmp_path, toy, n=12, ckpt_freq=4, impl=None, **kwargs):

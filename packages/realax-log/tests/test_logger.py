@@ -30,16 +30,7 @@ def test_scan_logs_every_step_in_order_and_checkpoints_every_ckpt_freq(tmp_path,
         wandb_log=False, metrics_fn=rlog.default_grad_metrics, ckpt_dir=tmp_path, ckpt_freq=4
     )
 
-    @jax.jit
-    def run(state):
-        def body(state, _):
-            state, metrics = toy_step(state)
-            logger.log(state, metrics)
-            return state, None
-
-        return lax.scan(body, state, None, length=13)[0]
-
-    final = run(ToyState.create(key=jax.random.key(0)))
+    final = ToyState.train(logger, ToyState.create(key=jax.random.key(0)), 13)  # jit + scan
     logger.finish()
 
     rows = _rows(tmp_path)
@@ -99,17 +90,9 @@ def test_vmapped_seeds_log_per_seed_and_checkpoint_the_batch(tmp_path, toy):
         wandb_log=False, metrics_fn=rlog.default_grad_metrics, ckpt_dir=tmp_path, ckpt_freq=3
     )
 
-    def run(state):
-        def body(state, _):
-            state, metrics = toy_step(state)
-            logger.log(state, metrics)
-            return state, None
-
-        return lax.scan(body, state, None, length=7)[0]
-
     seeds = 4
-    states = jax.vmap(lambda k: ToyState.create(key=k))(jax.random.split(jax.random.key(0), seeds))
-    final = jax.jit(jax.vmap(run))(states)
+    states = ToyState.seeds(seeds)
+    final = ToyState.train(logger, states, 7, seeds=True)  # jit(vmap(scan))
     logger.finish()
 
     rows = _rows(tmp_path)

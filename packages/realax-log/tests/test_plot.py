@@ -7,26 +7,15 @@ import jax
 import matplotlib.image
 import pytest
 import realax.log as rlog
-from jax import lax
 
 
 def _log_run(tmp_path, toy, seeds=None):
-    ToyState, toy_step = toy
+    ToyState, _ = toy
     logger = rlog.Logger(wandb_log=False, metrics_fn=rlog.default_grad_metrics, log_dir=tmp_path)
-
-    def run(state):
-        def body(state, _):
-            state, metrics = toy_step(state)
-            logger.log(state, metrics)
-            return state, None
-
-        return lax.scan(body, state, None, length=20)[0]
-
     if seeds is None:
-        jax.jit(run)(ToyState.create(key=jax.random.key(0)))
+        ToyState.train(logger, ToyState.create(key=jax.random.key(0)), 20)
     else:
-        keys = jax.random.split(jax.random.key(0), seeds)
-        jax.jit(jax.vmap(run))(jax.vmap(lambda k: ToyState.create(key=k))(keys))
+        ToyState.train(logger, ToyState.seeds(seeds), 20, seeds=True)
     logger.finish()
 
 
@@ -62,3 +51,48 @@ def test_plot_without_matplotlib_names_the_extra(tmp_path):
     assert 'IMPORT-ERROR: realax.log.plot needs matplotlib: pip install "realax-log[plot]"' in (
         out.stdout
     )
+
+
+def _write_rows(path, n_metrics, steps=60):
+    """A metrics file like a DQN run's: `episode_return` only every 10th step (NaN between)."""
+    import json
+
+    lines = []
+    for s in range(1, steps + 1):
+        row = {"step": s, "episode_return": float(s) if s % 10 == 0 else None}
+        row.update({f"m{i}": float(s * (i + 1)) for i in range(n_metrics - 1)})
+        lines.append(json.dumps(row))
+    (path / "metrics.jsonl").write_text("\n".join(lines) + "\n")
+
+
+def _ink(image):
+    """How much of an image region is not white."""
+    return float((image[..., :3] < 0.9).any(axis=-1).mean())
+
+
+def test_metric_separated_by_nan_is_drawn_through_its_finite_points(tmp_path):
+    _write_rows(tmp_path, 1)
+    png = rlog.plot(tmp_path, metrics=["episode_return"], out=tmp_path / "a.png")
+    (tmp_path / "blank").mkdir()
+    (tmp_path / "blank" / "metrics.jsonl").write_text(
+        "".join(f'{{"step": {s}, "episode_return": null}}\n' for s in range(1, 61))
+    )
+    blank = rlog.plot(tmp_path / "blank", metrics=["episode_return"], out=tmp_path / "b.png")
+    image, empty = matplotlib.image.imread(png), matplotlib.image.imread(blank)
+    # the same panel with and without the six finite points: they are drawn
+    inner = (slice(60, 240), slice(80, 400))
+    assert _ink(image[inner]) > _ink(empty[inner]) + 0.01
+
+
+def test_title_labels_and_no_empty_grid_cell(tmp_path):
+    _write_rows(tmp_path, 5)  # five panels: 3 on the first row, 2 widened on the second
+    titled = matplotlib.image.imread(
+        rlog.plot(tmp_path, out=tmp_path / "t.png", title="CartPole-v1, DQN")
+    )
+    assert titled.shape[:2] == (600, 1260)
+    # the title is drawn centred above the panels, nothing else is up there
+    assert _ink(titled[0:20, 540:720]) > 0.03 and _ink(titled[0:20, 100:300]) == 0.0
+    bottom_right = titled[320:580, 900:1250]  # where an empty cell would be
+    assert _ink(bottom_right) > 0.02
+    four = matplotlib.image.imread(rlog.plot(tmp_path, metrics=["m0", "m1", "m2", "m3"]))
+    assert four.shape[:2] == (600, 840)  # 2 x 2

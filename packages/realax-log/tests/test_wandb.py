@@ -11,24 +11,13 @@ import numpy as np
 import pytest
 import realax.log as rlog
 import wandb
-from jax import lax
 
 
 def _train(logger, toy, n=9, seeds=None):
-    ToyState, toy_step = toy
-
-    def run(state):
-        def body(state, _):
-            state, metrics = toy_step(state)
-            logger.log(state, metrics)
-            return state, None
-
-        return lax.scan(body, state, None, length=n)[0]
-
+    ToyState, _ = toy
     if seeds is None:
-        return jax.jit(run)(ToyState.create(key=jax.random.key(0)))
-    keys = jax.random.split(jax.random.key(0), seeds)
-    return jax.jit(jax.vmap(run))(jax.vmap(lambda k: ToyState.create(key=k))(keys))
+        return ToyState.train(logger, ToyState.create(key=jax.random.key(0)), n)
+    return ToyState.train(logger, ToyState.seeds(seeds), n, seeds=True)
 
 
 def _run_dir(offline_wandb: Path) -> Path:
@@ -67,16 +56,20 @@ def test_vmapped_seeds_get_one_wandb_key_per_seed(tmp_path, toy, offline_wandb):
         assert [h[f"seed{i}/loss"] for h in history] == [r["loss"] for r in rows if r["seed"] == i]
 
 
-def test_disabled_mode_writes_only_the_metrics_file(tmp_path, toy, offline_wandb):
-    logger = rlog.Logger(
-        wandb_log=True, metrics_fn=rlog.default_grad_metrics, log_dir=tmp_path, mode="disabled"
-    )
+def _assert_no_wandb_run(logger, toy, tmp_path, offline_wandb):
     logger.init(project="realax-log-test")
     assert logger.run is None
     _train(logger, toy, n=3)
     logger.finish()
     assert [r["step"] for r in rlog.read_metrics(tmp_path)] == [1, 2, 3]
     assert not (offline_wandb / "wandb").exists()
+
+
+def test_disabled_mode_writes_only_the_metrics_file(tmp_path, toy, offline_wandb):
+    logger = rlog.Logger(
+        wandb_log=True, metrics_fn=rlog.default_grad_metrics, log_dir=tmp_path, mode="disabled"
+    )
+    _assert_no_wandb_run(logger, toy, tmp_path, offline_wandb)
 
 
 def _closed_port() -> int:
@@ -123,12 +116,7 @@ def test_setup_wandb_formats_the_name_and_records_hyperparameters(offline_wandb)
 def test_wandb_mode_env_disabled_needs_no_argument(tmp_path, toy, offline_wandb, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "disabled")
     logger = rlog.Logger(wandb_log=True, metrics_fn=rlog.default_grad_metrics, log_dir=tmp_path)
-    logger.init(project="realax-log-test")
-    assert logger.run is None
-    _train(logger, toy, n=3)
-    logger.finish()
-    assert [r["step"] for r in rlog.read_metrics(tmp_path)] == [1, 2, 3]
-    assert not (offline_wandb / "wandb").exists()
+    _assert_no_wandb_run(logger, toy, tmp_path, offline_wandb)
 
 
 def test_mode_argument_wins_over_wandb_mode_and_offline_never_dials_out(

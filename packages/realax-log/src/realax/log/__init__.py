@@ -1,41 +1,70 @@
 """realax.log: wandb logging from inside compiled JAX loops, orbax checkpoints, exact resume.
 
+The names are imported on first use (``import realax.log`` itself loads nothing heavy; jax
+comes with ``Logger``, orbax with the first checkpoint, wandb with the first wandb run).
+
 Example:
     >>> import realax.log as rlog
     >>> logger = rlog.Logger(wandb_log=False, metrics_fn=rlog.default_es_metrics,
     ...                      ckpt_dir="runs/es", ckpt_freq=50)  # doctest: +SKIP
 """
 
-from ._checkpoint import all_steps as all_steps
-from ._checkpoint import latest_step as latest_step
-from ._checkpoint import read_metadata as read_metadata
-from ._checkpoint import restore as restore
-from ._logger import Logger as Logger
-from ._logger import Terminated as Terminated
-from ._metrics import default_es_metrics as default_es_metrics
-from ._metrics import default_grad_metrics as default_grad_metrics
-from ._metrics_file import read_metrics as read_metrics
-from ._plot import plot as plot
-from ._wandb import default_wandb_config as default_wandb_config
-from ._wandb import setup_wandb as setup_wandb
-from ._wandb_reader import read_wandb_config as read_wandb_config
-from ._wandb_reader import read_wandb_history as read_wandb_history
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._checkpoint import all_steps as all_steps
+    from ._checkpoint import latest_step as latest_step
+    from ._checkpoint import read_metadata as read_metadata
+    from ._checkpoint import restore as restore
+    from ._interrupt import InterruptGuard as InterruptGuard
+    from ._interrupt import Terminated as Terminated
+    from ._logger import Logger as Logger
+    from ._metrics import default_es_metrics as default_es_metrics
+    from ._metrics import default_grad_metrics as default_grad_metrics
+    from ._metrics_file import read_metrics as read_metrics
+    from ._plot import plot as plot
+    from ._sinks import Sink as Sink
+    from ._wandb import default_wandb_config as default_wandb_config
+    from ._wandb import setup_wandb as setup_wandb
+    from ._wandb_reader import read_wandb_config as read_wandb_config
+    from ._wandb_reader import read_wandb_history as read_wandb_history
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "Logger",
-    "Terminated",
-    "all_steps",
-    "default_es_metrics",
-    "default_grad_metrics",
-    "default_wandb_config",
-    "latest_step",
-    "plot",
-    "read_metadata",
-    "read_metrics",
-    "read_wandb_config",
-    "read_wandb_history",
-    "restore",
-    "setup_wandb",
-]
+#: public name -> the module that defines it
+_WHERE = {
+    "InterruptGuard": "_interrupt",
+    "Logger": "_logger",
+    "Sink": "_sinks",
+    "Terminated": "_interrupt",
+    "all_steps": "_checkpoint",
+    "default_es_metrics": "_metrics",
+    "default_grad_metrics": "_metrics",
+    "default_wandb_config": "_wandb",
+    "latest_step": "_checkpoint",
+    "plot": "_plot",
+    "read_metadata": "_checkpoint",
+    "read_metrics": "_metrics_file",
+    "read_wandb_config": "_wandb_reader",
+    "read_wandb_history": "_wandb_reader",
+    "restore": "_checkpoint",
+    "setup_wandb": "_wandb",
+}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'realax.log' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -1,48 +1,37 @@
-"""Orbax checkpoints of whole training states: asynchronous saving and verified restore."""
+"""Orbax checkpoints of whole training states: the manager, and verified restore.
+
+orbax is imported when a checkpoint is first written or read, not with ``realax.log``.
+"""
 
 from __future__ import annotations
 
-import collections
-import os
-import shutil
-import threading
-import uuid
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import orbax.checkpoint as ocp
 
 from . import _serialize
+from ._hosts import process_index
 
-_STATE = "state"
-_META = "meta"
+if TYPE_CHECKING:
+    import orbax.checkpoint as ocp
+
+STATE = "state"
+META = "meta"
 
 
 def _handlers() -> dict[str, Any]:
-    return {_STATE: ocp.StandardCheckpointHandler(), _META: ocp.JsonCheckpointHandler()}
+    import orbax.checkpoint as ocp
+
+    return {STATE: ocp.StandardCheckpointHandler(), META: ocp.JsonCheckpointHandler()}
 
 
-def process_index() -> int:
-    """This process's index under ``jax.distributed`` (0 when it is not initialised).
+def manager(directory: Path, *, max_to_keep: int | None) -> ocp.CheckpointManager:
+    import orbax.checkpoint as ocp
 
-    Does not initialise a JAX backend when ``jax.distributed`` is not initialised, so a
-    Logger may be built before ``jax.distributed.initialize``.
-    """
-    if not jax.distributed.is_initialized():
-        return 0
-    return jax.process_index()
-
-
-def is_primary() -> bool:
-    """True on the process that writes metrics, wandb and checkpoints (process 0)."""
-    return process_index() == 0
-
-
-def _manager(directory: Path, *, max_to_keep: int | None) -> ocp.CheckpointManager:
     # Checkpoints hold host-side numpy copies of a state that is identical on every process,
     # so one process writes them (process 0) and each process reads them on its own: no
     # cross-process barrier is ever needed (a barrier would hang, since only process 0 gets
@@ -62,222 +51,6 @@ def _manager(directory: Path, *, max_to_keep: int | None) -> ocp.CheckpointManag
     return ocp.CheckpointManager(directory, options=options, item_handlers=_handlers())
 
 
-_TMP_MARK = ".orbax-checkpoint-tmp"
-
-
-def existing_run(directory: Path) -> list[str]:
-    """What in ``directory`` shows that it already holds a run (empty if nothing)."""
-    if not directory.is_dir():
-        return []
-    found = []
-    steps = sorted(int(p.name) for p in directory.iterdir() if p.is_dir() and p.name.isdigit())
-    if steps:
-        found.append(f"checkpoints at steps {steps}")
-    partial = sorted(p.name for p in directory.iterdir() if _TMP_MARK in p.name)
-    if partial:
-        found.append(f"unfinished checkpoint directories {partial}")
-    metrics = directory / "metrics.jsonl"
-    if metrics.is_file() and metrics.stat().st_size > 0:
-        found.append("a metrics.jsonl")
-    return found
-
-
-def prepare_dir(directory: Path, *, resume: bool, overwrite: bool) -> None:
-    """Create ``directory``, check that it is writable, and resume or refuse an existing run.
-
-    Raises:
-        FileExistsError: the directory already holds a run and neither ``resume`` nor
-            ``overwrite`` was chosen.
-        NotADirectoryError / PermissionError / OSError: the directory cannot be used.
-    """
-    if directory.exists() and not directory.is_dir():
-        raise NotADirectoryError(
-            f"ckpt_dir {str(directory)!r} exists and is not a directory; pass the path of a "
-            "(new or existing) directory for checkpoints."
-        )
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        probe = directory / f".realax-write-test-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as e:
-        kind = PermissionError if isinstance(e, PermissionError) else type(e)
-        raise kind(
-            f"ckpt_dir {str(directory)!r} is not a writable directory ({e.strerror or e}); "
-            "pass a directory you can write to, e.g. ckpt_dir='runs/my_run'."
-        ) from e
-    found = existing_run(directory)
-    if not found:
-        return
-    if resume:
-        return
-    if overwrite:
-        if is_primary():
-            for p in directory.iterdir():
-                if p.is_dir() and (p.name.isdigit() or _TMP_MARK in p.name):
-                    shutil.rmtree(p, ignore_errors=True)
-            (directory / "metrics.jsonl").unlink(missing_ok=True)
-        return
-    raise FileExistsError(
-        f"ckpt_dir {str(directory)!r} already holds a run ({'; '.join(found)}). realax never "
-        "overwrites a run silently: pass resume=True to continue it (load the state with "
-        "realax.log.restore(ckpt_dir, like=state) and call trainer.resume(state)), "
-        "overwrite=True to delete its checkpoints and metrics and start afresh, or a new ckpt_dir."
-    )
-
-
-class CheckpointWriter:
-    """Saves checkpoints from a background thread so the training loop never waits on disk.
-
-    :meth:`submit` only enqueues host copies of the arrays and returns at once; this thread
-    saves them, oldest first, with an orbax ``CheckpointManager`` (orbax writes into a
-    temporary directory and renames it when complete, so a checkpoint is either whole or
-    invisible).
-
-    If checkpoints are requested faster than they can be written, at most ``max_pending``
-    of them (and ``max_pending_bytes`` of copies) wait; beyond that the oldest waiting one is
-    dropped (never the newest, so the last checkpoint of a run is always written) and a
-    ``RuntimeWarning`` is issued once. The steps dropped are in :attr:`skipped`.
-    """
-
-    max_pending = 16
-    max_pending_bytes = 256 * 2**20
-
-    def __init__(
-        self,
-        directory: str | Path,
-        *,
-        max_to_keep: int | None,
-        verbose: bool = False,
-        before_save: Any = None,
-    ):
-        self.directory = Path(directory).expanduser().resolve()
-        self._before_save = before_save
-        self.directory.mkdir(parents=True, exist_ok=True)
-        self.verbose = verbose
-        self._manager = _manager(self.directory, max_to_keep=max_to_keep)
-        self._cv = threading.Condition()
-        self._pending: collections.deque = collections.deque()
-        self._pending_bytes = 0
-        self._busy = False
-        self._closing = False
-        self.skipped: list[int] = []
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="realax-log-ckpt", daemon=True)
-        self._thread.start()
-
-    def submit(
-        self,
-        step: int,
-        arrays: list[np.ndarray],
-        paths,
-        impls,
-        seed_dims: int,
-        *,
-        supersede: bool = False,
-    ) -> None:
-        """Enqueue a checkpoint and return at once (never blocks on disk).
-
-        With ``supersede`` the checkpoints still waiting (not the one being written) are
-        dropped in favour of this one, e.g. for the checkpoint saved on an interrupt.
-        """
-        nbytes = sum(int(a.nbytes) for a in arrays)
-        dropped = []
-        with self._cv:
-            if supersede:
-                dropped += [item[0] for item in self._pending]
-                self._pending.clear()
-                self._pending_bytes = 0
-            self._pending.append((step, arrays, paths, impls, seed_dims, nbytes))
-            self._pending_bytes += nbytes
-            while len(self._pending) > 1 and (
-                len(self._pending) > self.max_pending
-                or self._pending_bytes > self.max_pending_bytes
-            ):
-                old = self._pending.popleft()
-                self._pending_bytes -= old[-1]
-                dropped.append(old[0])
-                if len(self.skipped) == 0:
-                    warnings.warn(
-                        f"realax.log: checkpoints in {self.directory} are requested faster "
-                        f"than they can be written; step {old[0]} is skipped in favour of "
-                        f"newer ones (the newest is always saved). Pass a larger ckpt_freq to "
-                        "keep every checkpoint.",
-                        RuntimeWarning,
-                        stacklevel=1,
-                    )
-                self.skipped.append(old[0])
-            self._cv.notify_all()
-
-    def wait(self) -> None:
-        """Block until every submitted checkpoint is completely on disk."""
-        with self._cv:
-            self._cv.wait_for(lambda: not self._pending and not self._busy)
-        self._manager.wait_until_finished()
-
-    def _run(self) -> None:
-        while True:
-            with self._cv:
-                self._cv.wait_for(lambda: self._pending or self._closing)
-                if not self._pending:
-                    return
-                item = self._pending.popleft()
-                self._pending_bytes -= item[-1]
-                self._busy = True
-            try:
-                self._save(*item[:-1])
-            except BaseException as e:  # surfaced in close(); training goes on
-                if self._error is None:
-                    warnings.warn(
-                        f"realax.log: saving a checkpoint in {self.directory} failed: {e!r}",
-                        RuntimeWarning,
-                        stacklevel=1,
-                    )
-                self._error = e
-            finally:
-                with self._cv:
-                    self._busy = False
-                    self._cv.notify_all()
-
-    def _save(self, step, arrays, paths, impls, seed_dims) -> None:
-        if self._before_save is not None:
-            # e.g. the Logger's metrics rows up to this step: on disk before the checkpoint,
-            # so a run resumed from it has lost no row
-            self._before_save()
-        meta = {
-            "format": _serialize.FORMAT,
-            "step": int(step),
-            "seed_dims": int(seed_dims),
-            "leaves": _serialize.describe(arrays, paths, impls),
-        }
-        items = {_serialize.leaf_name(i): a for i, a in enumerate(arrays)}
-        if step in self._manager.all_steps():
-            # A resumed run re-reaching a step that an earlier attempt saved: overwrite it.
-            self._manager.wait_until_finished()
-            self._manager.delete(step)
-        self._manager.save(
-            step,
-            args=ocp.args.Composite(
-                **{_STATE: ocp.args.StandardSave(items), _META: ocp.args.JsonSave(meta)}
-            ),
-        )
-        if self.verbose:
-            print(f"[realax.log] checkpoint step {step} -> {self.directory}")
-
-    def close(self) -> None:
-        """Wait for queued and in-flight checkpoints, then release the manager."""
-        with self._cv:
-            self._closing = True
-            self._cv.notify_all()
-        self._thread.join()
-        self._manager.wait_until_finished()
-        self._manager.close()
-        if self._error is not None:
-            raise RuntimeError(
-                f"realax.log: at least one checkpoint in {self.directory} could not be saved"
-            ) from self._error
-
-
 def _check_dir(ckpt_dir: str | Path) -> Path:
     path = Path(ckpt_dir).expanduser().resolve()
     if not path.is_dir():
@@ -295,7 +68,7 @@ def all_steps(ckpt_dir: str | Path) -> list[int]:
         [100, 200, 300]
     """
     path = _check_dir(ckpt_dir)
-    with _manager(path, max_to_keep=None) as mngr:
+    with manager(path, max_to_keep=None) as mngr:
         return sorted(int(s) for s in mngr.all_steps())
 
 
@@ -349,8 +122,10 @@ class _Corrupt(Exception):
 
 
 def _read(mngr: ocp.CheckpointManager, step: int) -> tuple[dict, list[np.ndarray]]:
+    import orbax.checkpoint as ocp
+
     try:
-        meta = mngr.restore(step, args=ocp.args.Composite(**{_META: ocp.args.JsonRestore()}))[_META]
+        meta = mngr.restore(step, args=ocp.args.Composite(**{META: ocp.args.JsonRestore()}))[META]
         if not isinstance(meta, dict) or meta.get("format") != _serialize.FORMAT:
             raise _Corrupt(f"metadata is not a {_serialize.FORMAT} record")
         leaves = meta["leaves"]
@@ -359,8 +134,8 @@ def _read(mngr: ocp.CheckpointManager, step: int) -> tuple[dict, list[np.ndarray
             for i, leaf in enumerate(leaves)
         }
         items = mngr.restore(
-            step, args=ocp.args.Composite(**{_STATE: ocp.args.StandardRestore(target)})
-        )[_STATE]
+            step, args=ocp.args.Composite(**{STATE: ocp.args.StandardRestore(target)})
+        )[STATE]
         arrays = [np.asarray(items[_serialize.leaf_name(i)]) for i in range(len(leaves))]
     except _Corrupt:
         raise
@@ -400,7 +175,7 @@ def restore(ckpt_dir: str | Path, like: Any, *, step: int | None = None) -> Any:
     """
     path = _check_dir(ckpt_dir)
     expected, treedef = _serialize.expected_leaves(like)
-    with _manager(path, max_to_keep=None) as mngr:
+    with manager(path, max_to_keep=None) as mngr:
         steps = sorted((int(s) for s in mngr.all_steps()), reverse=True)
         if step is not None:
             if step not in steps:
@@ -438,8 +213,8 @@ def restore(ckpt_dir: str | Path, like: Any, *, step: int | None = None) -> Any:
             out = []
             pairs = zip(meta["leaves"], arrays, strict=True)
             by_path = {leaf["path"]: (leaf, a) for leaf, a in pairs}
-            for e in expected:
-                leaf, a = by_path[e["path"]]
+            for want in expected:
+                leaf, a = by_path[want["path"]]
                 x = jnp.asarray(a)
                 if leaf["key_impl"] is not None:
                     x = jax.random.wrap_key_data(x, impl=leaf["key_impl"])
@@ -452,6 +227,8 @@ def restore(ckpt_dir: str | Path, like: Any, *, step: int | None = None) -> Any:
 
 def read_metadata(ckpt_dir: str | Path, step: int) -> dict:
     """The JSON description stored with checkpoint ``step`` (paths, shapes, dtypes, checksums)."""
+    import orbax.checkpoint as ocp
+
     path = _check_dir(ckpt_dir)
-    with _manager(path, max_to_keep=None) as mngr:
-        return mngr.restore(step, args=ocp.args.Composite(**{_META: ocp.args.JsonRestore()}))[_META]
+    with manager(path, max_to_keep=None) as mngr:
+        return mngr.restore(step, args=ocp.args.Composite(**{META: ocp.args.JsonRestore()}))[META]

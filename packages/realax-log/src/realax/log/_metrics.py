@@ -20,20 +20,19 @@ ES_KEYS = (
 GRAD_KEYS = ("step", "loss", "best_loss")
 
 
-def _check_state(state: Any, fn: str) -> None:
+def _default(fn: str, keys: tuple[str, ...], state: Any, data: Any) -> tuple[dict, Any, Any]:
+    """What both default metrics functions do: check, log the scalars, checkpoint the state."""
     if not hasattr(state, "step"):
         raise TypeError(
             f"{fn} expects a trainer state with a `step` field (a flax.struct.PyTreeNode such "
             f"as realax.train.EvoState/GradState), got {type(state).__name__}; write your own "
             "metrics_fn(state, data) -> (log_data, ckpt_data, step) for other states"
         )
-
-
-def _check_data(data: Any, fn: str) -> None:
     if not isinstance(data, Mapping):
         raise TypeError(
             f"{fn} expects `data` to be the trainer's metrics dict, got {type(data).__name__}"
         )
+    return _scalars(data, keys), state, state.step
 
 
 def _scalars(data: Mapping[str, Any], first: tuple[str, ...]) -> dict[str, jax.Array]:
@@ -70,9 +69,7 @@ def default_es_metrics(state: Any, data: Mapping[str, Any]) -> tuple[dict, Any, 
         >>> logger = rlog.Logger(wandb_log=False, metrics_fn=rlog.default_es_metrics,
         ...                      ckpt_dir="runs/es", ckpt_freq=50)  # doctest: +SKIP
     """
-    _check_state(state, "default_es_metrics")
-    _check_data(data, "default_es_metrics")
-    return _scalars(data, ES_KEYS), state, state.step
+    return _default("default_es_metrics", ES_KEYS, state, data)
 
 
 def default_grad_metrics(state: Any, data: Mapping[str, Any]) -> tuple[dict, Any, jax.Array]:
@@ -94,6 +91,4 @@ def default_grad_metrics(state: Any, data: Mapping[str, Any]) -> tuple[dict, Any
         >>> logger = rlog.Logger(wandb_log=False, metrics_fn=rlog.default_grad_metrics,
         ...                      ckpt_dir="runs/grad", ckpt_freq=100)  # doctest: +SKIP
     """
-    _check_state(state, "default_grad_metrics")
-    _check_data(data, "default_grad_metrics")
-    return _scalars(data, GRAD_KEYS), state, state.step
+    return _default("default_grad_metrics", GRAD_KEYS, state, data)

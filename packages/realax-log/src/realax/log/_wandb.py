@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import datetime
 import os
+import time
 import uuid
 import warnings
 from collections.abc import Mapping
 from typing import Any
-
-import wandb
 
 _MODES = ("online", "offline", "disabled")
 _ALIASES = {"dryrun": "offline", "run": "online", "shared": "online"}
@@ -34,6 +33,8 @@ def resolve_mode(mode: str | None) -> str:
 
 def _settings(user: Any, mode: str) -> Any:
     """wandb.Settings with a bounded init timeout and no console capture, merged with user's."""
+    import wandb
+
     defaults: dict[str, Any] = {"console": "off", "silent": True}
     if mode == "online":
         # read WANDB_INIT_TIMEOUT here, every time: wandb reads its environment once per
@@ -67,6 +68,8 @@ def start_run(
     mode = resolve_mode(mode)
     if mode == "disabled":
         return None
+    import wandb  # imported here: ~1 s, only for runs that log to wandb
+
     settings = kwargs.pop("settings", None)
     kwargs.setdefault("reinit", "create_new")
     if os.environ.get("WANDB_DIR") and kwargs.get("dir") is None:
@@ -76,7 +79,7 @@ def start_run(
         return wandb.init(
             project=project,
             config=dict(config) if config is not None else None,
-            mode=mode,
+            mode=mode,  # type: ignore[arg-type]
             settings=_settings(settings, mode),
             **kwargs,
         )
@@ -101,6 +104,27 @@ def start_run(
             settings=_settings(settings, "offline"),
             **kwargs,
         )
+
+
+def finish_run(run: Any, timeout: float = 15.0) -> None:
+    """``run.finish()``, then wait (bounded) until wandb's service has written the exit record
+    of the run's ``.wandb`` file, so the run can be read back or synced at once."""
+    from ._wandb_reader import is_complete
+
+    sync_file = getattr(run.settings, "sync_file", None)
+    run.finish()
+    if not sync_file:
+        return
+    deadline = time.monotonic() + timeout
+    while not is_complete(sync_file):
+        if time.monotonic() > deadline:
+            warnings.warn(
+                f"realax.log: wandb had not finished writing {sync_file} after {timeout:.0f} s",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            return
+        time.sleep(0.05)
 
 
 def default_wandb_config() -> dict[str, Any]:

@@ -59,7 +59,7 @@ def is_complete(path: str | Path) -> bool:
         return False
     if last is None:
         return False
-    rec = pb.Record()
+    rec = pb.Record()  # type: ignore[attr-defined]
     try:
         rec.ParseFromString(last)
     except Exception:
@@ -115,7 +115,7 @@ def read_wandb_history(run: str | Path) -> list[dict[str, Any]]:
     data = find_wandb_file(run).read_bytes()
     rows = []
     for raw in _records(data):
-        rec = pb.Record()
+        rec = pb.Record()  # type: ignore[attr-defined]
         try:
             rec.ParseFromString(raw)
         except Exception:
@@ -150,7 +150,7 @@ def read_wandb_config(run: str | Path) -> dict[str, Any]:
 
     config: dict[str, Any] = {}
     for raw in _records(find_wandb_file(run).read_bytes()):
-        rec = pb.Record()
+        rec = pb.Record()  # type: ignore[attr-defined]
         try:
             rec.ParseFromString(raw)
         except Exception:

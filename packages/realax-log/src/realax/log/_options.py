@@ -1,0 +1,79 @@
+"""The checks of ``Logger(...)``'s arguments: each error names the argument, what was
+expected and what was given, before anything is compiled."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import _wandb
+
+
+def positive_int(name: str, value: Any, *, allow_none: bool = False) -> None:
+    if allow_none and value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+        raise ValueError(
+            f"{name} must be a positive int{' or None' if allow_none else ''} (got {name}="
+            f"{value!r}); e.g. {name}=100"
+        )
+
+
+def flag(name: str, value: Any) -> bool:
+    if not isinstance(value, bool | np.bool_):
+        raise TypeError(f"{name} must be True or False, got {name}={value!r}")
+    return bool(value)
+
+
+def check_functions(metrics_fn: Any, host_log_transform: Any) -> None:
+    if not callable(metrics_fn):
+        raise TypeError(
+            "metrics_fn must be a function (state, data) -> (log_data, ckpt_data, step), "
+            f"got {type(metrics_fn).__name__}; e.g. realax.log.default_es_metrics"
+        )
+    if host_log_transform is not None and not callable(host_log_transform):
+        raise TypeError(
+            f"host_log_transform must be callable or None, got {type(host_log_transform)}"
+        )
+
+
+def ckpt_dir_of(ckpt_dir: Any, ckpt_file: Any) -> Path | None:
+    """The checkpoint directory, resolved (``ckpt_file`` is its old name)."""
+    if ckpt_file is not None:
+        if ckpt_dir is not None and Path(ckpt_dir) != Path(ckpt_file):
+            raise ValueError(
+                f"ckpt_file is an alias of ckpt_dir; got both (ckpt_dir={str(ckpt_dir)!r}, "
+                f"ckpt_file={str(ckpt_file)!r}); pass only ckpt_dir"
+            )
+        ckpt_dir = ckpt_file
+    return None if ckpt_dir is None else Path(ckpt_dir).expanduser().resolve()
+
+
+def check_all(
+    *,
+    wandb_log: Any,
+    ckpt_freq: Any,
+    max_to_keep: Any,
+    mode: str | None,
+    resume: Any,
+    overwrite: Any,
+    checkpoint_on_interrupt: Any,
+) -> str | None:
+    """Check the plain arguments; return the wandb mode resolved (``None``: decided at init)."""
+    if not isinstance(wandb_log, bool | np.bool_):
+        raise TypeError(f"wandb_log must be True or False, got {wandb_log!r}")
+    positive_int("ckpt_freq", ckpt_freq)
+    positive_int("max_to_keep", max_to_keep, allow_none=True)
+    if mode is not None:
+        mode = _wandb.resolve_mode(mode)
+    flag("resume", resume)
+    flag("overwrite", overwrite)
+    flag("checkpoint_on_interrupt", checkpoint_on_interrupt)
+    if resume and overwrite:
+        raise ValueError(
+            "resume=True and overwrite=True contradict each other; pass resume=True to "
+            "continue the run in ckpt_dir or overwrite=True to replace it"
+        )
+    return mode

@@ -22,11 +22,13 @@ from ._policy import GRUPolicy as GRUPolicy
 from ._policy import MLPPolicy as MLPPolicy
 from ._policy import check_policy as check_policy
 from ._policy import make_model_factory as make_model_factory
-from ._registry import ENV_SPACES as ENV_SPACES
-from ._registry import get_env_dimensions as get_env_dimensions
+from ._catalog import ENV_SPACES as ENV_SPACES
+from ._catalog import env_info as env_info
+from ._catalog import get_env_dimensions as get_env_dimensions
 from ._registry import make as make
 from ._registry import registered_names as registered_names
 from ._registry import wrap as wrap
+from ._suites import EnvInfo as EnvInfo
 from ._suites import import_suite as import_suite
 from ._task import BraxTask as BraxTask
 from ._task import EnvTask as EnvTask
@@ -41,6 +43,7 @@ __all__ = [
     "BraxEnv",
     "BraxTask",
     "Env",
+    "EnvInfo",
     "EnvSpec",
     "EnvState",
     "EnvTask",
@@ -53,6 +56,7 @@ __all__ = [
     "MultiTaskAggregator",
     "RunningStats",
     "check_policy",
+    "env_info",
     "flatten_observation",
     "get_env_dimensions",
     "import_suite",

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import glob
+import inspect
 import math
+import os
+from types import ModuleType
 from typing import Any
 
 import jax.numpy as jnp
 
 from ._env import Env, EnvSpec, ObsFn, box_bounds
-from ._suites import import_suite
+from ._suites import EnvInfo, SuiteAdapter, check_name, import_suite, register_suite
 
 
 class GymnaxEnv(Env):
@@ -39,8 +43,6 @@ class GymnaxEnv(Env):
     ):
         gymnax = import_suite("gymnax")
         if isinstance(env, str):
-            from ._registry import check_name
-
             check_name("gymnax", env)
             try:
                 env, default_params = gymnax.make(env, **env_kwargs)
@@ -67,23 +69,12 @@ class GymnaxEnv(Env):
         return self.env
 
     def _build_spec(self) -> EnvSpec:
-        spaces = import_suite("gymnax").environments.spaces
         obs = self._obs_struct()
         space = self.env.action_space(self.env_params)
-        if isinstance(space, spaces.Discrete):
-            action_dims: Any = int(space.n)
-            action_shape: tuple[int, ...] = ()
-            discrete, low, high = True, None, None
-        elif isinstance(space, spaces.Box):
-            action_shape = tuple(int(d) for d in space.shape)
-            action_dims = math.prod(action_shape)
-            discrete = False
+        action_dims, action_shape, discrete = _action_space(self._name, space)
+        low = high = None
+        if not discrete:
             low, high = box_bounds(space.low, space.high, action_shape)
-        else:
-            raise TypeError(
-                f"gymnax environment {self._name!r} has a {type(space).__name__} action "
-                "space; only Discrete and Box action spaces are supported"
-            )
         return EnvSpec(
             name=self._name,
             suite=self.suite,
@@ -108,9 +99,58 @@ class GymnaxEnv(Env):
         return obs, inner, reward, jnp.asarray(terminated), jnp.asarray(truncated), info
 
 
-def gymnax_names() -> list[str]:
-    """All registered gymnax ids (empty if gymnax is not installed)."""
-    try:
-        return list(import_suite("gymnax").registered_envs)
-    except ImportError:
-        return []
+def _action_space(name: str, space: Any) -> tuple[Any, tuple[int, ...], bool]:
+    """``(action_dims, action_shape, discrete)`` of a gymnax Discrete or Box action space."""
+    spaces = import_suite("gymnax").environments.spaces
+    if isinstance(space, spaces.Discrete):
+        return int(space.n), (), True
+    if isinstance(space, spaces.Box):
+        shape = tuple(int(d) for d in space.shape)
+        return math.prod(shape), shape, False
+    raise TypeError(
+        f"gymnax environment {name!r} has a {type(space).__name__} action space; only "
+        "Discrete and Box action spaces are supported."
+    )
+
+
+def _describe(name: str) -> EnvInfo:
+    """Dimensions from the environment's spaces (gymnax builds environments cheaply)."""
+    env, params = import_suite("gymnax").make(name)
+    action_dims, _, discrete = _action_space(name, env.action_space(params))
+    obs_shape = tuple(int(d) for d in env.observation_space(params).shape)
+    return EnvInfo(name, "gymnax", obs_shape, action_dims, discrete)
+
+
+def _download(name: str) -> str | None:
+    """MNISTBandit-bsuite downloads MNIST when created, unless gymnax's copy is on disk."""
+    if name != "MNISTBandit-bsuite":
+        return None
+    from gymnax.utils import load_mnist
+
+    directory = inspect.signature(load_mnist.load_mnist).parameters["directory"].default
+    if len(glob.glob(os.path.join(str(directory), "*.gz"))) >= 4:  # the four MNIST files
+        return None
+    return (
+        f"{name} needs the MNIST data set, which gymnax downloads into {directory} when the "
+        "environment is created; realax.tasks could not fetch it because listings never use "
+        f"the network. Create it once with realax.tasks.make({name!r}) while online."
+    )
+
+
+def _names(gymnax: ModuleType) -> list[str]:
+    return list(gymnax.registered_envs)
+
+
+register_suite(
+    SuiteAdapter(
+        name="gymnax",
+        extra="gymnax",
+        module="gymnax",
+        distribution="gymnax",
+        names=_names,
+        make=GymnaxEnv,
+        wrap=GymnaxEnv,
+        describe=_describe,
+        download=_download,
+    )
+)

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import math
+from types import ModuleType
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 
 from ._env import Env, EnvSpec, ObsFn, box_bounds
-from ._suites import import_suite
+from ._quiet import quiet
+from ._suites import SuiteAdapter, check_name, import_suite, register_suite
 
 
 def flatten_observation(obs: Any) -> jax.Array:
@@ -99,12 +101,11 @@ class JumanjiEnv(Env):
                 f"episode_length must be a positive int (got episode_length={episode_length!r})"
             )
         if isinstance(env, str):
-            from ._registry import check_name
-
             check_name("jumanji", env)
             name = env
             try:
-                env = jumanji.make(env, **env_kwargs)
+                with quiet():
+                    env = jumanji.make(env, **env_kwargs)
             except OSError as error:  # e.g. Sokoban-v0 downloads its levels on creation
                 raise RuntimeError(
                     f"creating jumanji environment {name!r} needs data it could not fetch "
@@ -194,9 +195,37 @@ class JumanjiEnv(Env):
         return timestep.observation, state, timestep.reward, terminated, truncated, info
 
 
-def jumanji_names() -> list[str]:
-    """All registered jumanji ids (empty if jumanji is not installed)."""
-    try:
-        return sorted(import_suite("jumanji").registered_environments())
-    except ImportError:
-        return []
+# Environments whose default constructor downloads data. jumanji's registry does not say
+# so, and trying would retry the download hub for minutes on an offline machine, so the
+# listings (registered_names, env_info, get_env_dimensions) report them without building.
+_DOWNLOADS = {
+    "Sokoban-v0": "the Boxoban levels, which jumanji downloads from the Hugging Face hub",
+}
+
+
+def _download(name: str) -> str | None:
+    if name not in _DOWNLOADS:
+        return None
+    return (
+        f"{name} needs {_DOWNLOADS[name]} when the environment is created; realax.tasks "
+        "could not fetch them because listings never use the network. Create it with "
+        f"realax.tasks.make({name!r}) while online (the data is then cached)."
+    )
+
+
+def _names(jumanji: ModuleType) -> list[str]:
+    return sorted(jumanji.registered_environments())
+
+
+register_suite(
+    SuiteAdapter(
+        name="jumanji",
+        extra="jumanji",
+        module="jumanji",
+        distribution="jumanji",
+        names=_names,
+        make=JumanjiEnv,
+        wrap=JumanjiEnv,
+        download=_download,
+    )
+)

@@ -8,6 +8,9 @@ parameters, flax policies and an environment registry.
 from ._aggregator import MultiTaskAggregator as MultiTaskAggregator
 from ._brax import BRAX_BACKENDS as BRAX_BACKENDS
 from ._brax import BraxEnv as BraxEnv
+from ._catalog import ENV_SPACES as ENV_SPACES
+from ._catalog import env_info as env_info
+from ._catalog import get_env_dimensions as get_env_dimensions
 from ._env import Env as Env
 from ._env import EnvSpec as EnvSpec
 from ._env import EnvState as EnvState
@@ -22,9 +25,6 @@ from ._policy import GRUPolicy as GRUPolicy
 from ._policy import MLPPolicy as MLPPolicy
 from ._policy import check_policy as check_policy
 from ._policy import make_model_factory as make_model_factory
-from ._catalog import ENV_SPACES as ENV_SPACES
-from ._catalog import env_info as env_info
-from ._catalog import get_env_dimensions as get_env_dimensions
 from ._registry import make as make
 from ._registry import registered_names as registered_names
 from ._registry import wrap as wrap

@@ -30,8 +30,7 @@ def _sentence(text: str) -> str:
 
 def _unavailable(suite: SuiteAdapter, name: str, error: Exception) -> EnvInfo:
     reason = _sentence(
-        f"{suite.name} environment {name!r} cannot be built here: "
-        f"{type(error).__name__}: {error}"
+        f"{suite.name} environment {name!r} cannot be built here: {type(error).__name__}: {error}"
     )
     return EnvInfo(name, suite.name, reason=reason)
 
@@ -98,8 +97,9 @@ def env_info(name: str) -> EnvInfo:
         ValueError: unknown name (close matches, and where to list names).
         ImportError: its suite is not installed (the message names the extra).
 
-    >>> env_info("CartPole-v1")
-    EnvInfo(name='CartPole-v1', suite='gymnax', obs_shape=(4,), action_dims=2, discrete=True, reason=None)
+    >>> info = env_info("CartPole-v1")
+    >>> info.suite, info.obs_shape, info.action_dims, info.discrete, info.reason
+    ('gymnax', (4,), 2, True, None)
     """
     suite, bare = resolve(name)
     key = (suite.name, bare)

@@ -203,8 +203,7 @@ def unknown_name(name: str, suite: str | None, pool: list[str], missing: list[st
     hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
     where = f"{suite} " if suite else f"{', '.join(suites()[:-1])} or {suites()[-1]} "
     listing = (
-        "Run `realax envs` (or call realax.tasks.registered_names()) to list every "
-        "available name."
+        "Run `realax envs` (or call realax.tasks.registered_names()) to list every available name."
     )
     message = f"unknown environment name {name!r}: not a registered {where}environment.{hint}"
     if missing:

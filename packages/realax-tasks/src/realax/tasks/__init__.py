@@ -25,15 +25,17 @@ from ._policy import GRUPolicy as GRUPolicy
 from ._policy import MLPPolicy as MLPPolicy
 from ._policy import check_policy as check_policy
 from ._policy import make_model_factory as make_model_factory
+from ._protocols import DataTask as DataTask
+from ._protocols import Task as Task
 from ._registry import make as make
 from ._registry import registered_names as registered_names
 from ._registry import wrap as wrap
+from ._suite_tasks import BraxTask as BraxTask
+from ._suite_tasks import GymnaxTask as GymnaxTask
+from ._suite_tasks import JumanjiTask as JumanjiTask
 from ._suites import EnvInfo as EnvInfo
 from ._suites import import_suite as import_suite
-from ._task import BraxTask as BraxTask
 from ._task import EnvTask as EnvTask
-from ._task import GymnaxTask as GymnaxTask
-from ._task import JumanjiTask as JumanjiTask
 
 __all__ = [
     "BRAX_BACKENDS",
@@ -42,6 +44,7 @@ __all__ = [
     "BasePolicy",
     "BraxEnv",
     "BraxTask",
+    "DataTask",
     "Env",
     "EnvInfo",
     "EnvSpec",
@@ -55,6 +58,7 @@ __all__ = [
     "MLPPolicy",
     "MultiTaskAggregator",
     "RunningStats",
+    "Task",
     "check_policy",
     "env_info",
     "flatten_observation",

@@ -16,7 +16,7 @@ from typing import Any
 from . import _cache
 from . import _registry as _registry  # registers the suite adapters
 from ._quiet import quiet
-from ._suites import EnvInfo, SuiteAdapter, resolve
+from ._suites import EnvInfo, SuiteAdapter, UnknownEnvName, resolve
 
 Dims = tuple[int, int | tuple[int, ...], bool]
 
@@ -65,6 +65,8 @@ def _lookup(suite: SuiteAdapter, name: str) -> EnvInfo:
                 info = suite.describe(name)
             else:
                 info = EnvInfo.from_spec(suite.make(name, autoreset=False).spec)
+    except UnknownEnvName:  # a name with a "brax/" prefix that brax does not register
+        raise
     except Exception as error:  # noqa: BLE001 - any failure to build is reported as a reason
         return _unavailable(suite, name, error)
     if path is not None:

@@ -99,6 +99,7 @@ class Env:
         self.autoreset = bool(autoreset)
         self.obs_fn = obs_fn
         self._spec: EnvSpec | None = None
+        self._max_steps_override: int | None = None
 
     # ------------------------------------------------------------------ spec
     @property
@@ -109,7 +110,7 @@ class Env:
             # while a rollout is being traced
             with jax.ensure_compile_time_eval():
                 spec = self._build_spec()
-            override = getattr(self, "_max_steps_override", None)
+            override = self._max_steps_override
             if override is not None:
                 spec = dataclasses.replace(spec, max_steps=override)
             self._spec = spec
@@ -248,6 +249,7 @@ class Env:
         if spec.discrete:
             n = jnp.broadcast_to(jnp.asarray(spec.action_dims), spec.action_shape)
             return jax.random.randint(key, spec.action_shape, 0, n, jnp.int32)
+        assert spec.action_low is not None and spec.action_high is not None
         low = jnp.where(jnp.isfinite(spec.action_low), spec.action_low, -1.0)
         high = jnp.where(jnp.isfinite(spec.action_high), spec.action_high, 1.0)
         return jax.random.uniform(key, spec.action_shape, minval=low, maxval=high)

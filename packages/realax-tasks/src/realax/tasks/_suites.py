@@ -147,6 +147,10 @@ class SuiteAdapter:
 _TABLE: dict[str, SuiteAdapter] = {}
 
 
+class UnknownEnvName(ValueError):
+    """An environment name no installed suite registers (the message lists close matches)."""
+
+
 def register_suite(adapter: SuiteAdapter) -> None:
     """Adds (or replaces) a suite in the table; suites are looked up in registration order."""
     _TABLE[adapter.name] = adapter
@@ -212,7 +216,7 @@ def unknown_name(name: str, suite: str | None, pool: list[str], missing: list[st
             f"{message} It may belong to a suite that is not installed "
             f"({', '.join(missing)}): {installs}. {listing}"
         )
-    return ValueError(f"{message} {listing}")
+    return UnknownEnvName(f"{message} {listing}")
 
 
 def resolve(name: str) -> tuple[SuiteAdapter, str]:

@@ -9,7 +9,7 @@ from typing import Any
 
 import jax.numpy as jnp
 
-from ._env import Env, EnvSpec, ObsFn, box_bounds
+from ._env import Env, EnvSpec, ObsFn, box_bounds, check_episode_length, check_no_env_kwargs
 from ._quiet import quiet
 from ._suites import EnvInfo, SuiteAdapter, import_suite, register_suite, unknown_name
 
@@ -107,48 +107,31 @@ class BraxEnv(Env):
         obs_fn: ObsFn | None = None,
         **env_kwargs: Any,
     ):
-        if not isinstance(episode_length, int) or episode_length < 1:
-            raise ValueError(
-                f"episode_length must be a positive int (got episode_length={episode_length!r})"
-            )
+        check_episode_length(episode_length)
         if isinstance(env, str):
             name = env
             env = _get_environment(name, backend, env_kwargs, note=True)
         else:
-            if env_kwargs:
-                raise TypeError(
-                    "env_kwargs are only used when env is a brax name; got an Env instance "
-                    f"and env_kwargs={sorted(env_kwargs)}"
-                )
+            check_no_env_kwargs("brax", env_kwargs)
             name = _name_of_class(type(env.unwrapped))
         super().__init__(name=name, autoreset=autoreset, obs_fn=obs_fn)
         self.env = env
         self.episode_length = episode_length
 
-    @property
-    def unwrapped(self) -> Any:
-        return self.env
-
     def _build_spec(self) -> EnvSpec:
-        obs = self._obs_struct()
         action_dims = int(self.env.action_size)
-        low, high = box_bounds(-1.0, 1.0, (action_dims,))
-        sys = getattr(self.env.unwrapped, "sys", None)
-        ctrl = getattr(getattr(sys, "actuator", None), "ctrl_range", None)
+        bounds = box_bounds(-1.0, 1.0, (action_dims,))
+        system = getattr(self.env.unwrapped, "sys", None)
+        ctrl = getattr(getattr(system, "actuator", None), "ctrl_range", None)
         if ctrl is not None:
             ctrl = jnp.asarray(ctrl, jnp.float32)
             if ctrl.shape == (action_dims, 2) and bool(jnp.all(ctrl[:, 0] < ctrl[:, 1])):
-                low, high = ctrl[:, 0], ctrl[:, 1]
-        return EnvSpec(
-            name=self._name,
-            suite=self.suite,
-            obs_shape=tuple(obs.shape),
-            obs_dtype=obs.dtype,
+                bounds = ctrl[:, 0], ctrl[:, 1]
+        return self._make_spec(
             action_dims=action_dims,
             action_shape=(action_dims,),
             discrete=False,
-            action_low=low,
-            action_high=high,
+            bounds=bounds,
             max_steps=self.episode_length,
         )
 
@@ -178,12 +161,9 @@ def _describe(name: str) -> EnvInfo:
 register_suite(
     SuiteAdapter(
         name="brax",
-        extra="brax",
         module="brax.envs",
-        distribution="brax",
         names=_names,
         make=BraxEnv,
-        wrap=BraxEnv,
         describe=_describe,
         open_registry=True,
     )

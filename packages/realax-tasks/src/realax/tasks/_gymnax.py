@@ -11,7 +11,7 @@ from typing import Any
 
 import jax.numpy as jnp
 
-from ._env import Env, EnvSpec, ObsFn, box_bounds
+from ._env import Env, EnvSpec, ObsFn, box_bounds, check_no_env_kwargs
 from ._suites import EnvInfo, SuiteAdapter, check_name, import_suite, register_suite
 
 
@@ -53,38 +53,21 @@ class GymnaxEnv(Env):
                 ) from error
             name = env.name if hasattr(env, "name") else type(env).__name__
         else:
-            if env_kwargs:
-                raise TypeError(
-                    "env_kwargs are only used when env is a gymnax id; got an Environment "
-                    f"instance and env_kwargs={sorted(env_kwargs)}"
-                )
+            check_no_env_kwargs("gymnax", env_kwargs)
             default_params = env.default_params
             name = env.name
         super().__init__(name=name, autoreset=autoreset, obs_fn=obs_fn)
         self.env = env
         self.env_params = default_params if env_params is None else env_params
 
-    @property
-    def unwrapped(self) -> Any:
-        return self.env
-
     def _build_spec(self) -> EnvSpec:
-        obs = self._obs_struct()
         space = self.env.action_space(self.env_params)
         action_dims, action_shape, discrete = _action_space(self._name, space)
-        low = high = None
-        if not discrete:
-            low, high = box_bounds(space.low, space.high, action_shape)
-        return EnvSpec(
-            name=self._name,
-            suite=self.suite,
-            obs_shape=tuple(obs.shape),
-            obs_dtype=obs.dtype,
+        return self._make_spec(
             action_dims=action_dims,
             action_shape=action_shape,
             discrete=discrete,
-            action_low=low,
-            action_high=high,
+            bounds=None if discrete else box_bounds(space.low, space.high, action_shape),
             max_steps=int(self.env_params.max_steps_in_episode),
         )
 
@@ -144,12 +127,8 @@ def _names(gymnax: ModuleType) -> list[str]:
 register_suite(
     SuiteAdapter(
         name="gymnax",
-        extra="gymnax",
-        module="gymnax",
-        distribution="gymnax",
         names=_names,
         make=GymnaxEnv,
-        wrap=GymnaxEnv,
         describe=_describe,
         download=_download,
     )

@@ -9,7 +9,14 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from ._env import Env, EnvSpec, ObsFn, box_bounds
+from ._env import (
+    Env,
+    EnvSpec,
+    ObsFn,
+    box_bounds,
+    check_episode_length,
+    check_no_env_kwargs,
+)
 from ._quiet import quiet
 from ._suites import SuiteAdapter, check_name, import_suite, register_suite
 
@@ -96,10 +103,7 @@ class JumanjiEnv(Env):
         **env_kwargs: Any,
     ):
         jumanji = import_suite("jumanji")
-        if not isinstance(episode_length, int) or episode_length < 1:
-            raise ValueError(
-                f"episode_length must be a positive int (got episode_length={episode_length!r})"
-            )
+        check_episode_length(episode_length)
         if isinstance(env, str):
             check_name("jumanji", env)
             name = env
@@ -113,11 +117,7 @@ class JumanjiEnv(Env):
                     "the data is cached"
                 ) from error
         else:
-            if env_kwargs:
-                raise TypeError(
-                    "env_kwargs are only used when env is a jumanji id; got an Environment "
-                    f"instance and env_kwargs={sorted(env_kwargs)}"
-                )
+            check_no_env_kwargs("jumanji", env_kwargs)
             name = type(env.unwrapped).__name__
         if obs_fn is None:
             obs_fn = JUMANJI_OBS_FNS.get(type(env.unwrapped).__name__, flatten_observation)
@@ -125,16 +125,11 @@ class JumanjiEnv(Env):
         self.env = env
         self.episode_length = episode_length
 
-    @property
-    def unwrapped(self) -> Any:
-        return self.env
-
     def _build_spec(self) -> EnvSpec:
         specs = import_suite("jumanji").specs
-        obs = self._obs_struct()
         spec = self.env.action_spec
         shape = tuple(int(d) for d in spec.shape)
-        low = high = None
+        bounds = None
         if isinstance(spec, specs.DiscreteArray):
             action_dims: Any = int(spec.num_values)
             discrete = True
@@ -149,24 +144,19 @@ class JumanjiEnv(Env):
             action_dims = math.prod(shape)
             discrete = False
             if isinstance(spec, specs.BoundedArray):
-                low, high = box_bounds(spec.minimum, spec.maximum, shape)
+                bounds = box_bounds(spec.minimum, spec.maximum, shape)
             else:
-                low, high = box_bounds(-math.inf, math.inf, shape)
+                bounds = box_bounds(-math.inf, math.inf, shape)
         else:
             raise TypeError(
                 f"jumanji environment {self._name!r} has an unsupported action spec {spec!r}"
             )
         limit = getattr(self.env.unwrapped, "time_limit", None)
-        return EnvSpec(
-            name=self._name,
-            suite=self.suite,
-            obs_shape=tuple(obs.shape),
-            obs_dtype=obs.dtype,
+        return self._make_spec(
             action_dims=action_dims,
             action_shape=shape,
             discrete=discrete,
-            action_low=low,
-            action_high=high,
+            bounds=bounds,
             max_steps=int(limit) if limit is not None else self.episode_length,
         )
 
@@ -220,12 +210,8 @@ def _names(jumanji: ModuleType) -> list[str]:
 register_suite(
     SuiteAdapter(
         name="jumanji",
-        extra="jumanji",
-        module="jumanji",
-        distribution="jumanji",
         names=_names,
         make=JumanjiEnv,
-        wrap=JumanjiEnv,
         download=_download,
     )
 )

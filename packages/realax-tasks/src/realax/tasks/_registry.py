@@ -96,5 +96,5 @@ def wrap(env: Any, **kwargs: Any) -> Env:
             "environment by name call realax.tasks.make(name)"
         )
     max_steps = kwargs.pop("max_steps", None)
-    out = suite.wrap(env, **kwargs)
+    out = (suite.wrap or suite.make)(env, **kwargs)
     return out if max_steps is None else out.replace(max_steps=max_steps)

@@ -73,30 +73,37 @@ class SuiteAdapter:
 
     Attributes:
         name: the suite's name, also the ``"<name>/"`` prefix of its environment names.
-        extra: the pip extra of realax-tasks that installs it.
-        module: the module to import to use it (``"brax.envs"`` for brax).
-        distribution: the installed distribution whose version keys the on-disk cache.
         names: ``module -> names``, read from the suite's own registry at call time.
         make: ``(name, **kwargs) -> Env`` for a registered name.
-        wrap: ``(instance, **kwargs) -> Env`` for an instance of the suite's environment class.
+        wrap: ``(instance, **kwargs) -> Env`` for an instance of the suite's environment
+            class (default: ``make``, for wrappers that take either).
         describe: ``(name) -> EnvInfo`` read cheaply (without building), or ``None`` to build
             the environment once and read its spec (then cached on disk).
         download: ``(name) -> reason or None``: why building ``name`` would need the
             network, decided without touching it.
         open_registry: ``names`` may miss environments registered at runtime, so a name with
             an explicit ``"<name>/"`` prefix is passed to ``make`` even when not listed.
+        extra: the pip extra of realax-tasks that installs it (default: ``name``).
+        module: the module to import to use it (default: ``name``; ``"brax.envs"``).
+        distribution: the distribution whose version keys the on-disk cache (default:
+            ``name``).
     """
 
     name: str
-    extra: str
-    module: str
-    distribution: str
     names: Callable[[ModuleType], list[str]]
     make: Callable[..., Env]
-    wrap: Callable[..., Env]
+    wrap: Callable[..., Env] | None = None
     describe: Callable[[str], EnvInfo] | None = None
     download: Callable[[str], str | None] = lambda name: None
     open_registry: bool = False
+    extra: str = ""
+    module: str = ""
+    distribution: str = ""
+
+    def __post_init__(self) -> None:
+        for field in ("extra", "module", "distribution"):  # default: the suite's name
+            if not getattr(self, field):
+                object.__setattr__(self, field, self.name)
 
     def load(self) -> ModuleType:
         """Imports the suite (quietly), or raises an ``ImportError`` naming the extra."""

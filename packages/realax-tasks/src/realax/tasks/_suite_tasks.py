@@ -46,7 +46,7 @@ class GymnaxTask(EnvTask):
         compact: under ``jax.vmap``, step only the still-running members once at most a
             quarter of the batch is left (early-exit mode; see :class:`EnvTask`).
 
-    >>> import realax.tasks as rt
+    >>> import jax, jax.numpy as jnp, realax.tasks as rt
     >>> task = rt.GymnaxTask("CartPole-v1", policy=rt.MLPPolicy(action_dims=2, discrete=True))
     >>> params, _ = rt.make_model_factory(task.policy, jnp.zeros(4), jax.random.key(0))
     >>> fitness, info = jax.jit(task)(params, jax.random.key(1))
@@ -95,7 +95,7 @@ class BraxTask(EnvTask):
         compact: under ``jax.vmap``, step only the still-running members once at most a
             quarter of the batch is left (early-exit mode; see :class:`EnvTask`).
 
-    >>> import realax.tasks as rt
+    >>> import jax, jax.numpy as jnp, realax.tasks as rt
     >>> policy = rt.MLPPolicy(action_dims=1, action_low=-3.0, action_high=3.0)
     >>> task = rt.BraxTask("inverted_pendulum", 50, policy=policy)
     >>> params, _ = rt.make_model_factory(policy, jnp.zeros(4), jax.random.key(0))
@@ -149,7 +149,7 @@ class JumanjiTask(EnvTask):
         compact: under ``jax.vmap``, step only the still-running members once at most a
             quarter of the batch is left (early-exit mode; see :class:`EnvTask`).
 
-    >>> import realax.tasks as rt
+    >>> import jax, jax.numpy as jnp, realax.tasks as rt
     >>> policy = rt.MLPPolicy(action_dims=4, discrete=True, width=8, depth=1)
     >>> task = rt.JumanjiTask("Game2048-v1", 20, policy=policy)
     >>> task.env.obs_shape

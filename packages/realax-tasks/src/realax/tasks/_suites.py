@@ -128,7 +128,7 @@ class SuiteAdapter:
             path = self.cache_path()
             cached = _cache.read(path).get("names") if path and self.installed() else None
             if isinstance(cached, list):
-                return cached
+                return [str(n) for n in cached]
             module = self.load()
             names = list(self.names(module))
             if path:

@@ -150,3 +150,13 @@ def test_brax_names_match_what_the_installed_brax_registers():
     import brax.envs
 
     assert sorted(rt.registered_names("brax")) == sorted(brax.envs._envs)
+
+
+def test_the_mnist_folder_is_where_gymnax_keeps_it():
+    import inspect
+
+    from gymnax.utils import load_mnist
+    from realax.tasks import _gymnax
+
+    default = inspect.signature(load_mnist.load_mnist).parameters["directory"].default
+    assert default == _gymnax.MNIST_DIR

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import glob
-import inspect
 import math
 import os
 from types import ModuleType
@@ -104,17 +103,20 @@ def _describe(name: str) -> EnvInfo:
     return EnvInfo(name, "gymnax", obs_shape, action_dims, discrete)
 
 
+# Where gymnax 1.0 keeps MNIST (the default ``directory`` of gymnax.utils.load_mnist, which
+# MNISTBandit-bsuite's constructor calls): read here as a constant so that checking for it
+# does not import gymnax (a test compares it with gymnax's signature).
+MNIST_DIR = "/tmp/mnist"
+
+
 def _download(name: str) -> str | None:
     """MNISTBandit-bsuite downloads MNIST when created, unless gymnax's copy is on disk."""
     if name != "MNISTBandit-bsuite":
         return None
-    from gymnax.utils import load_mnist
-
-    directory = inspect.signature(load_mnist.load_mnist).parameters["directory"].default
-    if len(glob.glob(os.path.join(str(directory), "*.gz"))) >= 4:  # the four MNIST files
+    if len(glob.glob(os.path.join(MNIST_DIR, "*.gz"))) >= 4:  # the four MNIST files
         return None
     return (
-        f"{name} needs the MNIST data set, which gymnax downloads into {directory} when the "
+        f"{name} needs the MNIST data set, which gymnax downloads into {MNIST_DIR} when the "
         "environment is created; realax.tasks could not fetch it because listings never use "
         f"the network. Create it once with realax.tasks.make({name!r}) while online."
     )

@@ -147,7 +147,7 @@ class BraxEnv(Env):
         return state.obs, state, state.reward, terminated, jnp.zeros((), bool), info
 
 
-def _names(envs: ModuleType) -> list[str]:
+def _names(envs: ModuleType | None) -> list[str]:
     del envs  # no public listing in brax: see _BUILTIN_NAMES
     return list(_BUILTIN_NAMES)
 
@@ -166,5 +166,6 @@ register_suite(
         make=BraxEnv,
         describe=_describe,
         open_registry=True,
+        static_names=True,
     )
 )

@@ -83,6 +83,8 @@ class SuiteAdapter:
             network, decided without touching it.
         open_registry: ``names`` may miss environments registered at runtime, so a name with
             an explicit ``"<name>/"`` prefix is passed to ``make`` even when not listed.
+        static_names: ``names`` does not need the suite's module (it is called with
+            ``None`` while the suite is not imported), so listing does not import it.
         extra: the pip extra of realax-tasks that installs it (default: ``name``).
         module: the module to import to use it (default: ``name``; ``"brax.envs"``).
         distribution: the distribution whose version keys the on-disk cache (default:
@@ -90,12 +92,13 @@ class SuiteAdapter:
     """
 
     name: str
-    names: Callable[[ModuleType], list[str]]
+    names: Callable[[Any], list[str]]
     make: Callable[..., Env]
     wrap: Callable[..., Env] | None = None
     describe: Callable[[str], EnvInfo] | None = None
     download: Callable[[str], str | None] = lambda name: None
     open_registry: bool = False
+    static_names: bool = False
     extra: str = ""
     module: str = ""
     distribution: str = ""
@@ -124,6 +127,8 @@ class SuiteAdapter:
         from the on-disk cache of this suite version when present, which saves the import.
         """
         module = sys.modules.get(self.module)
+        if module is None and self.static_names and self.installed():
+            return list(self.names(None))
         if module is None:
             path = self.cache_path()
             cached = _cache.read(path).get("names") if path and self.installed() else None

@@ -116,9 +116,8 @@ def _download(name: str) -> str | None:
     if len(glob.glob(os.path.join(MNIST_DIR, "*.gz"))) >= 4:  # the four MNIST files
         return None
     return (
-        f"{name} needs the MNIST data set, which gymnax downloads into {MNIST_DIR} when the "
-        "environment is created; realax.tasks could not fetch it because listings never use "
-        f"the network. Create it once with realax.tasks.make({name!r}) while online."
+        f"Downloads the MNIST data set into {MNIST_DIR} when created, which a listing could "
+        f"not fetch without the network; run realax.tasks.make({name!r}) once while online."
     )
 
 

@@ -188,18 +188,15 @@ class JumanjiEnv(Env):
 # Environments whose default constructor downloads data. jumanji's registry does not say
 # so, and trying would retry the download hub for minutes on an offline machine, so the
 # listings (registered_names, env_info, get_env_dimensions) report them without building.
-_DOWNLOADS = {
-    "Sokoban-v0": "the Boxoban levels, which jumanji downloads from the Hugging Face hub",
-}
+_DOWNLOADS = {"Sokoban-v0": "the Boxoban levels from the Hugging Face hub"}
 
 
 def _download(name: str) -> str | None:
     if name not in _DOWNLOADS:
         return None
     return (
-        f"{name} needs {_DOWNLOADS[name]} when the environment is created; realax.tasks "
-        "could not fetch them because listings never use the network. Create it with "
-        f"realax.tasks.make({name!r}) while online (the data is then cached)."
+        f"Downloads {_DOWNLOADS[name]} when created, which a listing could not fetch "
+        f"without the network; run realax.tasks.make({name!r}) once while online."
     )
 
 

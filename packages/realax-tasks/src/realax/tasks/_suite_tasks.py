@@ -40,11 +40,7 @@ class GymnaxTask(EnvTask):
         env_params: gymnax ``EnvParams`` (default: the environment's defaults).
         max_steps: step limit of a rollout (default: the environment's episode limit).
         data_fn: map applied to the trajectory dict in trajectory mode.
-        obs_norm: normalise observations with running statistics carried in ``data``.
-        obs_clip: clip of normalised observations.
-        mode: ``"early_exit"`` (default) or ``"trajectory"`` for ``__call__``.
-        compact: under ``jax.vmap``, step only the still-running members once at most a
-            quarter of the batch is left (early-exit mode; see :class:`EnvTask`).
+        obs_norm, obs_clip, mode, compact: keyword options, as in :class:`EnvTask`.
 
     >>> import jax, jax.numpy as jnp, realax.tasks as rt
     >>> task = rt.GymnaxTask("CartPole-v1", policy=rt.MLPPolicy(action_dims=2, discrete=True))
@@ -89,11 +85,7 @@ class BraxTask(EnvTask):
             the environment supports if it refuses it (see :class:`BraxEnv`).
         data_fn: map applied to the trajectory dict in trajectory mode.
         env_kwargs: extra keyword arguments of the brax environment's constructor.
-        obs_norm: normalise observations with running statistics carried in ``data``.
-        obs_clip: clip of normalised observations.
-        mode: ``"early_exit"`` (default) or ``"trajectory"`` for ``__call__``.
-        compact: under ``jax.vmap``, step only the still-running members once at most a
-            quarter of the batch is left (early-exit mode; see :class:`EnvTask`).
+        obs_norm, obs_clip, mode, compact: keyword options, as in :class:`EnvTask`.
 
     >>> import jax, jax.numpy as jnp, realax.tasks as rt
     >>> policy = rt.MLPPolicy(action_dims=1, action_low=-3.0, action_high=3.0)
@@ -143,11 +135,7 @@ class JumanjiTask(EnvTask):
         data_fn: map applied to the trajectory dict in trajectory mode.
         env_kwargs: keyword arguments of ``jumanji.make`` (e.g. ``num_rows=6``).
         obs_fn: raw observation -> array (default: a flattening chosen per environment).
-        obs_norm: normalise observations with running statistics carried in ``data``.
-        obs_clip: clip of normalised observations.
-        mode: ``"early_exit"`` (default) or ``"trajectory"`` for ``__call__``.
-        compact: under ``jax.vmap``, step only the still-running members once at most a
-            quarter of the batch is left (early-exit mode; see :class:`EnvTask`).
+        obs_norm, obs_clip, mode, compact: keyword options, as in :class:`EnvTask`.
 
     >>> import jax, jax.numpy as jnp, realax.tasks as rt
     >>> policy = rt.MLPPolicy(action_dims=4, discrete=True, width=8, depth=1)

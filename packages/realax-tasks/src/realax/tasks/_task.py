@@ -87,6 +87,18 @@ class EnvTask:
     ``data`` (a :class:`RunningStats` from :meth:`init_data`); every rollout reports the
     statistics of the raw observations it saw in ``info["obs_stats"]`` and
     :meth:`update_data` folds a population's worth of them into ``data``.
+
+    Args:
+        env: the :class:`Env` (used with ``autoreset=False``).
+        policy: a policy module (see :class:`BasePolicy`); ``params`` are its variables.
+        model_factory: alternatively, ``params -> model`` (see :func:`make_model_factory`).
+        max_steps: step limit of a rollout (default: the environment's ``max_steps``).
+        data_fn: map applied to the trajectory dict in trajectory mode.
+        obs_norm: normalise observations with running statistics carried in ``data``.
+        obs_clip: clip of normalised observations.
+        mode: ``"early_exit"`` (default) or ``"trajectory"`` for ``__call__``.
+        compact: under ``jax.vmap``, step only the still-running members once at most a
+            quarter of the batch is left (early-exit mode; see above).
     """
 
     def __init__(

@@ -160,3 +160,13 @@ def test_the_mnist_folder_is_where_gymnax_keeps_it():
 
     default = inspect.signature(load_mnist.load_mnist).parameters["directory"].default
     assert default == _gymnax.MNIST_DIR
+
+
+@pytest.mark.parametrize(
+    "name", ["Game2048-v1", "Snake-v1", "Maze-v0", "RobotWarehouse-v0", "SearchAndRescue-v0"]
+)
+def test_jumanji_sizes_from_specs_match_the_built_environment(name):
+    from realax.tasks import _jumanji
+
+    built = rt.make(name, autoreset=False)
+    assert _jumanji._describe(name) == rt.EnvInfo.from_spec(built.spec)

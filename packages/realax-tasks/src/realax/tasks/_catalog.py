@@ -4,7 +4,7 @@
 Per name, in order: an answer already computed in this process; the on-disk cache of the
 installed suite version (``_cache``); the suite adapter's ``download`` check (an
 environment that would fetch data is reported, never built); else the adapter's ``describe``
-(gymnax reads its spaces; brax and jumanji build the environment once, quietly), whose
+(gymnax reads its spaces, jumanji its specs, brax loads the model), run quietly, whose
 answer is stored in that cache. The network is never used.
 """
 
@@ -82,9 +82,8 @@ def _lookup(suite: SuiteAdapter, name: str) -> EnvInfo:
 def env_info(name: str) -> EnvInfo:
     """What a registered environment looks like, or why it cannot be built here.
 
-    Fast and network-free: read from the suite without building where it can say it
-    (gymnax), else built once and cached on disk per suite version (brax, jumanji; see
-    the README). An environment that would download data when created (jumanji
+    Fast and network-free: read from the suite's spaces or specs (gymnax, jumanji) or from
+    a loaded model (brax), once, then cached on disk per suite version (see the README). An environment that would download data when created (jumanji
     ``Sokoban-v0``, gymnax ``MNISTBandit-bsuite`` without its data) is not built: its
     ``reason`` says so.
 

@@ -83,9 +83,9 @@ def env_info(name: str) -> EnvInfo:
     """What a registered environment looks like, or why it cannot be built here.
 
     Fast and network-free: read from the suite's spaces or specs (gymnax, jumanji) or from
-    a loaded model (brax), once, then cached on disk per suite version (see the README). An environment that would download data when created (jumanji
-    ``Sokoban-v0``, gymnax ``MNISTBandit-bsuite`` without its data) is not built: its
-    ``reason`` says so.
+    a loaded model (brax), once, then cached on disk per suite version (see the README).
+    An environment that would download data when created (jumanji ``Sokoban-v0``, gymnax
+    ``MNISTBandit-bsuite`` without its data) is not built: its ``reason`` says so.
 
     Args:
         name: a registered name, optionally with a ``"gymnax/"``, ``"brax/"`` or

@@ -43,6 +43,8 @@ def _get_environment(name: str, backend: str | None, env_kwargs: dict[str, Any],
             with quiet():
                 env = envs.get_environment(name, backend=choice, **env_kwargs)
         except KeyError:
+            if name in _BUILTIN_NAMES:  # a KeyError from inside the environment's constructor
+                raise
             raise unknown_name(f"brax/{name}", "brax", sorted(_BUILTIN_NAMES), []) from None
         except ValueError as error:
             if "backend" not in str(error).lower():

@@ -214,9 +214,8 @@ def test_jumanji_task_runs_several_environments():
         policy = rt.MLPPolicy.from_env(env, width=8, depth=1)
         task = rt.JumanjiTask(name, steps, policy=policy, env_kwargs=kwargs)
         keys = jax.random.split(jax.random.key(0), 2)
-        pop = jax.vmap(lambda k: rt.make_model_factory(policy, jnp.zeros(env.obs_shape), k)[0])(
-            keys
-        )
+        example = jnp.zeros(env.obs_shape)
+        pop = jax.vmap(lambda k, p=policy, x=example: rt.make_model_factory(p, x, k)[0])(keys)
         f1, info = jax.jit(jax.vmap(task))(pop, keys)
         f2, traj = jax.jit(jax.vmap(task.rollout))(pop, keys)
         chex.assert_trees_all_close(f1, f2)

@@ -8,6 +8,9 @@ parameters, flax policies and an environment registry.
 from ._aggregator import MultiTaskAggregator as MultiTaskAggregator
 from ._brax import BRAX_BACKENDS as BRAX_BACKENDS
 from ._brax import BraxEnv as BraxEnv
+from ._catalog import ENV_SPACES as ENV_SPACES
+from ._catalog import env_info as env_info
+from ._catalog import get_env_dimensions as get_env_dimensions
 from ._env import Env as Env
 from ._env import EnvSpec as EnvSpec
 from ._env import EnvState as EnvState
@@ -22,16 +25,17 @@ from ._policy import GRUPolicy as GRUPolicy
 from ._policy import MLPPolicy as MLPPolicy
 from ._policy import check_policy as check_policy
 from ._policy import make_model_factory as make_model_factory
-from ._registry import ENV_SPACES as ENV_SPACES
-from ._registry import get_env_dimensions as get_env_dimensions
+from ._protocols import DataTask as DataTask
+from ._protocols import Task as Task
 from ._registry import make as make
 from ._registry import registered_names as registered_names
 from ._registry import wrap as wrap
+from ._suite_tasks import BraxTask as BraxTask
+from ._suite_tasks import GymnaxTask as GymnaxTask
+from ._suite_tasks import JumanjiTask as JumanjiTask
+from ._suites import EnvInfo as EnvInfo
 from ._suites import import_suite as import_suite
-from ._task import BraxTask as BraxTask
 from ._task import EnvTask as EnvTask
-from ._task import GymnaxTask as GymnaxTask
-from ._task import JumanjiTask as JumanjiTask
 
 __all__ = [
     "BRAX_BACKENDS",
@@ -40,7 +44,9 @@ __all__ = [
     "BasePolicy",
     "BraxEnv",
     "BraxTask",
+    "DataTask",
     "Env",
+    "EnvInfo",
     "EnvSpec",
     "EnvState",
     "EnvTask",
@@ -52,7 +58,9 @@ __all__ = [
     "MLPPolicy",
     "MultiTaskAggregator",
     "RunningStats",
+    "Task",
     "check_policy",
+    "env_info",
     "flatten_observation",
     "get_env_dimensions",
     "import_suite",

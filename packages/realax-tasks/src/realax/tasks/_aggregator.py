@@ -8,6 +8,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from ._protocols import Task
+
 Array = jax.Array
 
 
@@ -20,7 +22,7 @@ class MultiTaskAggregator:
     that define them).
 
     Args:
-        tasks: the tasks (any ``task(params, key, data) -> (fitness, info)`` callables).
+        tasks: the tasks (any :class:`Task`: ``task(params, key, data) -> (fitness, info)``).
         names: names used in ``info`` (default: ``task.env.name`` or ``task_<i>``).
         weights: optional weights of the sum (default: all 1).
 
@@ -32,7 +34,7 @@ class MultiTaskAggregator:
 
     def __init__(
         self,
-        tasks: Sequence[Any],
+        tasks: Sequence[Task],
         names: Sequence[str] | None = None,
         weights: Sequence[float] | None = None,
     ):

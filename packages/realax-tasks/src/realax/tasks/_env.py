@@ -93,12 +93,14 @@ class Env:
     """
 
     suite: str = ""
+    env: Any  # the suite's own environment (set by each suite wrapper)
 
     def __init__(self, *, name: str, autoreset: bool = True, obs_fn: ObsFn | None = None):
         self._name = name
         self.autoreset = bool(autoreset)
         self.obs_fn = obs_fn
         self._spec: EnvSpec | None = None
+        self._max_steps_override: int | None = None
 
     # ------------------------------------------------------------------ spec
     @property
@@ -109,7 +111,7 @@ class Env:
             # while a rollout is being traced
             with jax.ensure_compile_time_eval():
                 spec = self._build_spec()
-            override = getattr(self, "_max_steps_override", None)
+            override = self._max_steps_override
             if override is not None:
                 spec = dataclasses.replace(spec, max_steps=override)
             self._spec = spec
@@ -117,6 +119,31 @@ class Env:
 
     def _build_spec(self) -> EnvSpec:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def _make_spec(
+        self,
+        *,
+        action_dims: int | tuple[int, ...],
+        action_shape: tuple[int, ...],
+        discrete: bool,
+        bounds: tuple[jax.Array, jax.Array] | None,
+        max_steps: int,
+    ) -> EnvSpec:
+        """The :class:`EnvSpec` of this environment's observation and the given actions."""
+        obs = self._obs_struct()
+        low, high = bounds if bounds is not None else (None, None)
+        return EnvSpec(
+            name=self._name,
+            suite=self.suite,
+            obs_shape=tuple(obs.shape),
+            obs_dtype=obs.dtype,
+            action_dims=action_dims,
+            action_shape=action_shape,
+            discrete=discrete,
+            action_low=low,
+            action_high=high,
+            max_steps=max_steps,
+        )
 
     def _obs_struct(self) -> jax.ShapeDtypeStruct:
         obs = jax.eval_shape(lambda k: self._observe(self._reset(k)[0]), jax.random.key(0))
@@ -140,8 +167,8 @@ class Env:
 
     @property
     def unwrapped(self) -> Any:
-        """The wrapped suite environment."""
-        raise NotImplementedError
+        """The wrapped suite environment (``self.env`` of the suite wrappers)."""
+        return self.env
 
     def replace(self, **changes: Any) -> Env:
         """A copy with some constructor options changed (e.g. ``autoreset=False``)."""
@@ -248,9 +275,32 @@ class Env:
         if spec.discrete:
             n = jnp.broadcast_to(jnp.asarray(spec.action_dims), spec.action_shape)
             return jax.random.randint(key, spec.action_shape, 0, n, jnp.int32)
+        assert spec.action_low is not None and spec.action_high is not None
         low = jnp.where(jnp.isfinite(spec.action_low), spec.action_low, -1.0)
         high = jnp.where(jnp.isfinite(spec.action_high), spec.action_high, 1.0)
         return jax.random.uniform(key, spec.action_shape, minval=low, maxval=high)
+
+
+def check_episode_length(episode_length: Any) -> int:
+    """``episode_length`` if it is a positive int, else a ``ValueError`` saying so."""
+    if (
+        isinstance(episode_length, bool)
+        or not isinstance(episode_length, int)
+        or episode_length < 1
+    ):
+        raise ValueError(
+            f"episode_length must be a positive int (got episode_length={episode_length!r})"
+        )
+    return episode_length
+
+
+def check_no_env_kwargs(suite: str, env_kwargs: dict[str, Any]) -> None:
+    """The suite constructor's keywords only apply when an environment is built by name."""
+    if env_kwargs:
+        raise TypeError(
+            f"env_kwargs are only used when env is a {suite} name; got an environment "
+            f"instance and env_kwargs={sorted(env_kwargs)}"
+        )
 
 
 def box_bounds(low: Any, high: Any, shape: tuple[int, ...]) -> tuple[jax.Array, jax.Array]:

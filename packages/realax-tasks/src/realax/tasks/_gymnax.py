@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import glob
 import math
+import os
+from types import ModuleType
 from typing import Any
 
 import jax.numpy as jnp
 
-from ._env import Env, EnvSpec, ObsFn, box_bounds
-from ._suites import import_suite
+from ._env import Env, EnvSpec, ObsFn, box_bounds, check_no_env_kwargs
+from ._suites import EnvInfo, SuiteAdapter, check_name, import_suite, register_suite
 
 
 class GymnaxEnv(Env):
@@ -39,8 +42,6 @@ class GymnaxEnv(Env):
     ):
         gymnax = import_suite("gymnax")
         if isinstance(env, str):
-            from ._registry import check_name
-
             check_name("gymnax", env)
             try:
                 env, default_params = gymnax.make(env, **env_kwargs)
@@ -51,49 +52,21 @@ class GymnaxEnv(Env):
                 ) from error
             name = env.name if hasattr(env, "name") else type(env).__name__
         else:
-            if env_kwargs:
-                raise TypeError(
-                    "env_kwargs are only used when env is a gymnax id; got an Environment "
-                    f"instance and env_kwargs={sorted(env_kwargs)}"
-                )
+            check_no_env_kwargs("gymnax", env_kwargs)
             default_params = env.default_params
             name = env.name
         super().__init__(name=name, autoreset=autoreset, obs_fn=obs_fn)
         self.env = env
         self.env_params = default_params if env_params is None else env_params
 
-    @property
-    def unwrapped(self) -> Any:
-        return self.env
-
     def _build_spec(self) -> EnvSpec:
-        spaces = import_suite("gymnax").environments.spaces
-        obs = self._obs_struct()
         space = self.env.action_space(self.env_params)
-        if isinstance(space, spaces.Discrete):
-            action_dims: Any = int(space.n)
-            action_shape: tuple[int, ...] = ()
-            discrete, low, high = True, None, None
-        elif isinstance(space, spaces.Box):
-            action_shape = tuple(int(d) for d in space.shape)
-            action_dims = math.prod(action_shape)
-            discrete = False
-            low, high = box_bounds(space.low, space.high, action_shape)
-        else:
-            raise TypeError(
-                f"gymnax environment {self._name!r} has a {type(space).__name__} action "
-                "space; only Discrete and Box action spaces are supported"
-            )
-        return EnvSpec(
-            name=self._name,
-            suite=self.suite,
-            obs_shape=tuple(obs.shape),
-            obs_dtype=obs.dtype,
+        action_dims, action_shape, discrete = _action_space(self._name, space)
+        return self._make_spec(
             action_dims=action_dims,
             action_shape=action_shape,
             discrete=discrete,
-            action_low=low,
-            action_high=high,
+            bounds=None if discrete else box_bounds(space.low, space.high, action_shape),
             max_steps=int(self.env_params.max_steps_in_episode),
         )
 
@@ -108,9 +81,56 @@ class GymnaxEnv(Env):
         return obs, inner, reward, jnp.asarray(terminated), jnp.asarray(truncated), info
 
 
-def gymnax_names() -> list[str]:
-    """All registered gymnax ids (empty if gymnax is not installed)."""
-    try:
-        return list(import_suite("gymnax").registered_envs)
-    except ImportError:
-        return []
+def _action_space(name: str, space: Any) -> tuple[Any, tuple[int, ...], bool]:
+    """``(action_dims, action_shape, discrete)`` of a gymnax Discrete or Box action space."""
+    spaces = import_suite("gymnax").environments.spaces
+    if isinstance(space, spaces.Discrete):
+        return int(space.n), (), True
+    if isinstance(space, spaces.Box):
+        shape = tuple(int(d) for d in space.shape)
+        return math.prod(shape), shape, False
+    raise TypeError(
+        f"gymnax environment {name!r} has a {type(space).__name__} action space; only "
+        "Discrete and Box action spaces are supported."
+    )
+
+
+def _describe(name: str) -> EnvInfo:
+    """Dimensions from the environment's spaces (gymnax builds environments cheaply)."""
+    env, params = import_suite("gymnax").make(name)
+    action_dims, _, discrete = _action_space(name, env.action_space(params))
+    obs_shape = tuple(int(d) for d in env.observation_space(params).shape)
+    return EnvInfo(name, "gymnax", obs_shape, action_dims, discrete)
+
+
+# Where gymnax 1.0 keeps MNIST (the default ``directory`` of gymnax.utils.load_mnist, which
+# MNISTBandit-bsuite's constructor calls): read here as a constant so that checking for it
+# does not import gymnax (a test compares it with gymnax's signature).
+MNIST_DIR = "/tmp/mnist"
+
+
+def _download(name: str) -> str | None:
+    """MNISTBandit-bsuite downloads MNIST when created, unless gymnax's copy is on disk."""
+    if name != "MNISTBandit-bsuite":
+        return None
+    if len(glob.glob(os.path.join(MNIST_DIR, "*.gz"))) >= 4:  # the four MNIST files
+        return None
+    return (
+        f"Downloads the MNIST data set into {MNIST_DIR} when created, which a listing could "
+        f"not fetch without the network; run realax.tasks.make({name!r}) once while online."
+    )
+
+
+def _names(gymnax: ModuleType) -> list[str]:
+    return list(gymnax.registered_envs)
+
+
+register_suite(
+    SuiteAdapter(
+        name="gymnax",
+        names=_names,
+        make=GymnaxEnv,
+        describe=_describe,
+        download=_download,
+    )
+)

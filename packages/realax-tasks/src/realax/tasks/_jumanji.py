@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import math
+from types import ModuleType
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 
-from ._env import Env, EnvSpec, ObsFn, box_bounds
-from ._suites import import_suite
+from ._env import (
+    Env,
+    EnvSpec,
+    ObsFn,
+    box_bounds,
+    check_episode_length,
+    check_no_env_kwargs,
+)
+from ._quiet import quiet
+from ._suites import EnvInfo, SuiteAdapter, check_name, import_suite, register_suite
 
 
 def flatten_observation(obs: Any) -> jax.Array:
@@ -94,17 +103,13 @@ class JumanjiEnv(Env):
         **env_kwargs: Any,
     ):
         jumanji = import_suite("jumanji")
-        if not isinstance(episode_length, int) or episode_length < 1:
-            raise ValueError(
-                f"episode_length must be a positive int (got episode_length={episode_length!r})"
-            )
+        check_episode_length(episode_length)
         if isinstance(env, str):
-            from ._registry import check_name
-
             check_name("jumanji", env)
             name = env
             try:
-                env = jumanji.make(env, **env_kwargs)
+                with quiet():
+                    env = jumanji.make(env, **env_kwargs)
             except OSError as error:  # e.g. Sokoban-v0 downloads its levels on creation
                 raise RuntimeError(
                     f"creating jumanji environment {name!r} needs data it could not fetch "
@@ -112,11 +117,7 @@ class JumanjiEnv(Env):
                     "the data is cached"
                 ) from error
         else:
-            if env_kwargs:
-                raise TypeError(
-                    "env_kwargs are only used when env is a jumanji id; got an Environment "
-                    f"instance and env_kwargs={sorted(env_kwargs)}"
-                )
+            check_no_env_kwargs("jumanji", env_kwargs)
             name = type(env.unwrapped).__name__
         if obs_fn is None:
             obs_fn = JUMANJI_OBS_FNS.get(type(env.unwrapped).__name__, flatten_observation)
@@ -124,16 +125,19 @@ class JumanjiEnv(Env):
         self.env = env
         self.episode_length = episode_length
 
-    @property
-    def unwrapped(self) -> Any:
-        return self.env
-
     def _build_spec(self) -> EnvSpec:
+        limit = getattr(self.env.unwrapped, "time_limit", None)
+        return self._make_spec(
+            **self._actions(),
+            max_steps=int(limit) if limit is not None else self.episode_length,
+        )
+
+    def _actions(self) -> dict[str, Any]:
+        """``action_dims``, ``action_shape``, ``discrete`` and ``bounds`` of the action spec."""
         specs = import_suite("jumanji").specs
-        obs = self._obs_struct()
         spec = self.env.action_spec
         shape = tuple(int(d) for d in spec.shape)
-        low = high = None
+        bounds = None
         if isinstance(spec, specs.DiscreteArray):
             action_dims: Any = int(spec.num_values)
             discrete = True
@@ -148,26 +152,19 @@ class JumanjiEnv(Env):
             action_dims = math.prod(shape)
             discrete = False
             if isinstance(spec, specs.BoundedArray):
-                low, high = box_bounds(spec.minimum, spec.maximum, shape)
+                bounds = box_bounds(spec.minimum, spec.maximum, shape)
             else:
-                low, high = box_bounds(-math.inf, math.inf, shape)
+                bounds = box_bounds(-math.inf, math.inf, shape)
         else:
             raise TypeError(
                 f"jumanji environment {self._name!r} has an unsupported action spec {spec!r}"
             )
-        limit = getattr(self.env.unwrapped, "time_limit", None)
-        return EnvSpec(
-            name=self._name,
-            suite=self.suite,
-            obs_shape=tuple(obs.shape),
-            obs_dtype=obs.dtype,
-            action_dims=action_dims,
-            action_shape=shape,
-            discrete=discrete,
-            action_low=low,
-            action_high=high,
-            max_steps=int(limit) if limit is not None else self.episode_length,
-        )
+        return {
+            "action_dims": action_dims,
+            "action_shape": shape,
+            "discrete": discrete,
+            "bounds": bounds,
+        }
 
     def _prepare_action(self, action: Any) -> jax.Array:
         spec = self.spec
@@ -194,9 +191,45 @@ class JumanjiEnv(Env):
         return timestep.observation, state, timestep.reward, terminated, truncated, info
 
 
-def jumanji_names() -> list[str]:
-    """All registered jumanji ids (empty if jumanji is not installed)."""
-    try:
-        return sorted(import_suite("jumanji").registered_environments())
-    except ImportError:
-        return []
+# Environments whose default constructor downloads data. jumanji's registry does not say
+# so, and trying would retry the download hub for minutes on an offline machine, so the
+# listings (registered_names, env_info, get_env_dimensions) report them without building.
+_DOWNLOADS = {"Sokoban-v0": "the Boxoban levels from the Hugging Face hub"}
+
+
+def _download(name: str) -> str | None:
+    if name not in _DOWNLOADS:
+        return None
+    return (
+        f"Downloads {_DOWNLOADS[name]} when created, which a listing could not fetch "
+        f"without the network; run realax.tasks.make({name!r}) once while online."
+    )
+
+
+def _describe(name: str) -> EnvInfo:
+    """Sizes from the environment's specs: the observation spec's example value through the
+    flattening, instead of tracing ``reset`` (two thirds of the cost of a spec)."""
+    env = JumanjiEnv(name, autoreset=False)
+    with jax.ensure_compile_time_eval():
+        actions = env._actions()
+        example = env.env.observation_spec.generate_value()
+        obs = jax.eval_shape(env._observe, example)
+    if not isinstance(obs, jax.ShapeDtypeStruct):  # let the spec raise its own error
+        return EnvInfo.from_spec(env.spec)
+    shape = tuple(int(d) for d in obs.shape)
+    return EnvInfo(name, "jumanji", shape, actions["action_dims"], actions["discrete"])
+
+
+def _names(jumanji: ModuleType) -> list[str]:
+    return sorted(jumanji.registered_environments())
+
+
+register_suite(
+    SuiteAdapter(
+        name="jumanji",
+        names=_names,
+        make=JumanjiEnv,
+        describe=_describe,
+        download=_download,
+    )
+)

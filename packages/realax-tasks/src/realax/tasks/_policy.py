@@ -6,7 +6,7 @@ import itertools
 import math
 import numbers
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import flax.linen as nn
 import jax
@@ -89,7 +89,7 @@ def check_policy(policy: Any, example_obs: Any) -> None:
         raise TypeError(
             f"policy {name}.__call__ must return (action, state); got {jax.tree.structure(out)}"
         )
-    if jax.tree.structure(out[1]) != jax.tree.structure(state):
+    if cast(Any, jax.tree.structure(out[1])) != jax.tree.structure(state):
         raise TypeError(
             f"policy {name}.__call__ must return a state shaped like initialize(key): "
             f"initialize gives {jax.tree.structure(state)}, __call__ returns "
@@ -125,7 +125,7 @@ def _bounds(low: Any, high: Any, n: int) -> tuple[tuple[float, ...], tuple[float
 
 def _validate_head(action_dims: Any, discrete: bool, low: Any, high: Any, cls: str) -> None:
     dims = action_dims if isinstance(action_dims, tuple) else (action_dims,)
-    if not dims or not all(isinstance(d, numbers.Integral) and d >= 1 for d in dims):
+    if not dims or not all(isinstance(d, numbers.Integral) and int(d) >= 1 for d in dims):
         raise ValueError(
             f"{cls}: action_dims must be a positive int or a tuple of positive ints "
             f"(got action_dims={action_dims!r})"
@@ -161,12 +161,12 @@ def _action_head(
         parts = jnp.split(logits, list(itertools.accumulate(sizes))[:-1])
         if stochastic:
             keys = jax.random.split(key, len(parts))
-            acts = [jax.random.categorical(k, p) for k, p in zip(keys, parts, strict=True)]
+            picks = [jax.random.categorical(k, p) for k, p in zip(keys, parts, strict=True)]
         else:
-            acts = [jnp.argmax(p) for p in parts]
-        acts = jnp.stack(acts).astype(jnp.int32)
+            picks = [jnp.argmax(p) for p in parts]
+        acts = jnp.stack(picks).astype(jnp.int32)
         return acts if isinstance(action_dims, tuple) else acts[0]
-    n = int(action_dims)
+    n = int(cast(int, action_dims))
     out = nn.Dense(n, name="action_head")(h)
     lo, hi = _bounds(action_low, action_high, n)
     if not all(math.isfinite(v) for v in lo + hi):
@@ -177,7 +177,38 @@ def _action_head(
     )
 
 
-class MLPPolicy(BasePolicy):
+class _ActionHead:
+    """What :class:`MLPPolicy` and :class:`GRUPolicy` share: the action fields' checks,
+    ``from_env`` and the action head (methods only: each policy declares its own fields)."""
+
+    action_dims: int | tuple[int, ...]
+    discrete: bool
+    action_low: float | tuple[float, ...]
+    action_high: float | tuple[float, ...]
+    stochastic: bool
+
+    def _check_head(self) -> None:
+        cls = type(self).__name__
+        _validate_head(self.action_dims, self.discrete, self.action_low, self.action_high, cls)
+
+    @classmethod
+    def from_env(cls, env: Any, **kwargs: Any) -> Any:
+        """A policy sized for ``env`` (an :class:`Env`): action dims, kind and bounds."""
+        return cls(**_env_head_kwargs(env), **kwargs)
+
+    def _head(self, h: Array, key: Array) -> Array:
+        return _action_head(
+            h,
+            key,
+            action_dims=self.action_dims,
+            discrete=self.discrete,
+            stochastic=self.stochastic,
+            action_low=self.action_low,
+            action_high=self.action_high,
+        )
+
+
+class MLPPolicy(_ActionHead, BasePolicy):
     """A feed-forward policy: an MLP on the flattened observation.
 
     Discrete actions are the argmax of the logits (or sampled with ``stochastic=True``);
@@ -212,9 +243,7 @@ class MLPPolicy(BasePolicy):
     activation: Callable[[Array], Array] = nn.tanh
 
     def __post_init__(self) -> None:
-        _validate_head(
-            self.action_dims, self.discrete, self.action_low, self.action_high, "MLPPolicy"
-        )
+        self._check_head()
         if self.depth < 0 or self.width < 1:
             raise ValueError(
                 f"MLPPolicy: depth must be >= 0 and width >= 1 (got depth={self.depth}, "
@@ -222,29 +251,15 @@ class MLPPolicy(BasePolicy):
             )
         super().__post_init__()
 
-    @classmethod
-    def from_env(cls, env: Any, **kwargs: Any) -> MLPPolicy:
-        """An MLPPolicy sized for ``env`` (an :class:`Env`): action dims, kind and bounds."""
-        return cls(**_env_head_kwargs(env), **kwargs)
-
     @nn.compact
     def __call__(self, obs: Array, state: Any, key: Array) -> tuple[Array, Any]:
         h = jnp.ravel(obs).astype(jnp.float32)
         for i in range(self.depth):
             h = self.activation(nn.Dense(self.width, name=f"hidden_{i}")(h))
-        action = _action_head(
-            h,
-            key,
-            action_dims=self.action_dims,
-            discrete=self.discrete,
-            stochastic=self.stochastic,
-            action_low=self.action_low,
-            action_high=self.action_high,
-        )
-        return action, state
+        return self._head(h, key), state
 
 
-class GRUPolicy(BasePolicy):
+class GRUPolicy(_ActionHead, BasePolicy):
     """A recurrent policy: dense encoder, a GRU cell whose hidden state is the policy state,
     and the same action head as :class:`MLPPolicy`.
 
@@ -274,17 +289,10 @@ class GRUPolicy(BasePolicy):
     encoder_width: int = 0
 
     def __post_init__(self) -> None:
-        _validate_head(
-            self.action_dims, self.discrete, self.action_low, self.action_high, "GRUPolicy"
-        )
+        self._check_head()
         if self.hidden_size < 1:
             raise ValueError(f"GRUPolicy: hidden_size must be >= 1 (got {self.hidden_size})")
         super().__post_init__()
-
-    @classmethod
-    def from_env(cls, env: Any, **kwargs: Any) -> GRUPolicy:
-        """A GRUPolicy sized for ``env`` (an :class:`Env`)."""
-        return cls(**_env_head_kwargs(env), **kwargs)
 
     def initialize(self, key: Array) -> Array:
         del key
@@ -296,16 +304,7 @@ class GRUPolicy(BasePolicy):
         if self.encoder_width:
             x = nn.tanh(nn.Dense(self.encoder_width, name="encoder")(x))
         state, h = nn.GRUCell(features=self.hidden_size, name="gru")(state, x)
-        action = _action_head(
-            h,
-            key,
-            action_dims=self.action_dims,
-            discrete=self.discrete,
-            stochastic=self.stochastic,
-            action_low=self.action_low,
-            action_high=self.action_high,
-        )
-        return action, state
+        return self._head(h, key), state
 
 
 def _env_head_kwargs(env: Any) -> dict[str, Any]:

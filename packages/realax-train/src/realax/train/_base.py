@@ -62,7 +62,7 @@ class BaseTrainer:
         )
         return {"logger": logger, "progress_bar": progress, "consts": self.consts}
 
-    def _run(self, state: Any, data: Any, n_steps: int, scan: bool, logger, progress_bar):
+    def _run_loop(self, state: Any, data: Any, n_steps: int, scan: bool, logger, progress_bar):
         self._check_ready(state.data if data is None else data)
         return _loops.run(
             self.algorithm,
@@ -115,7 +115,7 @@ class BaseTrainer:
         """
         state = self._rekey(state, key)
         n = self._n_steps(n_steps)
-        return self._run(state, data, n, True, logger, progress_bar)
+        return self._run_loop(state, data, n, True, logger, progress_bar)
 
     def train_(
         self,
@@ -130,7 +130,7 @@ class BaseTrainer:
         """Like :meth:`train` with ``lax.fori_loop``: returns the final state only, memory flat."""
         state = self._rekey(state, key)
         n = self._n_steps(n_steps)
-        return self._run(state, data, n, False, logger, progress_bar)
+        return self._run_loop(state, data, n, False, logger, progress_bar)
 
     def resume(
         self,
@@ -144,7 +144,7 @@ class BaseTrainer:
 
         A run restored at step ``k`` and resumed is bit-identical to an uninterrupted run.
         """
-        return self._run(state, data, self._remaining(state), True, logger, progress_bar)
+        return self._run_loop(state, data, self._remaining(state), True, logger, progress_bar)
 
     def resume_(
         self,
@@ -155,7 +155,7 @@ class BaseTrainer:
         progress_bar: bool | None = None,
     ) -> Any:
         """Like :meth:`resume` with ``lax.fori_loop`` (final state only)."""
-        return self._run(state, data, self._remaining(state), False, logger, progress_bar)
+        return self._run_loop(state, data, self._remaining(state), False, logger, progress_bar)
 
     def init_and_train(
         self,
@@ -275,6 +275,12 @@ class BaseTrainer:
         )
 
     # -- helpers -------------------------------------------------------------------------
+
+    def _run(self, kind: str, state: Any, data: Any, n_steps: int) -> Any:
+        """Deprecated (the CLI of 0.x called it): use ``train(state, n_steps=...)`` /
+        ``train_``."""
+        scan = kind == "scan"
+        return self._run_loop(state, data, n_steps, scan, None, None)
 
     @staticmethod
     def _rekey(state: Any, key: Any) -> Any:

@@ -203,11 +203,13 @@ class Prepared(NamedTuple):
     total: int
     start: int
     metric: str
+    n_static: int
 
     def compile(self) -> Prepared:
         """The same run with its program compiled now (so running it times the loop only)."""
-        fn = self.fn.lower(*self.args, ProgressBar.token_array(0)).compile()  # type: ignore[attr-defined]
-        return self._replace(fn=fn)
+        lowered = self.fn.lower(*self.args, ProgressBar.token_array(0))  # type: ignore[attr-defined]
+        # the compiled executable takes the dynamic arguments only
+        return self._replace(fn=lowered.compile(), args=self.args[self.n_static :], n_static=0)
 
     def __call__(self) -> Any:
         """Run it: progress bar, the logger's interrupt guard, then ``on_run_end``."""
@@ -241,14 +243,17 @@ def prepare(
 ) -> Prepared:
     """The run of :func:`run` (``seeds=False``; ``state`` is a state) or :func:`run_seeds`
     (``seeds=True``; ``state`` is a batch of keys), not started yet."""
-    static = (alg, _Static(logger), bool(progress_bar), int(n_steps))
+    static: tuple = (alg, _Static(logger), bool(progress_bar), int(n_steps))
     if seeds:
-        fn, args, start = _JIT["seeds"], (*static, bool(scan), state, data, consts), 0
+        static = (*static, bool(scan))
+        fn, args, start = _JIT["seeds"], (*static, state, data, consts), 0
     else:
         state = strong_types(state)  # one program for fresh, trained and restored states
         fn, args = _JIT["scan" if scan else "fori"], (*static, state, data, consts)
         start = int(np.max(np.asarray(state.step)))
-    return Prepared(fn, args, logger, bool(progress_bar), int(n_steps), start, alg.progress_metric)
+    return Prepared(
+        fn, args, logger, bool(progress_bar), int(n_steps), start, alg.progress_metric, len(static)
+    )
 
 
 def run(

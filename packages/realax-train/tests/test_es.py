@@ -17,6 +17,7 @@ from realax.train import (
     EvoState,
     FitnessShaper,
     available_strategies,
+    resolve_strategy,
 )
 
 
@@ -310,3 +311,21 @@ def test_w_decay_needs_the_flat_population():
         shaper.apply(None, jnp.zeros(3))
     # without w_decay the parameters are not read
     assert FitnessShaper().apply(None, jnp.array([1.0, jnp.nan])).tolist() == [1.0, 1.0]
+
+
+def test_even_population_strategies_say_so_before_compiling():
+    for name in ("Open_ES", "OpenES", "PGPE", "ARS"):
+        with pytest.raises(ValueError) as info:
+            EvosaxTrainer(5, name, sphere, params_like=jnp.ones(3), popsize=7)
+        canonical = resolve_strategy(name)[0]
+        assert str(info.value).startswith(
+            f"{canonical} needs an even population size (got popsize=7); use popsize=8"
+        ), str(info.value)
+
+
+def test_resolve_strategy_is_public():
+    assert resolve_strategy("Open_ES")[0] == "Open_ES"
+    assert resolve_strategy("openes") == resolve_strategy("OpenES")
+    assert resolve_strategy("DE")[1].__name__ == "DifferentialEvolution"
+    with pytest.raises(ValueError, match="Did you mean 'CMA_ES'"):
+        resolve_strategy("CMA-ESS")

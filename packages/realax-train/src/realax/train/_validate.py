@@ -187,6 +187,8 @@ def strong_types(tree: Any) -> Any:
     """
 
     def strong(x: Any) -> Any:
+        if isinstance(x, bool | int | float | complex):  # a Python scalar traces weakly typed
+            return jnp.asarray(x, jnp.asarray(x).dtype)
         if getattr(x, "weak_type", False) and not _is_typed_key(x):
             return jnp.asarray(x, x.dtype)
         return x

@@ -31,7 +31,7 @@ from .._validate import (
 )
 from ._envs import ActionBounds, agent_factory, agent_name, example_action, flat_obs_shape
 from ._envs import resolve_env as resolve_env
-from ._evaluate import episodes, local_keys
+from ._evaluate import local_keys, play_episodes
 
 __all__ = ["RLState", "default_rl_metrics"]
 
@@ -272,7 +272,7 @@ class RLTrainer(BaseTrainer):
 
     def _evaluate(self, agent: Any, key: jax.Array, active: jax.Array, axis: str | None):
         """Mean return and length of ``eval_episodes`` greedy episodes (none if not ``active``)."""
-        ret, length = episodes(
+        ret, length = play_episodes(
             agent,
             self.eval_env,
             key,

@@ -29,7 +29,7 @@ def local_keys(key: jax.Array, n_global: int, axis: str | None, n_devices: int, 
     return lax.dynamic_slice_in_dim(keys, lax.axis_index(axis) * n, n)
 
 
-def episodes(
+def play_episodes(
     agent: Any,
     env: rt.Env,
     key: jax.Array,
@@ -132,6 +132,6 @@ def evaluate(
         action_fn = (lambda a: a) if env.discrete else ActionBounds(env).clip
     # the environment is closed over (it need not be hashable): one compilation per call
     run = jax.jit(
-        lambda a, k: episodes(a, env, k, n_episodes=n, max_steps=limit, action_fn=action_fn)
+        lambda a, k: play_episodes(a, env, k, n_episodes=n, max_steps=limit, action_fn=action_fn)
     )
     return run(agent, as_typed_key(key))

@@ -170,11 +170,10 @@ class BaseTrainer:
         Given a batch of keys (``jax.random.split(key, n)``), trains ``n`` independent runs in
         one compiled program and returns states and metrics with a leading seed axis.
         """
-        opts = {"logger": logger, "progress_bar": progress_bar}
         if key_batch_size(key) is not None:
-            return self.init_and_train_seeds(key, data, **opts)
+            return self.init_and_train_seeds(key, data, logger=logger, progress_bar=progress_bar)
         self._check_ready(data)  # the user's functions, before anything is compiled
-        return self.train(self.initialize(key, data), **opts)
+        return self.train(self.initialize(key, data), logger=logger, progress_bar=progress_bar)
 
     def init_and_train_(
         self,
@@ -185,11 +184,12 @@ class BaseTrainer:
         progress_bar: bool | None = None,
     ) -> Any:
         """Initialise from ``key`` and train with ``lax.fori_loop`` (final state only)."""
-        opts = {"logger": logger, "progress_bar": progress_bar}
         if key_batch_size(key) is not None:
-            return self.init_and_train_seeds(key, data, use_scan=False, **opts)
+            return self.init_and_train_seeds(
+                key, data, use_scan=False, logger=logger, progress_bar=progress_bar
+            )
         self._check_ready(data)
-        return self.train_(self.initialize(key, data), **opts)
+        return self.train_(self.initialize(key, data), logger=logger, progress_bar=progress_bar)
 
     def init_and_train_seeds(
         self,
@@ -261,6 +261,11 @@ class BaseTrainer:
     def _python_step(self, state: Any, data: Any) -> tuple[Any, dict]:
         return _loops.step(self.algorithm, state, data, self.consts)
 
+    def initialize_python(self, key: jax.Array, data: Any = None) -> Any:
+        """The initial state of :meth:`init_and_train_python` (EvosaxTrainer evaluates a first
+        population in plain Python; elsewhere the same as :meth:`initialize`)."""
+        return self.initialize(key, data)
+
     def init_and_train_python(
         self,
         key: Any,
@@ -269,9 +274,15 @@ class BaseTrainer:
         logger: Logger | None = None,
         progress_bar: bool | None = None,
     ) -> tuple[Any, dict]:
-        """Initialise and run :meth:`train_python`."""
+        """Initialise (:meth:`initialize_python`) and run :meth:`train_python`, e.g. for an ES
+        task that cannot be jitted (numpy, simulators): jitted ask and tell around a plain
+        Python evaluation of each member.
+
+        Returns:
+            ``(state, metrics)``, metrics stacked over steps as numpy arrays.
+        """
         return self.train_python(
-            self.initialize(key, data), data, logger=logger, progress_bar=progress_bar
+            self.initialize_python(key, data), data, logger=logger, progress_bar=progress_bar
         )
 
     # -- helpers -------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from ._validate import (
     check_positive_int,
     n_positional,
     shape_str,
+    traces,
 )
 
 __all__ = ["EvoState", "EvosaxTrainer", "evolve"]
@@ -59,7 +60,9 @@ def _check_init_mean(init_mean: Any, params_like: Any) -> Any:
     init_mean = _check_params_like(init_mean, "init_mean")
     want = jax.tree.map(lambda x: x.shape, params_like)
     got = jax.tree.map(lambda x: x.shape, init_mean)
-    if jax.tree.structure(params_like) != jax.tree.structure(init_mean) or want != got:
+    want_tree: Any = jax.tree.structure(params_like)  # (PyTreeDef has no typed __eq__)
+    same_tree = want_tree == jax.tree.structure(init_mean)
+    if not same_tree or want != got:
         raise ValueError(
             f"init_mean must have the structure and shapes of params_like (expected "
             f"{shape_str(params_like)}, got {shape_str(init_mean)})."
@@ -267,19 +270,18 @@ class EvosaxTrainer(BaseTrainer):
                 raise ValueError(
                     f"task.init_data(key) failed to trace: {type(e).__name__}: {e}"
                 ) from e
-        try:
-            out = jax.eval_shape(self._alg.call_task, self.params_like, jax.random.key(0), data)
-        except Exception as e:  # the user's task failed to trace
-            if construction:
-                return
-            raise ValueError(
-                "task(params, key, data) failed when traced on one member shaped like "
-                f"params_like={shape_str(self.params_like)}: {type(e).__name__}: {e}. Check that "
-                "params_like has the structure the task expects; a task that cannot be jitted "
-                "can run with trainer.init_and_train_python(key)."
-            ) from e
-        check_task_output(out)
-        self._task_checked = True
+        self._task_checked = traces(
+            self._alg.call_task,
+            self.params_like,
+            jax.random.key(0),
+            data,
+            failed="task(params, key, data) failed when traced on one member shaped like "
+            f"params_like={shape_str(self.params_like)}",
+            hint="Check that params_like has the structure the task expects; a task that "
+            "cannot be jitted can run with trainer.init_and_train_python(key).",
+            check_output=check_task_output,
+            quiet=construction,
+        )
 
     def _check_ready(self, data: Any) -> None:
         self._check_task(data)
@@ -312,29 +314,8 @@ class EvosaxTrainer(BaseTrainer):
 
     def initialize_python(self, key: jax.Array, data: Any = None) -> EvoState:
         """Like :meth:`initialize`, evaluating a population-based algorithm's first population
-        in plain Python (for tasks that cannot be jitted)."""
-        alg = self._alg
-        k_init, k_run, data, population, eval_keys = _PY_JIT["_init_sample"](
-            alg, as_typed_key(key), data
-        )
-        fitness = None
-        if self.population_based:
-            fitness, _ = alg.python_evaluate(population, eval_keys, data)
-        return _PY_JIT["_init_finish"](alg, k_init, k_run, data, population, fitness)
-
-    def init_and_train_python(
-        self,
-        key: Any,
-        data: Any = None,
-        *,
-        logger: Logger | None = None,
-        progress_bar: bool | None = None,
-    ) -> tuple[EvoState, dict]:
-        """Initialise and train with a Python-driven loop: jitted ask and tell around a plain
-        Python evaluation of each member, for tasks that cannot be jitted (numpy, simulators).
-
-        Returns:
-            ``(state, metrics)``, metrics stacked over generations as numpy arrays.
+        in plain Python (for tasks that cannot be jitted); ``init_and_train_python`` starts
+        from it and runs jitted ask and tell around a plain Python evaluation of each member.
 
         Example:
             >>> import jax, numpy as np
@@ -345,9 +326,14 @@ class EvosaxTrainer(BaseTrainer):
             >>> metrics["best_fitness"].shape
             (5,)
         """
-        return self.train_python(
-            self.initialize_python(key, data), data, logger=logger, progress_bar=progress_bar
+        alg = self._alg
+        k_init, k_run, data, population, eval_keys = _PY_JIT["_init_sample"](
+            alg, as_typed_key(key), data
         )
+        fitness = None
+        if self.population_based:
+            fitness, _ = alg.python_evaluate(population, eval_keys, data)
+        return _PY_JIT["_init_finish"](alg, k_init, k_run, data, population, fitness)
 
 
 def evolve(

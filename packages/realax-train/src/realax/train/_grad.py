@@ -33,6 +33,7 @@ from ._validate import (
     check_positive_int,
     n_positional,
     shape_str,
+    traces,
 )
 
 __all__ = ["GradState", "OptaxTrainer", "available_optimizers", "optimize"]
@@ -91,7 +92,7 @@ def _check_learning_rate(learning_rate: Any) -> Any:
     if (
         isinstance(learning_rate, bool)
         or not isinstance(learning_rate, numbers.Real)
-        or not learning_rate > 0
+        or not float(learning_rate) > 0
     ):
         raise ValueError(
             f"learning_rate must be a float > 0 or an optax schedule (got "
@@ -229,7 +230,7 @@ class OptaxTrainer(BaseTrainer):
         )
         mesh = make_mesh(self.n_devices)
         sharded = self.dataset_sharding == "process_local" and mesh is not None
-        if sharded:
+        if mesh is not None and sharded:
             self.dataset = shard_dataset(self.dataset, mesh)
         self._alg = GradAlgorithm(
             optimizer=self.optimizer,
@@ -275,18 +276,18 @@ class OptaxTrainer(BaseTrainer):
         if self._checked:
             return
         batch = self._batch_spec(data)
-        try:
-            out = jax.eval_shape(self._alg.call_loss, self._params_spec, jax.random.key(0), batch)
-        except Exception as e:
-            if construction and self.dataset is None:
-                return  # may need data given later; re-checked before compiling
-            raise ValueError(
-                f"loss_fn failed when traced with params {shape_str(self._params_spec)} and "
-                f"batch {shape_str(batch)}: {type(e).__name__}: {e}. Check that initializer's "
-                "output and the dataset have the structure loss_fn expects."
-            ) from e
-        check_loss_output(out)
-        self._checked = True
+        self._checked = traces(
+            self._alg.call_loss,
+            self._params_spec,
+            jax.random.key(0),
+            batch,
+            failed=f"loss_fn failed when traced with params {shape_str(self._params_spec)} and "
+            f"batch {shape_str(batch)}",
+            hint="Check that initializer's output and the dataset have the structure loss_fn "
+            "expects.",
+            check_output=check_loss_output,
+            quiet=construction and self.dataset is None,  # data may be given later
+        )
 
     def _check_ready(self, data: Any) -> None:
         self._check_loss(data)

@@ -144,7 +144,8 @@ class GradAlgorithm:
         else:
             k_perm, k_batches = jax.random.split(key)
             perm = jax.random.permutation(k_perm, self.n_examples)
-            idx = perm[: self.n_batches * self.batch_size].reshape(self.n_batches, self.batch_size)
+            size = int(self.batch_size or self.n_examples)
+            idx = perm[: self.n_batches * size].reshape(self.n_batches, size)
 
             def body(carry, xs):
                 params, opt_state = carry

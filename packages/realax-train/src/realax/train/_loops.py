@@ -52,7 +52,7 @@ def _pack_metrics(metrics: dict) -> tuple[dict, list]:
     scan, instead of one per metric); other metrics pass through. Returns ``(packed, layout)``.
     """
     groups: dict[str, list] = {}
-    layout = []
+    layout: list[tuple[str, str | None, int | None]] = []
     for name, value in metrics.items():
         value = jnp.asarray(value)
         if value.ndim == 0:

@@ -97,7 +97,7 @@ def resolve_strategy(name: str) -> tuple[str, type]:
 def default_shaping_fn(cls: type) -> Any:
     """The ``fitness_shaping_fn`` default of an evosax algorithm class (None if it has none)."""
     try:
-        param = inspect.signature(cls.__init__).parameters.get("fitness_shaping_fn")
+        param = inspect.signature(cls).parameters.get("fitness_shaping_fn")
     except (TypeError, ValueError):  # pragma: no cover
         return None
     return None if param is None else param.default

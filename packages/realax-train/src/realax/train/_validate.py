@@ -28,6 +28,7 @@ __all__ = [
     "n_positional",
     "shape_str",
     "strong_types",
+    "traces",
 ]
 
 
@@ -170,6 +171,27 @@ def check_pair_output(
         raise ValueError(
             f"{fn} must return a scalar {first} (got {first} with shape {shape}); reduce it, {fix}."
         )
+
+
+def traces(
+    fn: Callable,
+    *args: Any,
+    failed: str,
+    hint: str,
+    check_output: Callable[[Any], None],
+    quiet: bool = False,
+) -> bool:
+    """Trace ``fn(*args)`` abstractly (``jax.eval_shape``: nothing runs or compiles) and check
+    its output; a failure raises ``ValueError(f"{failed}: <error>. {hint}")``, or returns
+    False with ``quiet`` (e.g. at construction, when data may come later)."""
+    try:
+        out = jax.eval_shape(fn, *args)
+    except Exception as e:  # the user's function failed to trace
+        if quiet:
+            return False
+        raise ValueError(f"{failed}: {type(e).__name__}: {e}. {hint}") from e
+    check_output(out)
+    return True
 
 
 def shape_str(x: Any) -> str:

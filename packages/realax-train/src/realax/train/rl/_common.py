@@ -121,24 +121,18 @@ def track_episodes(ep_ret, ep_len, reward, done):
     return jnp.where(done, 0.0, ep_ret), jnp.where(done, 0, ep_len), finished
 
 
+_SPLIT = ("env_state", "obs", "episode_return", "episode_length")
+_REPLICATED = ("agent", "eval_return", "env_steps", "step", "key", "data")
+
+
 def _state_specs(state: RLState) -> RLState:
     """Partition specs: environments (and replay rows) split over devices, rest replicated."""
     buffer = None
     if state.buffer is not None:
         buffer = state.buffer.replace(data=P(AXIS), pos=P(), size=P())
-    return RLState(
-        agent=P(),
-        env_state=P(AXIS),
-        obs=P(AXIS),
-        episode_return=P(AXIS),
-        episode_length=P(AXIS),
-        eval_return=P(),
-        env_steps=P(),
-        step=P(),
-        key=P(),
-        buffer=buffer,
-        data=P(),
-    )
+    specs: dict[str, Any] = {name: P(AXIS) for name in _SPLIT}
+    specs.update({name: P() for name in _REPLICATED})
+    return RLState(**specs, buffer=buffer)
 
 
 class RLTrainer(BaseTrainer):

@@ -107,4 +107,5 @@ class ActionBounds:
 
     def rescale(self, actions: jax.Array) -> jax.Array:
         """Actions in ``[-1, 1]`` (SAC's tanh-squashed policy) mapped onto the bounds."""
-        return self.low + (jnp.clip(actions, -1.0, 1.0) + 1.0) * 0.5 * (self.high - self.low)
+        low, high = jnp.asarray(self.low), jnp.asarray(self.high)
+        return low + (jnp.clip(actions, -1.0, 1.0) + 1.0) * 0.5 * (high - low)

@@ -165,7 +165,7 @@ class OffPolicyTrainer(RLTrainer):
         if (
             isinstance(epsilon, bool)
             or not isinstance(epsilon, numbers.Real)
-            or not 0.0 <= epsilon <= 1.0
+            or not 0.0 <= float(epsilon) <= 1.0
         ):
             raise ValueError(
                 f"epsilon must be a float in [0, 1] or a schedule env_steps -> epsilon (got "

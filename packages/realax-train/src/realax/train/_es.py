@@ -9,7 +9,8 @@ import jax.numpy as jnp
 
 from . import _loops
 from ._base import BaseTrainer
-from ._es_algorithm import EvoAlgorithm, EvoState, _fitness_stats, check_task_output
+from ._es_algorithm import EvoAlgorithm, EvoState, check_task_output
+from ._es_algorithm import _fitness_stats as _fitness_stats  # (tests of the metrics)
 from ._mesh import make_mesh
 from ._protocols import DataTask, Logger, Task
 from ._shaping import FitnessShaper
@@ -26,7 +27,6 @@ from ._validate import (
 )
 
 __all__ = ["EvoState", "EvosaxTrainer", "evolve"]
-_ = _fitness_stats  # re-exported for the tests of the metrics
 
 
 def _check_params_like(params_like: Any, name: str = "params_like") -> Any:
@@ -68,6 +68,10 @@ def _check_init_mean(init_mean: Any, params_like: Any) -> Any:
             f"{shape_str(params_like)}, got {shape_str(init_mean)})."
         )
     return jax.tree.map(lambda x, y: jnp.asarray(x, y.dtype), init_mean, params_like)
+
+
+def _num_dims(params_like: Any) -> int:
+    return int(sum(jnp.size(x) for x in jax.tree.leaves(params_like)))
 
 
 def _check_shaper(fitness_shaper: Any) -> FitnessShaper:
@@ -239,7 +243,7 @@ class EvosaxTrainer(BaseTrainer):
         return self._alg.num_dims
 
     def _check_sizes(self) -> None:
-        num_dims = self.num_dims_of(self.params_like)
+        num_dims = _num_dims(self.params_like)
         if int(self.strategy.num_dims) != num_dims:
             raise ValueError(
                 f"params_like has {num_dims} parameters but the strategy instance was built "
@@ -252,10 +256,6 @@ class EvosaxTrainer(BaseTrainer):
                 f"popsize must be divisible by n_devices (got popsize={self.popsize}, "
                 f"n_devices={self.n_devices}); choose popsize={ok}."
             )
-
-    @staticmethod
-    def num_dims_of(params_like: Any) -> int:
-        return int(sum(jnp.size(x) for x in jax.tree.leaves(params_like)))
 
     # -- task validation -------------------------------------------------------------------
 

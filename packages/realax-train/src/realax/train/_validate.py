@@ -105,7 +105,7 @@ def check_bool(value: Any, name: str) -> bool:
 
 def check_logger(logger: Any) -> Logger | None:
     """``logger`` if it is None or has a callable ``log(state, metrics)``."""
-    if logger is not None and not isinstance(logger, Logger):
+    if logger is not None and not (isinstance(logger, Logger) and callable(logger.log)):
         raise TypeError(
             f"logger must be None or an object with a log(state, metrics) method "
             f"(got {type(logger).__name__} without a callable log); pass e.g. a realax.log.Logger."

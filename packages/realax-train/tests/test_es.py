@@ -329,3 +329,17 @@ def test_resolve_strategy_is_public():
     assert resolve_strategy("DE")[1].__name__ == "DifferentialEvolution"
     with pytest.raises(ValueError, match="Did you mean 'CMA_ES'"):
         resolve_strategy("CMA-ESS")
+
+
+def test_a_task_may_have_init_data_without_update_data():
+    class Offset:
+        def __call__(self, x, key, data):
+            return jnp.sum((x - data) ** 2), {}
+
+        def init_data(self, key):
+            return jnp.full(2, 0.5)
+
+    t = EvosaxTrainer(40, "SNES", Offset(), params_like=jnp.zeros(2), popsize=16)
+    state, _ = t.init_and_train(jax.random.key(0))
+    np.testing.assert_array_equal(state.data, [0.5, 0.5])  # never updated
+    np.testing.assert_allclose(state.mean, [0.5, 0.5], atol=0.05)

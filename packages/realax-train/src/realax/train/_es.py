@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -12,7 +13,7 @@ from ._base import BaseTrainer
 from ._es_algorithm import EvoAlgorithm, EvoState, check_task_output
 from ._es_algorithm import _fitness_stats as _fitness_stats  # (tests of the metrics)
 from ._mesh import make_mesh
-from ._protocols import DataTask, Logger, Task
+from ._protocols import InitsData, Logger, Task, UpdatesData
 from ._shaping import FitnessShaper
 from ._strategies import build_es_params, build_strategy, is_population_based
 from ._validate import (
@@ -68,6 +69,17 @@ def _check_init_mean(init_mean: Any, params_like: Any) -> Any:
             f"{shape_str(params_like)}, got {shape_str(init_mean)})."
         )
     return jax.tree.map(lambda x, y: jnp.asarray(x, y.dtype), init_mean, params_like)
+
+
+def _init_data(task: Any) -> Callable | None:
+    """The task's optional ``init_data`` (the `InitsData` Protocol), or None."""
+    return task.init_data if isinstance(task, InitsData) and callable(task.init_data) else None
+
+
+def _update_data(task: Any) -> Callable | None:
+    """The task's optional ``update_data`` (the `UpdatesData` Protocol), or None."""
+    ok = isinstance(task, UpdatesData) and callable(task.update_data)
+    return task.update_data if ok else None
 
 
 def _num_dims(params_like: Any) -> int:
@@ -227,8 +239,8 @@ class EvosaxTrainer(BaseTrainer):
             init_std=self.init_std,
             population_based=self.population_based,
             mesh=make_mesh(self.n_devices),
-            init_data=task.init_data if isinstance(task, DataTask) else None,
-            update_data=task.update_data if isinstance(task, DataTask) else None,
+            init_data=_init_data(task),
+            update_data=_update_data(task),
         )
         self.algorithm = self._alg.algorithm()
         self._unravel = self._alg.unravel

@@ -8,7 +8,16 @@ from typing import Any, Protocol, runtime_checkable
 
 import jax
 
-__all__ = ["DataTask", "Logger", "LossFn", "RunEndLogger", "SavesOnInterrupt", "Task"]
+__all__ = [
+    "DataTask",
+    "InitsData",
+    "Logger",
+    "LossFn",
+    "RunEndLogger",
+    "SavesOnInterrupt",
+    "Task",
+    "UpdatesData",
+]
 
 
 class Task(Protocol):
@@ -22,14 +31,26 @@ class Task(Protocol):
 
 
 @runtime_checkable
-class DataTask(Protocol):
-    """A task that carries data across generations (e.g. running observation statistics)."""
-
-    def __call__(self, params: Any, key: jax.Array, data: Any = None, /) -> tuple[Any, Any]: ...
+class InitsData(Protocol):
+    """A task whose first data comes from ``init_data(key)`` (traced, in ``initialize``)."""
 
     def init_data(self, key: jax.Array) -> Any: ...
 
+
+@runtime_checkable
+class UpdatesData(Protocol):
+    """A task whose data is updated after every generation: ``update_data(data, infos)`` with
+    the infos of the whole population ``(popsize, eval_reps, ...)`` (traced)."""
+
     def update_data(self, data: Any, info: Any) -> Any: ...
+
+
+@runtime_checkable
+class DataTask(InitsData, UpdatesData, Protocol):
+    """A task that carries data across generations (e.g. running observation statistics);
+    either method may also come alone."""
+
+    def __call__(self, params: Any, key: jax.Array, data: Any = None, /) -> tuple[Any, Any]: ...
 
 
 class LossFn(Protocol):

@@ -209,3 +209,15 @@ def test_trainer_progress_bar_shows_compiling_first(capsys):
     err = capsys.readouterr().err
     assert "compiling" in err and "4/4" in err
     assert err.index("compiling") < err.index("4/4")
+
+
+def test_n_steps_runs_chunks_that_add_up_to_one_run():
+    t = grad_trainer(steps=5)
+    s0 = t.initialize(jax.random.key(4))
+    full, metrics = t.train(s0)
+    part, m1 = t.train(s0, n_steps=2)
+    rest = t.train_(part, n_steps=3)
+    chex.assert_trees_all_equal(plain(rest), plain(full))
+    np.testing.assert_array_equal(m1["loss"], metrics["loss"][:2])
+    with pytest.raises(ValueError, match=r"n_steps must be a positive int \(got n_steps=0\)"):
+        t.train(s0, n_steps=0)

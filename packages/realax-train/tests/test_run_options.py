@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from realax.train import EvosaxTrainer, OptaxTrainer
+from realax.train import EvosaxTrainer, OptaxTrainer, _loops
 from realax.train._progress import ProgressBar
 
 
@@ -221,3 +221,35 @@ def test_n_steps_runs_chunks_that_add_up_to_one_run():
     np.testing.assert_array_equal(m1["loss"], metrics["loss"][:2])
     with pytest.raises(ValueError, match=r"n_steps must be a positive int \(got n_steps=0\)"):
         t.train(s0, n_steps=0)
+
+
+def test_the_loops_run_any_algorithm_even_with_a_tuple_state():
+    from typing import NamedTuple
+
+    from realax.train import Algorithm
+
+    class S(NamedTuple):
+        x: jax.Array
+        step: jax.Array
+        key: jax.Array
+
+    def step(s, data, consts, keys):
+        noise = jax.random.normal(jax.random.fold_in(s.key, s.step) if keys is None else keys)
+        s = S(s.x * 0.5 + 0.0 * noise, s.step + 1, s.key)
+        return s, {"x": s.x}
+
+    alg = Algorithm(
+        lambda key, data: S(jnp.ones(()), jnp.zeros((), jnp.int32), key),
+        step,
+        step_keys=lambda key: key,
+        progress_metric="x",
+    )
+    log = Full()
+    s0 = _loops.init(alg, jax.random.key(0))
+    final = _loops.run(alg, s0, n_steps=3, scan=False, logger=log)
+    assert isinstance(final, S) and int(final.step) == 3
+    assert len(log.ends) == 1 and int(log.ends[0][1]) == 3
+    state, metrics = _loops.run(alg, s0, n_steps=3, logger=log)
+    np.testing.assert_array_equal(metrics["x"], [0.5, 0.25, 0.125])
+    states, _ = _loops.run_seeds(alg, jax.random.split(jax.random.key(1), 2), n_steps=3)
+    assert states.step.tolist() == [3, 3]

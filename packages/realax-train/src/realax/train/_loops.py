@@ -204,6 +204,8 @@ class Prepared(NamedTuple):
     start: int
     metric: str
     n_static: int
+    #: the loop returns ``(state, metrics)`` (scan), not the state alone (fori)
+    with_metrics: bool
 
     def compile(self) -> Prepared:
         """The same run with its program compiled now (so running it times the loop only)."""
@@ -225,7 +227,7 @@ class Prepared(NamedTuple):
                 jax.block_until_ready(out)
                 jax.effects_barrier()
             if isinstance(logger, RunEndLogger):
-                logger.on_run_end(out[0] if isinstance(out, tuple) else out)
+                logger.on_run_end(out[0] if self.with_metrics else out)
         return out
 
 
@@ -252,7 +254,15 @@ def prepare(
         fn, args = _JIT["scan" if scan else "fori"], (*static, state, data, consts)
         start = int(np.max(np.asarray(state.step)))
     return Prepared(
-        fn, args, logger, bool(progress_bar), int(n_steps), start, alg.progress_metric, len(static)
+        fn=fn,
+        args=args,
+        logger=logger,
+        progress=bool(progress_bar),
+        total=int(n_steps),
+        start=start,
+        metric=alg.progress_metric,
+        n_static=len(static),
+        with_metrics=bool(scan),
     )
 
 

@@ -2,6 +2,7 @@
 bootstrapping, errors before compilation, seeds, checkpoints and exact resume, the rl extra.
 """
 
+import functools
 import os
 import subprocess
 import sys
@@ -14,7 +15,13 @@ import optax
 import pytest
 import realax.log as rlog
 from realax.agents import DQN, PPO, SAC
-from realax.train.rl import OffPolicyTrainer, OnPolicyTrainer, RLState, default_rl_metrics
+from realax.train.rl import (
+    OffPolicyTrainer,
+    OnPolicyTrainer,
+    RLState,
+    default_rl_metrics,
+    evaluate,
+)
 
 SMALL = {"hidden_dims": (16,)}
 
@@ -246,6 +253,43 @@ def test_bad_arguments_are_reported_before_compiling():
         OffPolicyTrainer(DQN, "CartPole-v1", buffer_size=2, num_envs=4, train_steps=1)
     with pytest.raises(ValueError, match="the RL trainers take no data"):
         _ppo().initialize(jax.random.key(0), data={"x": 1})
+
+
+def test_agents_on_the_wrong_kind_of_actions_name_the_ones_that_fit():
+    with pytest.raises(
+        ValueError,
+        match=r"^SAC needs continuous actions; CartPole-v1 has discrete actions: use DQN or PPO",
+    ):
+        OffPolicyTrainer(SAC, "CartPole-v1", train_steps=1)
+    small_sac = functools.partial(SAC.create, hidden_dims=(8,))
+    with pytest.raises(ValueError, match=r"^SAC needs continuous actions; CartPole-v1"):
+        OffPolicyTrainer(small_sac, "CartPole-v1", train_steps=1)
+    with pytest.raises(
+        ValueError,
+        match=r"^DQN needs discrete actions; Pendulum-v1 has continuous actions: use SAC or PPO",
+    ):
+        OffPolicyTrainer(DQN, "Pendulum-v1", train_steps=1)
+
+
+def test_public_evaluate_is_the_trainers_evaluation():
+    trainer = _ppo(train_steps=1, eval_episodes=4)
+    state = trainer.initialize(jax.random.key(0))
+    key = jax.random.key(5)
+    returns, lengths = evaluate(
+        state.agent, trainer.eval_env, key, episodes=4, action_fn=trainer.env_action
+    )
+    assert returns.shape == (4,) and lengths.shape == (4,) and lengths.dtype == jnp.int32
+    mean_ret, mean_len = jax.jit(lambda a, k: trainer._evaluate(a, k, jnp.asarray(True), None))(
+        state.agent, key
+    )
+    np.testing.assert_allclose(mean_ret, returns.mean(), rtol=1e-6)
+    np.testing.assert_allclose(mean_len, lengths.mean(), rtol=1e-6)
+    # the greedy return of CartPole is the episode length; a name works and max_steps cuts
+    np.testing.assert_array_equal(returns, lengths)
+    short, short_len = evaluate(state.agent, "CartPole-v1", key, episodes=4, max_steps=3)
+    assert np.all(np.asarray(short_len) <= 3)
+    with pytest.raises(ValueError, match="episodes must be a positive int"):
+        evaluate(state.agent, "CartPole-v1", key, episodes=0)
 
 
 # ----------------------------------------------------------------------------- checkpoints

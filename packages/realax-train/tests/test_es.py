@@ -17,6 +17,7 @@ from realax.train import (
     EvoState,
     FitnessShaper,
     available_strategies,
+    resolve_strategy,
 )
 
 
@@ -310,3 +311,35 @@ def test_w_decay_needs_the_flat_population():
         shaper.apply(None, jnp.zeros(3))
     # without w_decay the parameters are not read
     assert FitnessShaper().apply(None, jnp.array([1.0, jnp.nan])).tolist() == [1.0, 1.0]
+
+
+def test_even_population_strategies_say_so_before_compiling():
+    for name in ("Open_ES", "OpenES", "PGPE", "ARS"):
+        with pytest.raises(ValueError) as info:
+            EvosaxTrainer(5, name, sphere, params_like=jnp.ones(3), popsize=7)
+        canonical = resolve_strategy(name)[0]
+        assert str(info.value).startswith(
+            f"{canonical} needs an even population size (got popsize=7); use popsize=8"
+        ), str(info.value)
+
+
+def test_resolve_strategy_is_public():
+    assert resolve_strategy("Open_ES")[0] == "Open_ES"
+    assert resolve_strategy("openes") == resolve_strategy("OpenES")
+    assert resolve_strategy("DE")[1].__name__ == "DifferentialEvolution"
+    with pytest.raises(ValueError, match="Did you mean 'CMA_ES'"):
+        resolve_strategy("CMA-ESS")
+
+
+def test_a_task_may_have_init_data_without_update_data():
+    class Offset:
+        def __call__(self, x, key, data):
+            return jnp.sum((x - data) ** 2), {}
+
+        def init_data(self, key):
+            return jnp.full(2, 0.5)
+
+    t = EvosaxTrainer(40, "SNES", Offset(), params_like=jnp.zeros(2), popsize=16)
+    state, _ = t.init_and_train(jax.random.key(0))
+    np.testing.assert_array_equal(state.data, [0.5, 0.5])  # never updated
+    np.testing.assert_allclose(state.mean, [0.5, 0.5], atol=0.05)

@@ -125,11 +125,15 @@ def test_resume_finishes_the_run_bit_identically():
 class StepByStepKeys(EvosaxTrainer):
     """Derives each generation's keys inside the step, as train_step does."""
 
-    _step_keys = None
+    def __init__(self, *args, **kw):
+        super().__init__(*args, **kw)
+        step = self.algorithm.step
 
-    def _step(self, state, data, consts, keys=None):
-        assert keys is None
-        return super()._step(state, data, consts)
+        def per_step(state, data, consts, keys):
+            assert keys is None
+            return step(state, data, consts, None)
+
+        self.algorithm = self.algorithm._replace(step=per_step, step_keys=None)
 
 
 def test_es_keys_derived_before_the_loop_are_the_per_step_keys():

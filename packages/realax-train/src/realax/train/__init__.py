@@ -7,6 +7,7 @@
 ...                                 strategy="CMA_ES", steps=30)
 """
 
+from ._algorithm import Algorithm as Algorithm
 from ._base import BaseTrainer as BaseTrainer
 from ._es import EvosaxTrainer as EvosaxTrainer
 from ._es import EvoState as EvoState
@@ -15,22 +16,33 @@ from ._grad import GradState as GradState
 from ._grad import OptaxTrainer as OptaxTrainer
 from ._grad import available_optimizers as available_optimizers
 from ._grad import optimize as optimize
+from ._protocols import DataTask as DataTask
+from ._protocols import Logger as Logger
+from ._protocols import LossFn as LossFn
+from ._protocols import Task as Task
 from ._shaping import FitnessShaper as FitnessShaper
 from ._strategies import STRATEGY_ALIASES as STRATEGY_ALIASES
 from ._strategies import available_strategies as available_strategies
+from ._strategies import resolve_strategy as resolve_strategy
 
 __all__ = [
+    "Algorithm",
     "BaseTrainer",
+    "DataTask",
     "EvoState",
     "EvosaxTrainer",
     "FitnessShaper",
     "GradState",
+    "Logger",
+    "LossFn",
     "OptaxTrainer",
     "STRATEGY_ALIASES",
+    "Task",
     "available_optimizers",
     "available_strategies",
     "evolve",
     "optimize",
+    "resolve_strategy",
 ]
 
 # RL trainers live in realax.train.rl (extra "rl": realax-agents, realax-tasks); they are

@@ -23,6 +23,7 @@ except ModuleNotFoundError as _error:  # pragma: no cover - exercised in a subpr
 from ._buffer import ReplayBuffer as ReplayBuffer
 from ._common import RLState as RLState
 from ._common import default_rl_metrics as default_rl_metrics
+from ._evaluate import evaluate as evaluate
 from ._off_policy import OffPolicyTrainer as OffPolicyTrainer
 from ._on_policy import OnPolicyTrainer as OnPolicyTrainer
 
@@ -32,4 +33,5 @@ __all__ = [
     "RLState",
     "ReplayBuffer",
     "default_rl_metrics",
+    "evaluate",
 ]

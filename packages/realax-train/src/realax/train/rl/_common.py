@@ -1,11 +1,9 @@
-"""Shared plumbing of the RL trainers: state, environments, agents, evaluation, devices."""
+"""What the RL trainers share: the state, the metrics of a run, the front-end base class."""
 
 from __future__ import annotations
 
-import inspect
-import numbers
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import jax
@@ -14,21 +12,26 @@ import numpy as np
 import realax.tasks as rt
 from flax import struct
 from jax import lax
-from jax.sharding import Mesh
 from jax.sharding import PartitionSpec as P
 
-from .._base import (
-    BaseTrainer,
+from .. import _loops
+from .._algorithm import Algorithm
+from .._base import BaseTrainer
+from .._mesh import AXIS, make_mesh
+from .._protocols import Logger
+from .._validate import (
     as_typed_key,
     check_bool,
+    check_divisible,
     check_logger,
     check_n_devices,
+    check_nonneg_int,
     check_positive_int,
     key_batch_size,
 )
-from .._progress import ProgressBar
-
-AXIS = "devices"
+from ._envs import ActionBounds, agent_factory, agent_name, example_action, flat_obs_shape
+from ._envs import resolve_env as resolve_env
+from ._evaluate import local_keys, play_episodes
 
 __all__ = ["RLState", "default_rl_metrics"]
 
@@ -81,93 +84,64 @@ def default_rl_metrics(state: Any, data: Mapping[str, Any]) -> tuple[dict, Any, 
     return logged, state, state.step
 
 
-# ----------------------------------------------------------------------------- checks
-
-
-def check_nonneg_int(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
-        raise ValueError(f"{name} must be an int >= 0 (got {name}={value!r})")
-    return int(value)
-
-
-def check_divisible(value: int, name: str, n_devices: int) -> None:
-    if value % n_devices:
-        ok = -(-value // n_devices) * n_devices
+def steps_from_total(
+    total_env_steps: int | None, train_steps: int | None, per_step: int, what: str
+) -> int:
+    """``train_steps`` given directly or derived from a total number of environment steps."""
+    if (total_env_steps is None) == (train_steps is None):
         raise ValueError(
-            f"{name} must be divisible by n_devices (got {name}={value}, n_devices={n_devices}); "
-            f"use {name}={ok}"
+            "give exactly one of train_steps (number of train steps) or total_env_steps "
+            f"(environment steps, {per_step} per train step: {what}) (got train_steps="
+            f"{train_steps!r}, total_env_steps={total_env_steps!r})"
         )
-
-
-def resolve_env(env: Any, env_kwargs: Mapping[str, Any] | None) -> rt.Env:
-    """A realax-tasks Env (with autoreset) from a registry name or an env instance."""
-    kwargs = dict(env_kwargs or {})
-    if isinstance(env, str):
-        env = rt.make(env, **kwargs)
-    elif isinstance(env, rt.Env):
-        if kwargs:
-            env = env.replace(**kwargs)
-    else:
-        try:
-            env = rt.wrap(env, **kwargs)
-        except TypeError as e:
-            raise TypeError(
-                f"env must be a realax.tasks environment name (e.g. 'CartPole-v1'), a "
-                f"realax.tasks.Env or a gymnax/brax/jumanji environment instance (got "
-                f"{type(env).__name__}): {e}"
-            ) from None
-    if not env.autoreset:
-        env = env.replace(autoreset=True)
-    if env.discrete and not isinstance(env.action_dims, int):
+    if train_steps is not None:
+        return check_positive_int(train_steps, "train_steps")
+    total = check_positive_int(total_env_steps, "total_env_steps")
+    if total < per_step:
         raise ValueError(
-            f"environment {env.name!r} has multi-discrete actions (action_dims="
-            f"{env.action_dims}); the RL trainers support one discrete action or a continuous "
-            "action vector"
+            f"total_env_steps={total} is less than one train step ({per_step} env steps: "
+            f"{what}); use total_env_steps >= {per_step}"
         )
-    return env
-
-
-def example_action(env: rt.Env) -> jax.Array:
-    if env.discrete:
-        return jnp.zeros((), jnp.int32)
-    return jnp.zeros((int(env.action_dims),), jnp.float32)
-
-
-def agent_factory(agent: Any, agent_kwargs: Mapping[str, Any] | None) -> Callable[..., Any]:
-    """``create(key=, observations=, actions=, **kw)`` from an agent class or a callable."""
-    if agent_kwargs is not None and not isinstance(agent_kwargs, Mapping):
-        raise TypeError(f"agent_kwargs must be a dict or None (got {type(agent_kwargs).__name__})")
-    create = getattr(agent, "create", None) if inspect.isclass(agent) else agent
-    if not callable(create):
-        raise TypeError(
-            "agent must be an agent class with a create(key=, observations=, actions=, ...) "
-            "classmethod (e.g. realax.agents.PPO) or such a function (e.g. "
-            f"functools.partial(PPO.create, learning_rate=3e-4)); got {type(agent).__name__}"
-        )
-    return create
-
-
-def flat_obs_shape(env: rt.Env) -> tuple[int, ...]:
-    shape = tuple(env.obs_shape)
-    if len(shape) != 1:
-        raise ValueError(
-            f"environment {env.name!r} has observations of shape {shape}; the RL trainers' MLP "
-            "agents need flat observations; pass env_kwargs={'obs_fn': lambda o: o.reshape(-1)}"
-        )
-    return shape
-
-
-# ----------------------------------------------------------------------------- trainer base
+    return total // per_step
 
 
 def nan_mean(total: jax.Array, count: jax.Array) -> jax.Array:
     return jnp.where(count > 0, total / jnp.maximum(count, 1), jnp.nan).astype(jnp.float32)
 
 
-class RLTrainer(BaseTrainer):
-    """What the on- and off-policy trainers share (not public)."""
+def track_episodes(ep_ret, ep_len, reward, done):
+    """Add a step to the running episode stats; return finished sums and count."""
+    ep_ret = ep_ret + reward
+    ep_len = ep_len + 1
+    finished = (
+        jnp.sum(jnp.where(done, ep_ret, 0.0)),
+        jnp.sum(jnp.where(done, ep_len, 0)),
+        jnp.sum(done.astype(jnp.int32)),
+    )
+    return jnp.where(done, 0.0, ep_ret), jnp.where(done, 0, ep_len), finished
 
-    _progress_metric = "episode_return"
+
+_SPLIT = ("env_state", "obs", "episode_return", "episode_length")
+_REPLICATED = ("agent", "eval_return", "env_steps", "step", "key", "data")
+
+
+def _state_specs(state: RLState) -> RLState:
+    """Partition specs: environments (and replay rows) split over devices, rest replicated."""
+    buffer = None
+    if state.buffer is not None:
+        buffer = state.buffer.replace(data=P(AXIS), pos=P(), size=P())
+    specs: dict[str, Any] = {name: P(AXIS) for name in _SPLIT}
+    specs.update({name: P() for name in _REPLICATED})
+    return RLState(**specs, buffer=buffer)
+
+
+class RLTrainer(BaseTrainer):
+    """What the on- and off-policy trainers share (not public).
+
+    A subclass validates its own arguments, calls :meth:`_setup_common`, and defines
+    ``_initialize(key, data)``, ``_local_step(state, axis)`` and ``env_action(actions)``; its
+    algorithm is ``Algorithm(self._initialize, self._step, None, "episode_return")``.
+    """
 
     def _setup_common(
         self,
@@ -181,7 +155,7 @@ class RLTrainer(BaseTrainer):
         eval_freq: int | None,
         eval_episodes: int,
         eval_max_steps: int | None,
-        logger: Any,
+        logger: Logger | None,
         progress_bar: bool,
         n_devices: int,
     ) -> None:
@@ -206,29 +180,24 @@ class RLTrainer(BaseTrainer):
         self.eval_max_steps = check_positive_int(eval_max_steps, "eval_max_steps")
         self.logger = check_logger(logger)
         self.progress_bar = check_bool(progress_bar, "progress_bar")
+        self._agent = agent
         self._create = agent_factory(agent, agent_kwargs)
         self.agent_kwargs = dict(agent_kwargs or {})
-        self._mesh = (
-            Mesh(np.asarray(jax.devices()[: self.n_devices]), (AXIS,))
-            if self.n_devices > 1
-            else None
-        )
-        if not self.discrete:
-            low = np.asarray(self.env.action_low, np.float32).reshape(-1)
-            high = np.asarray(self.env.action_high, np.float32).reshape(-1)
-            self._low = np.where(np.isfinite(low), low, -1.0).astype(np.float32)
-            self._high = np.where(np.isfinite(high), high, 1.0).astype(np.float32)
+        self._mesh = make_mesh(self.n_devices)
+        self._bounds = None if self.discrete else ActionBounds(self.env)
+        self.algorithm = Algorithm(self._initialize, self._step, None, "episode_return")
 
-    def _make_agent(self, key: jax.Array, **extra: Any) -> Any:
+    def _make_agent(self, key: jax.Array, discrete: bool | None = None, **extra: Any) -> Any:
+        discrete = self.discrete if discrete is None else discrete
         kwargs = {**self.agent_kwargs, **extra}
-        if self.discrete and "n_actions" not in kwargs:
+        if discrete and "n_actions" not in kwargs:
             keywords = getattr(self._create, "keywords", {}) or {}
             if "n_actions" not in keywords:
-                kwargs["n_actions"] = int(self.env.action_dims)
+                kwargs["n_actions"] = int(self.env.action_dims) if self.discrete else 2
         return self._create(
             key=key,
             observations=jnp.zeros(self.obs_shape, jnp.float32),
-            actions=example_action(self.env),
+            actions=example_action(self.env, discrete),
             **kwargs,
         )
 
@@ -237,28 +206,41 @@ class RLTrainer(BaseTrainer):
         try:
             return jax.eval_shape(lambda k: self._make_agent(k, **extra), jax.random.key(0))
         except (TypeError, ValueError) as e:
+            self._check_action_kind(extra)
             raise type(e)(
                 f"creating the agent for {self.env.name!r} (obs_shape={self.obs_shape}, "
                 f"{'discrete' if self.discrete else 'continuous'} actions, action_dims="
                 f"{self.env.action_dims}) failed: {e}"
             ) from None
 
+    def _check_action_kind(self, extra: dict) -> None:
+        """Raise a clear error if the agent works with the other kind of actions only."""
+        try:
+            jax.eval_shape(
+                lambda k: self._make_agent(k, not self.discrete, **extra), jax.random.key(0)
+            )
+        except (TypeError, ValueError):
+            return  # not the kind of actions: report the original error
+        name, env = agent_name(self._agent), self.env.name
+        if self.discrete:
+            raise ValueError(
+                f"{name} needs continuous actions; {env} has discrete actions: use DQN or PPO"
+            ) from None
+        raise ValueError(
+            f"{name} needs discrete actions; {env} has continuous actions: use SAC or PPO"
+        ) from None
+
     # -- pieces used inside the compiled step ------------------------------------------
 
-    def _reset_envs(self, key: jax.Array, n: int) -> tuple[jax.Array, Any]:
-        return jax.vmap(self.env.reset)(jax.random.split(key, n))
+    def env_action(self, actions: jax.Array) -> jax.Array:  # pragma: no cover
+        """The agent's actions as the environment takes them (clipped / rescaled)."""
+        raise NotImplementedError
+
+    def _to_env_action(self, actions: jax.Array) -> jax.Array:
+        return self.env_action(actions)
 
     def _local_keys(self, key: jax.Array, n_global: int, axis: str | None, parts: int = 1):
-        """Keys of this device's share of ``n_global`` items, ``(n_local, parts)``.
-
-        Item ``i`` gets the same key whatever the number of devices, so a run split over
-        devices steps the same environments with the same randomness as a one-device run.
-        """
-        keys = jax.random.split(key, (n_global, parts))
-        if axis is None:
-            return keys
-        n = n_global // self.n_devices
-        return lax.dynamic_slice_in_dim(keys, lax.axis_index(axis) * n, n)
+        return local_keys(key, n_global, axis, self.n_devices, parts)
 
     @staticmethod
     def _env_step(env: rt.Env, keys: jax.Array, env_state: Any, actions: jax.Array):
@@ -266,7 +248,7 @@ class RLTrainer(BaseTrainer):
 
     def _base_state(self, key: jax.Array, agent: Any, buffer: Any = None) -> RLState:
         k_env, k_run = jax.random.split(key)
-        obs, env_state = self._reset_envs(k_env, self.num_envs)
+        obs, env_state = jax.vmap(self.env.reset)(jax.random.split(k_env, self.num_envs))
         return RLState(
             agent=agent,
             env_state=env_state,
@@ -280,75 +262,24 @@ class RLTrainer(BaseTrainer):
             buffer=buffer,
         )
 
-    @staticmethod
-    def _track_episodes(ep_ret, ep_len, reward, done):
-        """Add a step to the running episode stats; return finished sums and count."""
-        ep_ret = ep_ret + reward
-        ep_len = ep_len + 1
-        finished = (
-            jnp.sum(jnp.where(done, ep_ret, 0.0)),
-            jnp.sum(jnp.where(done, ep_len, 0)),
-            jnp.sum(done.astype(jnp.int32)),
-        )
-        ep_ret = jnp.where(done, 0.0, ep_ret)
-        ep_len = jnp.where(done, 0, ep_len)
-        return ep_ret, ep_len, finished
+    _track_episodes = staticmethod(track_episodes)
 
     def _evaluate(self, agent: Any, key: jax.Array, active: jax.Array, axis: str | None):
-        """Mean return and length of ``eval_episodes`` greedy episodes on fresh environments.
-
-        A ``while_loop`` that stops when every episode ended (or ``eval_max_steps``); with
-        ``active`` false it runs zero iterations, which stays cheap under ``vmap`` over seeds
-        (where a ``lax.cond`` would evaluate both branches).
-        """
-        n = self.eval_episodes // self.n_devices
-        env = self.eval_env
-        k_reset, k_loop = jax.random.split(key)
-        reset_keys = self._local_keys(k_reset, self.eval_episodes, axis)[:, 0]
-        obs, env_state = jax.vmap(env.reset)(reset_keys)
-        limit = jnp.where(active, self.eval_max_steps, 0)
-
-        def cond(carry):
-            i, _, _, _, _, alive, _ = carry
-            return jnp.logical_and(i < limit, jnp.any(alive))
-
-        def body(carry):
-            i, env_state, obs, ret, length, alive, k = carry
-            k, k_step = jax.random.split(k)
-            keys = self._local_keys(k_step, self.eval_episodes, axis)[:, 0]
-            actions = agent.sample_actions(obs.astype(jnp.float32), seed=k, deterministic=True)
-            obs, env_state, reward, term, trunc, _ = self._env_step(
-                env, keys, env_state, self._to_env_action(actions)
-            )
-            ret = ret + jnp.where(alive, reward, 0.0)
-            length = length + alive.astype(jnp.int32)
-            alive = jnp.logical_and(alive, ~jnp.logical_or(term, trunc))
-            return i + 1, env_state, obs, ret, length, alive, k
-
-        carry = (
-            jnp.zeros((), jnp.int32),
-            env_state,
-            obs,
-            jnp.zeros((n,), jnp.float32),
-            jnp.zeros((n,), jnp.int32),
-            jnp.ones((n,), bool),
-            k_loop,
+        """Mean return and length of ``eval_episodes`` greedy episodes (none if not ``active``)."""
+        ret, length = play_episodes(
+            agent,
+            self.eval_env,
+            key,
+            n_episodes=self.eval_episodes,
+            max_steps=jnp.where(active, self.eval_max_steps, 0),
+            action_fn=self.env_action,
+            axis=axis,
+            n_devices=self.n_devices,
         )
-        _, _, _, ret, length, _, _ = lax.while_loop(cond, body, carry)
         mean_ret, mean_len = jnp.mean(ret), jnp.mean(length.astype(jnp.float32))
         if axis is not None:
             mean_ret, mean_len = lax.pmean((mean_ret, mean_len), axis)
         return mean_ret, mean_len
-
-    def _maybe_evaluate(self, state: RLState, agent: Any, key: jax.Array, axis: str | None):
-        """Evaluate when the new step is a multiple of ``eval_freq`` or the last one."""
-        if not self.eval_episodes:
-            return state.eval_return, {}
-        new_step = state.step + 1
-        active = jnp.logical_or(new_step % self.eval_freq == 0, new_step == self.train_steps)
-        ret, length = self._evaluate(agent, key, active, axis)
-        eval_return = jnp.where(active, ret, state.eval_return)
-        return eval_return, {"eval_length": jnp.where(active, length, jnp.nan)}
 
     def _finish_step(
         self, state: RLState, new: RLState, key: jax.Array, axis: str | None, finished, metrics
@@ -357,58 +288,40 @@ class RLTrainer(BaseTrainer):
 
         ``new`` is ``state`` after the rollout and update; ``metrics`` are the trainer's own
         (losses, updates, ...), added after the episode, evaluation and env-step metrics.
+        Evaluation runs when the new step is a multiple of ``eval_freq`` or the last one.
         """
-        eval_return, eval_info = self._maybe_evaluate(state, new.agent, key, axis)
+        eval_return, eval_info = state.eval_return, {}
+        if self.eval_episodes:
+            new_step = state.step + 1
+            active = jnp.logical_or(new_step % self.eval_freq == 0, new_step == self.train_steps)
+            ret, length = self._evaluate(new.agent, key, active, axis)
+            eval_return = jnp.where(active, ret, state.eval_return)
+            eval_info = {"eval_length": jnp.where(active, length, jnp.nan)}
         new = new.replace(eval_return=eval_return, step=state.step + 1)
+        total_ret, total_len, count = (jnp.sum(x) for x in finished)
+        if axis is not None:
+            total_ret, total_len, count = lax.psum((total_ret, total_len, count), axis)
         return new, {
-            **self._episode_metrics(finished, axis),
+            "episode_return": nan_mean(total_ret, count),
+            "episode_length": nan_mean(total_len.astype(jnp.float32), count),
+            "episodes": count,
             "eval_return": eval_return,
             **eval_info,
             "env_steps": new.env_steps,
             **metrics,
         }
 
-    def _episode_metrics(self, finished, axis):
-        total_ret, total_len, count = (jnp.sum(x) for x in finished)
-        if axis is not None:
-            total_ret, total_len, count = lax.psum((total_ret, total_len, count), axis)
-        return {
-            "episode_return": nan_mean(total_ret, count),
-            "episode_length": nan_mean(total_len.astype(jnp.float32), count),
-            "episodes": count,
-        }
-
-    def _to_env_action(self, actions: jax.Array) -> jax.Array:  # pragma: no cover
-        raise NotImplementedError
+    def _initialize(self, key: jax.Array, data: Any) -> RLState:
+        raise NotImplementedError  # pragma: no cover
 
     def _local_step(self, state: RLState, axis: str | None) -> tuple[RLState, dict]:
         raise NotImplementedError  # pragma: no cover
 
-    def _state_specs(self, state: RLState) -> RLState:
-        """Partition specs: environments (and replay rows) split over devices, rest replicated."""
-        buffer = None
-        if state.buffer is not None:
-            buffer = state.buffer.replace(data=P(AXIS), pos=P(), size=P())
-        return RLState(
-            agent=P(),
-            env_state=P(AXIS),
-            obs=P(AXIS),
-            episode_return=P(AXIS),
-            episode_length=P(AXIS),
-            eval_return=P(),
-            env_steps=P(),
-            step=P(),
-            key=P(),
-            buffer=buffer,
-            data=P(),
-        )
-
-    def _step(self, state: RLState, data: Any, consts: Any) -> tuple[RLState, dict]:
-        del data, consts
+    def _step(self, state: RLState, data: Any, consts: Any, keys: Any) -> tuple[RLState, dict]:
+        del data, consts, keys
         if self._mesh is None:
             return self._local_step(state, None)
-        specs = self._state_specs(state)
-
+        specs = _state_specs(state)
         fn = jax.shard_map(
             lambda s: self._local_step(s, AXIS),
             mesh=self._mesh,
@@ -431,9 +344,11 @@ class RLTrainer(BaseTrainer):
                 "the RL trainers take no data (got data that is not None); configure the "
                 "environment through env / env_kwargs instead"
             )
-        return self._jitted["init"](as_typed_key(key), None)
+        return _loops.init(self.algorithm, as_typed_key(key), None)
 
-    def run(self, key: Any) -> tuple[RLState, dict, dict]:
+    def run(
+        self, key: Any, *, logger: Logger | None = None, progress_bar: bool | None = None
+    ) -> tuple[RLState, dict, dict]:
         """Initialise and train like :meth:`init_and_train`, timing the run on the host.
 
         The program is compiled first (timed separately) so ``env_steps_per_second`` counts the
@@ -448,27 +363,17 @@ class RLTrainer(BaseTrainer):
             >>> state, metrics, timing = trainer.run(jax.random.key(0))  # doctest: +SKIP
             >>> timing["env_steps_per_second"]  # doctest: +SKIP
         """
-        n_seeds = key_batch_size(key)
+        seeds = key_batch_size(key) is not None
         key = as_typed_key(key)
-        statics = {"n_steps": self.train_steps, "progress": self.progress_bar}
+        opts = self._options(logger, progress_bar)
         t0 = time.perf_counter()
-        if n_seeds is None:
-            state = self.initialize(key)
-            args: tuple = (state, None, self._consts())
-            compiled = self._jitted["scan"].lower(*args, **statics).compile()
-            start = int(state.step)
-        else:
-            args = (key, None, self._consts())
-            compiled = self._jitted["seeds"].lower(*args, **statics, scan=True).compile()
-            start = 0
+        start = key if seeds else self.initialize(key)
+        prepared = _loops.prepare(
+            self.algorithm, start, n_steps=self.train_steps, seeds=seeds, **opts
+        ).compile()
         t1 = time.perf_counter()
-        with ProgressBar.maybe(
-            self.progress_bar, id(self), self.train_steps, start, self._progress_metric
-        ):
-            state, metrics = compiled(*args)
-            jax.block_until_ready((state, metrics))
-            if self.progress_bar:
-                jax.effects_barrier()
+        state, metrics = prepared()
+        jax.block_until_ready((state, metrics))
         t2 = time.perf_counter()
         env_steps = int(np.sum(np.asarray(state.env_steps)))
         timing = {
@@ -478,24 +383,3 @@ class RLTrainer(BaseTrainer):
             "env_steps_per_second": env_steps / max(t2 - t1, 1e-9),
         }
         return state, metrics, timing
-
-
-def steps_from_total(
-    total_env_steps: int | None, train_steps: int | None, per_step: int, what: str
-) -> int:
-    """``train_steps`` given directly or derived from a total number of environment steps."""
-    if (total_env_steps is None) == (train_steps is None):
-        raise ValueError(
-            "give exactly one of train_steps (number of train steps) or total_env_steps "
-            f"(environment steps, {per_step} per train step: {what}) (got train_steps="
-            f"{train_steps!r}, total_env_steps={total_env_steps!r})"
-        )
-    if train_steps is not None:
-        return check_positive_int(train_steps, "train_steps")
-    total = check_positive_int(total_env_steps, "total_env_steps")
-    if total < per_step:
-        raise ValueError(
-            f"total_env_steps={total} is less than one train step ({per_step} env steps: "
-            f"{what}); use total_env_steps >= {per_step}"
-        )
-    return total // per_step

@@ -11,16 +11,10 @@ import jax.numpy as jnp
 import optax
 from jax import lax
 
-from .._base import check_positive_int
+from .._validate import check_divisible, check_nonneg_int, check_positive_int
 from ._buffer import ReplayBuffer
-from ._common import (
-    RLState,
-    RLTrainer,
-    check_divisible,
-    check_nonneg_int,
-    example_action,
-    steps_from_total,
-)
+from ._common import RLState, RLTrainer, steps_from_total
+from ._envs import example_action
 
 __all__ = ["OffPolicyTrainer"]
 
@@ -171,7 +165,7 @@ class OffPolicyTrainer(RLTrainer):
         if (
             isinstance(epsilon, bool)
             or not isinstance(epsilon, numbers.Real)
-            or not 0.0 <= epsilon <= 1.0
+            or not 0.0 <= float(epsilon) <= 1.0
         ):
             raise ValueError(
                 f"epsilon must be a float in [0, 1] or a schedule env_steps -> epsilon (got "
@@ -180,10 +174,10 @@ class OffPolicyTrainer(RLTrainer):
         value = float(epsilon)
         return lambda count: jnp.asarray(value, jnp.float32)
 
-    def _to_env_action(self, actions: jax.Array) -> jax.Array:
-        if self.discrete:
-            return actions
-        return self._low + (jnp.clip(actions, -1.0, 1.0) + 1.0) * 0.5 * (self._high - self._low)
+    def env_action(self, actions: jax.Array) -> jax.Array:
+        """The agent's actions as the environment takes them: continuous ones, in ``[-1, 1]``,
+        rescaled to the bounds."""
+        return actions if self._bounds is None else self._bounds.rescale(actions)
 
     def _transition_example(self) -> dict[str, jax.Array]:
         obs = jnp.zeros(self.obs_shape, jnp.float32)
@@ -227,7 +221,7 @@ class OffPolicyTrainer(RLTrainer):
                 )(keys[:, 2])
                 actions = jnp.where(env_steps < self.learning_starts, uniform, policy)
             next_obs, env_state, reward, term, trunc, info = self._env_step(
-                env, keys[:, 1], env_state, self._to_env_action(actions)
+                env, keys[:, 1], env_state, self.env_action(actions)
             )
             done = jnp.logical_or(term, trunc)
             ep_ret, ep_len, finished = self._track_episodes(ep_ret, ep_len, reward, done)

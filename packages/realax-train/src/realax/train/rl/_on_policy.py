@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from .._base import check_bool, check_positive_int
+from .._validate import check_bool, check_positive_int
 from ._common import RLState, RLTrainer, steps_from_total
 
 __all__ = ["OnPolicyTrainer"]
@@ -147,10 +147,10 @@ class OnPolicyTrainer(RLTrainer):
             self._extra["anneal_lr_steps"] = self.train_steps * epochs * minibatches
         self.agent_config = config
 
-    def _to_env_action(self, actions: jax.Array) -> jax.Array:
-        if self.discrete:
-            return actions
-        return jnp.clip(actions, self._low, self._high)
+    def env_action(self, actions: jax.Array) -> jax.Array:
+        """The agent's actions as the environment takes them: continuous ones clipped to the
+        bounds (the rollout keeps the sampled action for the log-probabilities)."""
+        return actions if self._bounds is None else self._bounds.clip(actions)
 
     def _initialize(self, key: jax.Array, data: Any) -> RLState:
         del data
@@ -176,7 +176,7 @@ class OnPolicyTrainer(RLTrainer):
                 obs, keys[:, 0]
             )
             next_obs, env_state, reward, term, trunc, info = self._env_step(
-                env, keys[:, 1], env_state, self._to_env_action(actions)
+                env, keys[:, 1], env_state, self.env_action(actions)
             )
             done = jnp.logical_or(term, trunc)
             ep_ret, ep_len, finished = self._track_episodes(ep_ret, ep_len, reward, done)

@@ -32,6 +32,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from . import _quiet
 from ._config import CliError
 from ._parser import build_parser, split_args
 
@@ -61,6 +62,32 @@ def _ensure_devices(n: int, argv: Sequence[str] | None) -> None:
     os.execve(sys.executable, [sys.executable, "-m", "realax.train.cli", *sys.argv[1:]], env)
 
 
+def _announce(command: str, config: dict) -> None:
+    """The first line of a run, printed before JAX loads (which takes seconds)."""
+    from ._folders import run_folder
+
+    if command in ("evolve", "train"):
+        method = config["strategy"] if command == "evolve" else config["algo"]
+        what = (
+            f"{config['strategy']}, popsize {config['popsize']}, {config['generations']} "
+            "generations"
+            if command == "evolve"
+            else f"{config['algo']}, {config['steps']} env steps"
+        )
+        line = f"realax {command}: {config['env']}, {what} -> {run_folder(config, method)}"
+    elif command == "resume":
+        saved = config["saved"]
+        line = f"realax resume: {config['run']} ({saved['command']} {saved['env']})"
+    else:
+        return
+    print(f"{line}; loading JAX...", file=sys.stderr, flush=True)
+
+
+def _fail(e: CliError) -> int:
+    print(f"realax: error: {e}", file=sys.stderr)
+    return e.status
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``realax`` command line.
 
@@ -76,16 +103,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         >>> main(["evolve", "CartPole-v1", "--generations", "5"])  # doctest: +SKIP
     """
     parser = build_parser()
-    args = parser.parse_args(None if argv is None else list(argv))
+    args, extras = parser.parse_known_args(None if argv is None else list(argv))
     command, given = split_args(args)
     try:
-        from ._resolve import resolve
+        from ._resolve import resolve, resume_extras
 
+        if extras and command == "resume":
+            raise resume_extras(given["run"], extras)
+        if extras:
+            parser.error(f"unrecognized arguments: {' '.join(extras)}")
         config = resolve(command, given)
+        _announce(command, config)
+        _quiet.install()
         _ensure_devices(config.get("devices", 1), argv)
     except CliError as e:
-        print(f"realax: error: {e}", file=sys.stderr)
-        return e.status
+        return _fail(e)
     try:
         from . import _commands
     except ImportError as e:  # pragma: no cover - only without the cli extra
@@ -98,10 +130,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _commands.run(command, config)
     except CliError as e:
-        print(f"realax: error: {e}", file=sys.stderr)
-        return e.status
+        return _fail(e)
     except BrokenPipeError:  # e.g. `realax envs | head`
-        sys.stderr.close()
+        _silence_stdout()
         return 0
     except KeyboardInterrupt:
         print(
@@ -110,3 +141,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 130
+
+
+def _silence_stdout() -> None:
+    """After a broken pipe: point stdout at /dev/null so the exit flush raises nothing."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass

@@ -7,8 +7,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ._common import draw_curves, holds_run, table
+from . import _compat
+from ._common import table
 from ._config import CliError
+from ._folders import METRICS_FILE, PLOT_FILE, finished_summary, holds_run
 
 
 def run(command: str, config: dict[str, Any]) -> int:
@@ -46,11 +48,20 @@ def _module_for(saved: dict[str, Any]) -> Any:
 
 def _resume(config: dict[str, Any]) -> int:
     run_dir = Path(config["run"]).expanduser()
-    saved = dict(config["saved"])
-    if config["total"] is not None:
-        saved["generations" if saved["command"] == "evolve" else "steps"] = config["total"]
-    if config["wandb"] is not None:
-        saved["wandb"] = config["wandb"]
+    saved = config["saved"]
+    summary = finished_summary(run_dir, saved)
+    if summary is not None:
+        noun = "generations" if saved["command"] == "evolve" else "train steps"
+        steps = summary.get("generations", summary.get("train_steps"))
+        longer = "--generations" if saved["command"] == "evolve" else "--steps"
+        shown = run_dir.as_posix()
+        print(
+            f"{shown} is finished ({steps} {noun}; policy mean return "
+            f"{summary.get('eval_return_mean', float('nan')):.1f}); nothing to resume. Run it "
+            f"longer with `realax resume {shown} {longer} N`, or evaluate it with "
+            f"`realax eval {shown}`."
+        )
+        return 0
     return _module_for(saved).resume(saved, run_dir)
 
 
@@ -61,39 +72,53 @@ def _eval(config: dict[str, Any]) -> int:
 
 
 def _plot(config: dict[str, Any]) -> int:
-    import realax.log as rlog
+    from ._resolve import run_config
 
     run_dir = Path(config["run"]).expanduser()
-    if not (run_dir / "metrics.jsonl").is_file():
+    if not (run_dir / METRICS_FILE).is_file():
         raise CliError(
-            f"{config['run']!r} has no metrics.jsonl"
+            f"{config['run']!r} has no {METRICS_FILE}"
             + ("" if holds_run(run_dir) else " (is it a run folder?)")
         )
     metrics = None
     if config.get("metrics"):
         metrics = [m.strip() for m in config["metrics"].split(",") if m.strip()]
     out = Path(config["out"]) if config.get("out") else None
-    if out is None and metrics is None:
-        path = draw_curves(run_dir, _default_plot_metrics(run_dir))
-        if path is None:
-            return 1
-    else:
-        try:
-            path = rlog.plot(run_dir, metrics=metrics, out=out)
-        except ValueError as e:
-            raise CliError(str(e)) from None
+    try:
+        saved = run_config(run_dir)
+        title = f"{saved['env']}: " + (
+            saved["strategy"] if saved["command"] == "evolve" else saved["algo"].upper()
+        )
+    except CliError:  # a metrics file without config.toml: plot it untitled
+        saved, title = None, None
+    if metrics is None and out is None and saved is not None:
+        metrics = _default_plot_metrics(run_dir, saved["command"])
+    try:
+        path = _compat.plot(run_dir, metrics=metrics, out=out or run_dir / PLOT_FILE, title=title)
+    except ValueError as e:
+        raise CliError(str(e)) from None
     print(path)
     return 0
 
 
-def _default_plot_metrics(run_dir: Path) -> list[str] | None:
+def _default_plot_metrics(run_dir: Path, command: str) -> list[str] | None:
     import realax.log as rlog
 
-    from ._evolve import PLOT_METRICS
-
+    shown = ("fitness_max", "fitness_mean", "fitness_min", "best_fitness")
+    if command == "train":
+        shown = ("episode_return", "eval_return")
     rows = rlog.read_metrics(run_dir)
-    chosen = [m for m in PLOT_METRICS if rows and m in rows[-1]]
+    chosen = [m for m in shown if rows and m in rows[-1]]
     return chosen or None
+
+
+def _reason(e: BaseException) -> str:
+    """Why an environment is unavailable: its first sentence, cut at a word if long."""
+    import textwrap
+
+    text = " ".join(str(e).split()) or type(e).__name__
+    first = text.split(". ")[0].rstrip(".")
+    return textwrap.shorten(first, width=90, placeholder=" ...")
 
 
 def _envs(suite: str | None) -> int:
@@ -112,7 +137,7 @@ def _envs(suite: str | None) -> int:
                 kind = "discrete" if discrete else "continuous"
                 rows.append((name, s, str(obs), f"{act} {kind}"))
             except Exception as e:  # an env that cannot be built here (e.g. needs a download)
-                rows.append((name, s, "?", f"unavailable: {' '.join(str(e).split())[:60]}"))
+                rows.append((name, s, "?", f"unavailable: {_reason(e)}"))
     header = ("name", "suite", "obs dims", "actions")
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
     for r in [header, *rows]:

@@ -94,7 +94,44 @@ TRAIN_KEYS: dict[str, Key] = {
     "ckpt_freq": Key(
         None, POSITIVE, "checkpoint every N train steps (default: per algorithm)", "N"
     ),
+    "buffer_size": Key(
+        None,
+        POSITIVE,
+        "replay buffer size of dqn and sac (default: min(100000, --steps)); fixed for the run",
+        "N",
+    ),
+    "learning_starts": Key(
+        None,
+        NONNEGATIVE,
+        "env steps before dqn and sac start learning (default: min(1000, --steps / 10))",
+        "N",
+    ),
 }
+
+#: per-algorithm defaults of the ``train`` keys left unset (None); a PPO train step is
+#: num_envs x 128 environment steps, a DQN/SAC train step num_envs environment steps
+ALGO_DEFAULTS: dict[str, dict[str, Any]] = {
+    "ppo": {"steps": 204_800, "num_envs": 8, "ckpt_freq": 20},
+    "dqn": {"steps": 50_000, "num_envs": 1, "ckpt_freq": 5_000},
+    "sac": {"steps": 30_000, "num_envs": 1, "ckpt_freq": 5_000},
+}
+
+
+def with_algo_defaults(config: dict[str, Any]) -> dict[str, Any]:
+    """A ``train`` configuration with the algorithm's defaults filled in, the settings that
+    fix array shapes (buffer size) included, so that config.toml records them for resume."""
+    out = dict(config)
+    for k, v in ALGO_DEFAULTS[out["algo"]].items():
+        if out.get(k) is None:
+            out[k] = v
+    if out["algo"] == "ppo":
+        out["buffer_size"] = out["learning_starts"] = None
+    else:
+        if out.get("buffer_size") is None:
+            out["buffer_size"] = min(100_000, out["steps"])
+        if out.get("learning_starts") is None:
+            out["learning_starts"] = min(1_000, out["steps"] // 10)
+    return out
 
 
 def _add_keys(parser: argparse.ArgumentParser, keys: dict[str, Key], skip=()) -> None:
@@ -190,7 +227,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("eval", help="run a run's final policy and print its mean return")
     p.add_argument("run", metavar="RUN_DIR")
-    p.add_argument("--episodes", metavar="N", default="16", help="episodes (default: 16)")
+    p.add_argument(
+        "--episodes",
+        metavar="N",
+        default=None,
+        help="episodes (default: the run's --eval-episodes, 32 unless set)",
+    )
     p.add_argument("--seed", metavar="S", default="1", help="seed of the episodes (default: 1)")
 
     p = sub.add_parser("plot", help="redraw a run's learning curves")

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
 from ._config import NONNEGATIVE, POSITIVE, CliError, check_config, load_config_file, read_toml
-from ._parser import EVOLVE_KEYS, TRAIN_KEYS
-
-CONFIG_FILE = "config.toml"
+from ._folders import CONFIG_FILE
+from ._parser import EVOLVE_KEYS, TRAIN_KEYS, with_algo_defaults
+from ._quiet import wandb_logged_in
 
 
 def _merge(command: str, given: dict[str, Any], keys: dict) -> dict[str, Any]:
@@ -69,7 +70,38 @@ def run_config(run_dir: str | Path) -> dict[str, Any]:
     config = {k: spec.default for k, spec in keys.items()}
     config.update(check_config(saved, keys, source=str(cfg), ignore=("command",)))
     config["command"] = command
-    return config
+    return with_algo_defaults(config) if command == "train" else config
+
+
+def _online_needs_login(config: dict[str, Any]) -> dict[str, Any]:
+    """``--wandb online`` without wandb credentials: say so once and log offline instead."""
+    if config.get("wandb") != "online" or wandb_logged_in():
+        return config
+    print(
+        "realax: --wandb online needs a wandb login (`wandb login`, or WANDB_API_KEY); this run "
+        "logs offline into its folder instead (upload it later with `wandb sync`)",
+        file=sys.stderr,
+        flush=True,
+    )
+    return {**config, "wandb": "offline"}
+
+
+#: what `realax resume` says about a flag it cannot take
+_FIXED = (
+    "realax resume continues a run with the settings in its config.toml ({flag} fixes what the "
+    "checkpoints hold); start a new run like it instead: "
+    "`realax {command} --config {run}/config.toml {flag} ... --out OTHER_DIR`"
+)
+
+
+def resume_extras(run: str, extras: list[str]) -> CliError:
+    """The error for flags ``realax resume`` does not take (they would change the run)."""
+    flag = next((a.split("=", 1)[0] for a in extras if a.startswith("--")), extras[0])
+    try:
+        command = read_toml(Path(run).expanduser() / CONFIG_FILE).get("command", "evolve")
+    except (OSError, ValueError):
+        command = "evolve"
+    return CliError(_FIXED.format(flag=flag, command=command, run=run.rstrip("/")))
 
 
 def resolve(command: str, given: dict[str, Any]) -> dict[str, Any]:
@@ -81,33 +113,37 @@ def resolve(command: str, given: dict[str, Any]) -> dict[str, Any]:
                 "evolve needs an environment, e.g. `realax evolve CartPole-v1` "
                 "(`realax envs` lists them)"
             )
-        return {"command": "evolve", **config}
+        return _online_needs_login({"command": "evolve", **config})
     if command == "train":
         config = _merge("train", given, TRAIN_KEYS)
         if config["algo"] is None or config["env"] is None:
             raise CliError(
                 "train needs an algorithm and an environment, e.g. `realax train ppo CartPole-v1`"
             )
-        return {"command": "train", **config}
+        return _online_needs_login(with_algo_defaults({"command": "train", **config}))
     if command == "resume":
         saved = run_config(given["run"])
-        total = given.get("total")
-        if total is not None:
-            total = POSITIVE("generations", total)
+        total_key = "generations" if saved["command"] == "evolve" else "steps"
+        if given.get("total") is not None:
+            saved[total_key] = POSITIVE(total_key, given["total"])
+        if given.get("wandb") is not None:
+            saved["wandb"] = given["wandb"]
         return {
             "command": "resume",
             "run": given["run"],
-            "total": total,
-            "wandb": given.get("wandb"),
-            "saved": saved,
+            "saved": _online_needs_login(saved),
             "devices": saved.get("devices", 1),
         }
     if command == "eval":
+        saved = run_config(given["run"])
+        episodes = given["episodes"]
         return {
             "command": "eval",
             "run": given["run"],
-            "episodes": POSITIVE("episodes", given["episodes"]),
+            "episodes": saved["eval_episodes"]
+            if episodes is None
+            else POSITIVE("episodes", episodes),
             "seed": NONNEGATIVE("seed", given["seed"]),
-            "saved": run_config(given["run"]),
+            "saved": saved,
         }
     return {"command": command, **given}

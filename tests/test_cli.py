@@ -209,7 +209,7 @@ def test_config_file_keys_mirror_flags_and_flags_override(tmp_path):
     assert saved["strategy"] == "SNES" and saved["popsize"] == 8 and saved["policy"] == "gru"
     assert saved["generations"] == 3  # the flag beat the file
     assert saved["devices"] == 2 and saved["seed"] == 3 and saved["eval_reps"] == 1
-    assert rlog.all_steps(run) == [2]
+    assert rlog.all_steps(run) == [2, 3]  # every --ckpt-freq steps, and the final step
     assert _summary(run)["generations"] == 3
     # the saved config.toml is itself a valid --config (its `out` is that run: refused)
     line = _error_line(realax(tmp_path, "evolve", "--config", "runs/from_yaml/config.toml"))

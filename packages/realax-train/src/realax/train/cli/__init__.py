@@ -31,6 +31,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from . import _quiet
 from ._config import CliError
@@ -62,25 +63,22 @@ def _ensure_devices(n: int, argv: Sequence[str] | None) -> None:
     os.execve(sys.executable, [sys.executable, "-m", "realax.train.cli", *sys.argv[1:]], env)
 
 
-def _announce(command: str, config: dict) -> None:
+def _announce(config: Any) -> None:
     """The first line of a run, printed before JAX loads (which takes seconds)."""
     from ._folders import run_folder
+    from ._schema import EvolveConfig, RunArgs, TrainConfig
 
-    if command in ("evolve", "train"):
-        method = config["strategy"] if command == "evolve" else config["algo"]
-        what = (
-            f"{config['strategy']}, popsize {config['popsize']}, {config['generations']} "
-            "generations"
-            if command == "evolve"
-            else f"{config['algo']}, {config['steps']} env steps"
-        )
-        line = f"realax {command}: {config['env']}, {what} -> {run_folder(config, method)}"
-    elif command == "resume":
-        saved = config["saved"]
-        line = f"realax resume: {config['run']} ({saved['command']} {saved['env']})"
+    if isinstance(config, EvolveConfig):
+        what = f"{config.strategy}, popsize {config.popsize}, {config.generations} generations"
+        line = f"realax evolve: {config.env}, {what} -> {run_folder(config, config.strategy)}"
+    elif isinstance(config, TrainConfig):
+        what = f"{config.algo}, {config.steps} env steps"
+        line = f"realax train: {config.env}, {what} -> {run_folder(config, str(config.algo))}"
+    elif isinstance(config, RunArgs) and config.command == "resume":
+        line = f"realax resume: {config.run} ({config.saved.command} {config.saved.env})"
     else:
         return
-    print(f"{line}; loading JAX...", file=sys.stderr, flush=True)
+    print(f"{line}; loading JAX...", flush=True)
 
 
 def _fail(e: CliError) -> int:
@@ -113,9 +111,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if extras:
             parser.error(f"unrecognized arguments: {' '.join(extras)}")
         config = resolve(command, given)
-        _announce(command, config)
+        _announce(config)
         _quiet.install()
-        _ensure_devices(config.get("devices", 1), argv)
+        _ensure_devices(config.devices, argv)
     except CliError as e:
         return _fail(e)
     try:
@@ -128,7 +126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 1
     try:
-        return _commands.run(command, config)
+        return _commands.run(config)
     except CliError as e:
         return _fail(e)
     except BrokenPipeError:  # e.g. `realax envs | head`

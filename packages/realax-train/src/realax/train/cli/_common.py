@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -12,9 +12,10 @@ import numpy as np
 
 from . import _compat
 from ._folders import METRICS_FILE, PLOT_FILE
+from ._schema import RunConfig
 
 
-def make_logger(run_dir: Path, config: Mapping[str, Any], metrics_fn: Any, *, resumed: bool):
+def make_logger(run_dir: Path, config: RunConfig, metrics_fn: Any, *, resumed: bool):
     """A realax.log Logger writing metrics, checkpoints and the wandb run into ``run_dir``.
 
     The folder is the run's own (a fresh run was checked by ``check_fresh``), so the Logger
@@ -29,12 +30,12 @@ def make_logger(run_dir: Path, config: Mapping[str, Any], metrics_fn: Any, *, re
             f.seek(-1, 2)
             if f.read(1) != b"\n":
                 f.write(b"\n")
-    mode = config["wandb"]
+    mode = config.wandb
     logger = rlog.Logger(
         wandb_log=mode != "off",
         metrics_fn=metrics_fn,
         ckpt_dir=run_dir,
-        ckpt_freq=config["ckpt_freq"],
+        ckpt_freq=config.ckpt_freq or 1,  # always set once resolved
         mode=None if mode == "off" else mode,
         resume=True,
     )
@@ -45,9 +46,9 @@ def make_logger(run_dir: Path, config: Mapping[str, Any], metrics_fn: Any, *, re
             "name": name + ("-resumed" if resumed else ""),
             "dir": str(run_dir.resolve()),
             "group": name,
-            "tags": ["realax-cli", config["command"]],
+            "tags": ["realax-cli", config.command],
         }
-    logger.init(project=config["project"], config=dict(config), **kwargs)
+    logger.init(project=config.project, config=config.as_dict(), **kwargs)
     return logger
 
 

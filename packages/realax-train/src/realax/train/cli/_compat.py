@@ -69,7 +69,7 @@ def plot(run_dir: Path, *, metrics: list[str] | None, out: Path | None, title: s
     import realax.log as rlog
 
     if "title" in inspect.signature(rlog.plot).parameters:
-        return rlog.plot(run_dir, metrics=metrics, out=out, title=title)
+        return rlog.plot(run_dir, metrics=metrics, out=out, title=title)  # type: ignore[call-arg]
     return rlog.plot(run_dir, metrics=metrics, out=out)
 
 

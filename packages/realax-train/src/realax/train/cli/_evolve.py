@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +31,7 @@ from ._folders import (
     write_summary,
 )
 from ._run import INTERRUPTED, Kind, Session, drive, restore_latest, resume_from_disk
+from ._schema import EvolveConfig
 
 KIND = Kind("evolve", "generation", "--generations")
 #: realax's defaults for Open_ES (evosax's own, sgd(1e-3) and std 1.0, are tuned for other
@@ -45,7 +45,7 @@ PLOT_METRICS = ("fitness_max", "fitness_mean", "fitness_min", "best_fitness")
 class Setup:
     """Everything a run is made of, rebuilt identically from its configuration."""
 
-    config: dict[str, Any]
+    config: EvolveConfig
     env: Any
     policy: Any
     task: Any
@@ -74,30 +74,30 @@ def make_env(name: str) -> Any:
         raise CliError(str(e), status=1) from None
 
 
-def make_policy(env: Any, config: dict[str, Any]) -> Any:
+def make_policy(env: Any, config: EvolveConfig) -> Any:
     import realax.tasks as rt
 
-    if config["policy"] == "gru":
-        encoder = config["width"] if config["depth"] >= 2 else 0
-        return rt.GRUPolicy.from_env(env, hidden_size=config["width"], encoder_width=encoder)
-    return rt.MLPPolicy.from_env(env, width=config["width"], depth=config["depth"])
+    if config.policy == "gru":
+        encoder = config.width if config.depth >= 2 else 0
+        return rt.GRUPolicy.from_env(env, hidden_size=config.width, encoder_width=encoder)
+    return rt.MLPPolicy.from_env(env, width=config.width, depth=config.depth)
 
 
-def make_task(env: Any, policy: Any, config: dict[str, Any]) -> Any:
+def make_task(env: Any, policy: Any, config: EvolveConfig) -> Any:
     """The suite's task class (GymnaxTask / BraxTask / JumanjiTask) around ``env``."""
     import realax.tasks as rt
 
     cls = {"gymnax": rt.GymnaxTask, "brax": rt.BraxTask, "jumanji": rt.JumanjiTask}[env.suite]
-    max_steps = config["max_steps"] or env.max_steps
-    return cls(env, policy=policy, max_steps=max_steps, obs_norm=config["obs_norm"])
+    max_steps = config.max_steps or env.max_steps
+    return cls(env, policy=policy, max_steps=max_steps, obs_norm=config.obs_norm)
 
 
-def strategy_kwargs(name: str, cls: type, config: dict[str, Any]) -> dict[str, Any]:
+def strategy_kwargs(name: str, cls: type, config: EvolveConfig) -> dict[str, Any]:
     """``es_kws`` from ``--lr`` / ``--sigma`` (checked against the strategy's constructor)."""
     import optax
 
-    params = inspect.signature(cls.__init__).parameters
-    lr, sigma = config["lr"], config["sigma"]
+    params = inspect.signature(cls).parameters
+    lr, sigma = config.lr, config.sigma
     if name == "Open_ES":
         lr = OPEN_ES_LR if lr is None else lr
         sigma = OPEN_ES_SIGMA if sigma is None else sigma
@@ -119,43 +119,43 @@ def strategy_kwargs(name: str, cls: type, config: dict[str, Any]) -> dict[str, A
     return kws
 
 
-def build(config: dict[str, Any]) -> Setup:
+def build(config: EvolveConfig) -> Setup:
     """Environment, policy, task and trainer of an ``evolve`` configuration."""
     import realax.tasks as rt
     from realax.train import EvosaxTrainer, FitnessShaper
 
     try:
-        name, cls = _compat.resolve_strategy(config["strategy"])
+        name, cls = _compat.resolve_strategy(config.strategy)
     except ValueError as e:
         raise CliError(str(e)) from None
     es_kws = strategy_kwargs(name, cls, config)
-    env = make_env(config["env"])
-    key = jax.random.key(config["seed"])
+    env = make_env(str(config.env))
+    key = jax.random.key(config.seed)
     try:
         policy = make_policy(env, config)
         task = make_task(env, policy, config)
         example = jnp.zeros(env.obs_shape, env.spec.obs_dtype)
         params, _ = rt.make_model_factory(policy, example, jax.random.fold_in(key, 0))
         trainer = EvosaxTrainer(
-            train_steps=config["generations"],
+            train_steps=config.generations,
             strategy=name,
             task=task,
             params_like=params,
-            popsize=config["popsize"],
+            popsize=config.popsize,
             fitness_shaper=FitnessShaper(maximize=True, centered_rank=True),
             es_kws=es_kws,
-            eval_reps=config["eval_reps"],
-            n_devices=config["devices"],
+            eval_reps=config.eval_reps,
+            n_devices=config.devices,
         )
     except (ValueError, TypeError) as e:
         raise CliError(_build_error(e, name, config)) from None
-    return Setup(dict(config), env, policy, task, params, trainer, key)
+    return Setup(config, env, policy, task, params, trainer, key)
 
 
-def _build_error(e: BaseException, strategy: str, config: dict[str, Any]) -> str:
+def _build_error(e: BaseException, strategy: str, config: EvolveConfig) -> str:
     """A trainer's error in the command's words (flags instead of argument names)."""
     text = in_flag_words(str(e))
-    popsize = config["popsize"]
+    popsize = config.popsize
     if "even" in text and "popsize" in text.lower().replace("population size", "popsize"):
         return (
             f"{strategy} needs an even population size; use --popsize {popsize + 1} "
@@ -185,8 +185,8 @@ def evaluate_many(
     return [returns[i] for i in range(len(candidates))]
 
 
-def _fitness_row(state: Any, config: dict[str, Any]) -> tuple[str, str]:
-    reps = config["eval_reps"]
+def _fitness_row(state: Any, config: EvolveConfig) -> tuple[str, str]:
+    reps = config.eval_reps
     episodes = "one episode" if reps == 1 else f"the mean of {reps} episodes"
     return (
         "best fitness",
@@ -214,7 +214,7 @@ def finish(setup: Setup, run_dir: Path, session: Session) -> int:
     import realax.log as rlog
 
     config, state = setup.config, session.state
-    episodes = config["eval_episodes"]
+    episodes = config.eval_episodes
     key = jax.random.fold_in(setup.key, 2)
     candidates = _candidates(state)
     evaluated = evaluate_many(setup.task, list(candidates.values()), state.data, key, episodes)
@@ -237,7 +237,7 @@ def finish(setup: Setup, run_dir: Path, session: Session) -> int:
         "suite": setup.env.suite,
         "strategy": setup.trainer.strategy_name,
         "generations": total,
-        "requested": config["generations"],
+        "requested": config.generations,
         "session_start": session.start,
         "popsize": setup.trainer.popsize,
         "num_params": setup.trainer.num_dims,
@@ -293,16 +293,15 @@ def _complete(setup: Setup, run_dir: Path, session: Session | None) -> int:
     return INTERRUPTED if session is None else finish(setup, run_dir, session)
 
 
-def evolve(config: dict[str, Any]) -> int:
+def evolve(config: EvolveConfig) -> int:
     """``realax evolve``: a new run."""
-    run_dir = run_folder(config, config["strategy"])
+    run_dir = run_folder(config, config.strategy)
     check_fresh(run_dir)
-    config = {**config, "out": run_dir.as_posix()}
+    config = config.replace(out=run_dir.as_posix())
     setup = build(config)
     print(
         f"realax evolve: {describe_env(setup.env)}, {setup.trainer.strategy_name}, "
         f"popsize {setup.trainer.popsize}, {setup.trainer.num_dims} parameters",
-        file=sys.stderr,
         flush=True,
     )
     save_config(run_dir, config)
@@ -317,16 +316,16 @@ def _metrics_fn() -> Any:
     return rlog.default_es_metrics
 
 
-def resume(config: dict[str, Any], run_dir: Path) -> int:
+def resume(config: EvolveConfig, run_dir: Path) -> int:
     """``realax resume`` of an evolve run."""
     setup = build(config)
     session = resume_from_disk(setup, run_dir, kind=KIND, metrics_fn=_metrics_fn())
     return _complete(setup, run_dir, session)
 
 
-def eval_policy(config: dict[str, Any], run_dir: Path, episodes: int, seed: int) -> int:
+def eval_policy(config: EvolveConfig, run_dir: Path, episodes: int, seed: int) -> int:
     """``realax eval`` of an evolve run: the saved policy (else the latest checkpoint's mean)."""
-    setup = build({**config, "devices": 1})  # evaluation needs no population split
+    setup = build(config.replace(devices=1))  # evaluation needs no population split
     path = run_dir / POLICY_FILE
     data_like = setup.task.init_data(jax.random.key(0))
     if path.is_file():

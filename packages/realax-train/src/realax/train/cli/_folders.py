@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ._config import CliError, write_toml
+from ._schema import RunConfig
 
 CONFIG_FILE = "config.toml"
 POLICY_FILE = "policy.msgpack"
@@ -22,11 +23,11 @@ def default_name(env: str, method: str, seed: int) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", f"{env}-{method}-s{seed}")
 
 
-def run_folder(config: Mapping[str, Any], method: str) -> Path:
+def run_folder(config: RunConfig, method: str) -> Path:
     """The run folder of a new run: ``--out``, else ``runs/<--name or default name>``."""
-    if config.get("out"):
-        return Path(config["out"]).expanduser()
-    name = config.get("name") or default_name(config["env"], method, config["seed"])
+    if config.out:
+        return Path(config.out).expanduser()
+    name = config.name or default_name(str(config.env), method, config.seed)
     return Path("runs") / name
 
 
@@ -55,7 +56,7 @@ def check_fresh(run_dir: Path) -> None:
         )
 
 
-def save_config(run_dir: Path, config: Mapping[str, Any]) -> None:
+def save_config(run_dir: Path, config: RunConfig) -> None:
     """Write the resolved configuration as ``config.toml`` (usable again as ``--config``)."""
     run_dir.mkdir(parents=True, exist_ok=True)
     header = (
@@ -63,7 +64,7 @@ def save_config(run_dir: Path, config: Mapping[str, Any]) -> None:
         f"Continue the run: realax resume {run_dir.as_posix()}\n"
         "Start a new run like it: realax COMMAND --config config.toml --out OTHER_DIR"
     )
-    write_toml(run_dir / CONFIG_FILE, config, header=header)
+    write_toml(run_dir / CONFIG_FILE, config.as_dict(), header=header)
 
 
 def read_summary(run_dir: Path) -> dict[str, Any] | None:
@@ -78,11 +79,10 @@ def write_summary(run_dir: Path, summary: Mapping[str, Any]) -> None:
     (run_dir / SUMMARY_FILE).write_text(json.dumps(dict(summary), indent=2, default=float) + "\n")
 
 
-def finished_summary(run_dir: Path, config: Mapping[str, Any]) -> dict[str, Any] | None:
+def finished_summary(run_dir: Path, config: RunConfig) -> dict[str, Any] | None:
     """The summary of a run that already ran to the length ``config`` asks for, else None."""
     summary = read_summary(run_dir)
     if summary is None or not (run_dir / POLICY_FILE).is_file():
         return None
-    key = "generations" if config["command"] == "evolve" else "steps"
-    done = summary.get("requested", summary.get(key))
-    return summary if done == config[key] else None
+    done = summary.get("requested", summary.get(config.total_key))
+    return summary if done == config.total else None

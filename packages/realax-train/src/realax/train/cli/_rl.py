@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +29,7 @@ from ._folders import (
     write_summary,
 )
 from ._run import INTERRUPTED, Kind, Session, drive, restore_latest, resume_from_disk
+from ._schema import TrainConfig
 
 KIND = Kind("train", "train step", "--steps")
 PPO_NUM_STEPS = 128
@@ -39,7 +39,7 @@ ACTIONS = {"dqn": "discrete", "sac": "continuous"}
 
 @dataclasses.dataclass
 class RLSetup:
-    config: dict[str, Any]
+    config: TrainConfig
     trainer: Any
     key: jax.Array
 
@@ -60,46 +60,47 @@ def check_actions(algo: str, env: Any) -> None:
     )
 
 
-def build(config: dict[str, Any], *, eval_episodes: int | None = None, devices=None) -> RLSetup:
+def build(config: TrainConfig, *, eval_episodes: int | None = None, devices=None) -> RLSetup:
     """The RL trainer of a ``train`` configuration (its defaults already filled in)."""
     from realax.agents import DQN, PPO, SAC
     from realax.train.rl import OffPolicyTrainer, OnPolicyTrainer
 
     from ._evolve import make_env
 
-    algo = config["algo"]
-    check_actions(algo, make_env(config["env"]))  # unknown names, missing extras: one line
-    agent_kwargs: dict[str, Any] = {"hidden_dims": (config["width"],) * config["depth"]}
-    if config["lr"] is not None:
+    algo = str(config.algo)
+    check_actions(algo, make_env(str(config.env)))  # unknown names, missing extras: one line
+    agent_kwargs: dict[str, Any] = {"hidden_dims": (config.width,) * config.depth}
+    if config.lr is not None:
         if algo == "sac":
-            agent_kwargs.update(actor_lr=config["lr"], critic_lr=config["lr"])
+            agent_kwargs.update(actor_lr=config.lr, critic_lr=config.lr)
         else:
-            agent_kwargs["learning_rate"] = config["lr"]
-    common = {
-        "total_env_steps": config["steps"],
-        "num_envs": config["num_envs"],
+            agent_kwargs["learning_rate"] = config.lr
+    common: dict[str, Any] = {
+        "total_env_steps": config.steps,
+        "num_envs": config.num_envs,
         "agent_kwargs": agent_kwargs,
-        "env_kwargs": {"max_steps": config["max_steps"]} if config["max_steps"] else None,
-        "eval_episodes": eval_episodes or config["eval_episodes"],
-        "n_devices": devices or config["devices"],
+        "env_kwargs": {"max_steps": config.max_steps} if config.max_steps else None,
+        "eval_episodes": eval_episodes or config.eval_episodes,
+        "n_devices": devices or config.devices,
     }
+    trainer: Any
     try:
         if algo == "ppo":
             trainer = OnPolicyTrainer(
-                PPO, config["env"], num_steps=PPO_NUM_STEPS, anneal_lr=True, **common
+                PPO, config.env, num_steps=PPO_NUM_STEPS, anneal_lr=True, **common
             )
         else:
             trainer = OffPolicyTrainer(
                 DQN if algo == "dqn" else SAC,
-                config["env"],
-                learning_starts=config["learning_starts"],
+                config.env,
+                learning_starts=int(config.learning_starts or 0),
                 batch_size=128 if algo == "dqn" else 256,
-                buffer_size=config["buffer_size"],
+                buffer_size=int(config.buffer_size or 1),
                 **common,
             )
     except (ValueError, TypeError) as e:
         raise CliError(in_flag_words(str(e))) from None
-    return RLSetup(config, trainer, jax.random.key(config["seed"]))
+    return RLSetup(config, trainer, jax.random.key(config.seed))
 
 
 def finish(setup: RLSetup, run_dir: Path, session: Session) -> int:
@@ -110,17 +111,17 @@ def finish(setup: RLSetup, run_dir: Path, session: Session) -> int:
     rows = rlog.read_metrics(run_dir)
     returns = [r["episode_return"] for r in rows if _finite(r.get("episode_return"))]
     shown = [m for m in ("episode_return", "eval_return") if rows and m in rows[-1]]
-    png = draw_curves(run_dir, shown, f"{trainer.env.name}: {config['algo'].upper()}")
+    png = draw_curves(run_dir, shown, f"{trainer.env.name}: {str(config.algo).upper()}")
     wandb_dirs = wandb_run_dirs(run_dir)
     total = int(state.step)
     summary = {
         "command": "train",
-        "algo": config["algo"],
+        "algo": config.algo,
         "env": trainer.env.name,
         "suite": trainer.env.suite,
         "train_steps": total,
         "env_steps": int(state.env_steps),
-        "requested": config["steps"],
+        "requested": config.steps,
         "session_start": session.start,
         "eval_return_mean": float(state.eval_return),
         "eval_episodes": trainer.eval_episodes,
@@ -136,8 +137,7 @@ def finish(setup: RLSetup, run_dir: Path, session: Session) -> int:
                 ("environment", describe_env(trainer.env)),
                 (
                     "algorithm",
-                    f"{config['algo']}, {config['num_envs']} envs, hidden {config['width']}x"
-                    f"{config['depth']}",
+                    f"{config.algo}, {config.num_envs} envs, hidden {config.width}x{config.depth}",
                 ),
                 (
                     "steps",
@@ -156,7 +156,7 @@ def finish(setup: RLSetup, run_dir: Path, session: Session) -> int:
                 ("wandb run", summary["wandb_run"] or "off"),
                 ("curves", str(png) if png else "-"),
             ],
-            title=f"realax train {config['algo']}: done",
+            title=f"realax train {config.algo}: done",
         )
     )
     return 0
@@ -179,17 +179,16 @@ def _complete(setup: RLSetup, run_dir: Path, session: Session | None) -> int:
     return INTERRUPTED if session is None else finish(setup, run_dir, session)
 
 
-def train(config: dict[str, Any]) -> int:
+def train(config: TrainConfig) -> int:
     """``realax train``: a new run."""
-    run_dir = run_folder(config, config["algo"])
+    run_dir = run_folder(config, str(config.algo))
     check_fresh(run_dir)
-    config = {**config, "out": run_dir.as_posix()}
+    config = config.replace(out=run_dir.as_posix())
     setup = build(config)
     trainer = setup.trainer
     print(
-        f"realax train: {config['algo']} on {describe_env(trainer.env)}, "
+        f"realax train: {config.algo} on {describe_env(trainer.env)}, "
         f"{trainer.train_steps} train steps",
-        file=sys.stderr,
         flush=True,
     )
     save_config(run_dir, config)
@@ -198,14 +197,14 @@ def train(config: dict[str, Any]) -> int:
     return _complete(setup, run_dir, session)
 
 
-def resume(config: dict[str, Any], run_dir: Path) -> int:
+def resume(config: TrainConfig, run_dir: Path) -> int:
     """``realax resume`` of a train run."""
     setup = build(config)
     session = resume_from_disk(setup, run_dir, kind=KIND, metrics_fn=_metrics_fn())
     return _complete(setup, run_dir, session)
 
 
-def eval_policy(config: dict[str, Any], run_dir: Path, episodes: int, seed: int) -> int:
+def eval_policy(config: TrainConfig, run_dir: Path, episodes: int, seed: int) -> int:
     """``realax eval`` of a train run: the saved agent (else the latest checkpoint's)."""
     setup = build(config, eval_episodes=episodes, devices=1)
     path = run_dir / POLICY_FILE

@@ -34,7 +34,7 @@ class Kind:
 class Setup(Protocol):
     """What both commands build from a configuration (``_evolve.Setup``, ``_rl.RLSetup``)."""
 
-    config: dict[str, Any]
+    config: Any  # EvolveConfig or TrainConfig
     trainer: Any
 
     def initial_state(self) -> Any: ...

@@ -47,7 +47,7 @@ def test_a_run_says_what_it_does_before_the_heavy_imports(tmp_path):
         stderr=subprocess.PIPE,
         text=True,
     )
-    first = proc.stderr.readline()
+    first = proc.stdout.readline()  # the run's header goes to stdout, like its summary
     out, err = proc.communicate(timeout=600)
     assert proc.returncode == 0, err[-3000:]
     assert first.startswith("realax evolve: CartPole-v1, Open_ES, popsize 8, 2 generations")

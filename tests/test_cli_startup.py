@@ -29,7 +29,8 @@ def test_help_does_not_import_jax(tmp_path, args):
     proc = realax(tmp_path, *args)
     assert proc.returncode == 0 and "usage: realax" in proc.stdout, proc.stderr
     imported = _imported(tmp_path, *args)
-    assert "jax" not in imported and "evosax" not in imported, sorted(imported)
+    # (needs `import realax.train` itself not to import JAX: lazy exports in its __init__)
+    assert "jax" not in imported and "evosax" not in imported, "JAX was imported"
 
 
 def test_argument_errors_answer_before_jax(tmp_path):

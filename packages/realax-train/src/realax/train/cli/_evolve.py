@@ -22,15 +22,8 @@ from ._common import (
     wandb_run_dirs,
 )
 from ._config import CliError, in_flag_words
-from ._folders import (
-    POLICY_FILE,
-    check_fresh,
-    checkpoint_steps,
-    run_folder,
-    save_config,
-    write_summary,
-)
-from ._run import INTERRUPTED, Kind, Session, drive, restore_latest, resume_from_disk
+from ._folders import POLICY_FILE, check_fresh, checkpoint_steps, run_folder, write_summary
+from ._run import Kind, Session, restore_latest, resume_from_disk, start
 from ._schema import EvolveConfig
 
 KIND = Kind("evolve", "generation", "--generations")
@@ -289,38 +282,29 @@ def finish(setup: Setup, run_dir: Path, session: Session) -> int:
 # --------------------------------------------------------------------------- commands
 
 
-def _complete(setup: Setup, run_dir: Path, session: Session | None) -> int:
-    return INTERRUPTED if session is None else finish(setup, run_dir, session)
-
-
-def evolve(config: EvolveConfig) -> int:
-    """``realax evolve``: a new run."""
-    run_dir = run_folder(config, config.strategy)
-    check_fresh(run_dir)
-    config = config.replace(out=run_dir.as_posix())
-    setup = build(config)
-    print(
-        f"realax evolve: {describe_env(setup.env)}, {setup.trainer.strategy_name}, "
-        f"popsize {setup.trainer.popsize}, {setup.trainer.num_dims} parameters",
-        flush=True,
-    )
-    save_config(run_dir, config)
-    state = setup.initial_state()
-    session = drive(setup, run_dir, state, kind=KIND, metrics_fn=_metrics_fn(), resumed=False)
-    return _complete(setup, run_dir, session)
-
-
 def _metrics_fn() -> Any:
     import realax.log as rlog
 
     return rlog.default_es_metrics
 
 
+def evolve(config: EvolveConfig) -> int:
+    """``realax evolve``: a new run."""
+    run_dir = run_folder(config, config.strategy)
+    check_fresh(run_dir)
+    setup = build(config.replace(out=run_dir.as_posix()))
+    trainer = setup.trainer
+    header = (
+        f"realax evolve: {describe_env(setup.env)}, {trainer.strategy_name}, "
+        f"popsize {trainer.popsize}, {trainer.num_dims} parameters"
+    )
+    return start(setup, run_dir, kind=KIND, metrics_fn=_metrics_fn(), finish=finish, header=header)
+
+
 def resume(config: EvolveConfig, run_dir: Path) -> int:
     """``realax resume`` of an evolve run."""
     setup = build(config)
-    session = resume_from_disk(setup, run_dir, kind=KIND, metrics_fn=_metrics_fn())
-    return _complete(setup, run_dir, session)
+    return resume_from_disk(setup, run_dir, kind=KIND, metrics_fn=_metrics_fn(), finish=finish)
 
 
 def eval_policy(config: EvolveConfig, run_dir: Path, episodes: int, seed: int) -> int:

@@ -20,15 +20,8 @@ from ._common import (
     wandb_run_dirs,
 )
 from ._config import CliError, in_flag_words
-from ._folders import (
-    POLICY_FILE,
-    check_fresh,
-    checkpoint_steps,
-    run_folder,
-    save_config,
-    write_summary,
-)
-from ._run import INTERRUPTED, Kind, Session, drive, restore_latest, resume_from_disk
+from ._folders import POLICY_FILE, check_fresh, checkpoint_steps, run_folder, write_summary
+from ._run import Kind, Session, restore_latest, resume_from_disk, start
 from ._schema import TrainConfig
 
 KIND = Kind("train", "train step", "--steps")
@@ -175,33 +168,23 @@ def _metrics_fn() -> Any:
     return default_rl_metrics
 
 
-def _complete(setup: RLSetup, run_dir: Path, session: Session | None) -> int:
-    return INTERRUPTED if session is None else finish(setup, run_dir, session)
-
-
 def train(config: TrainConfig) -> int:
     """``realax train``: a new run."""
     run_dir = run_folder(config, str(config.algo))
     check_fresh(run_dir)
-    config = config.replace(out=run_dir.as_posix())
-    setup = build(config)
+    setup = build(config.replace(out=run_dir.as_posix()))
     trainer = setup.trainer
-    print(
+    header = (
         f"realax train: {config.algo} on {describe_env(trainer.env)}, "
-        f"{trainer.train_steps} train steps",
-        flush=True,
+        f"{trainer.train_steps} train steps"
     )
-    save_config(run_dir, config)
-    state = setup.initial_state()
-    session = drive(setup, run_dir, state, kind=KIND, metrics_fn=_metrics_fn(), resumed=False)
-    return _complete(setup, run_dir, session)
+    return start(setup, run_dir, kind=KIND, metrics_fn=_metrics_fn(), finish=finish, header=header)
 
 
 def resume(config: TrainConfig, run_dir: Path) -> int:
     """``realax resume`` of a train run."""
     setup = build(config)
-    session = resume_from_disk(setup, run_dir, kind=KIND, metrics_fn=_metrics_fn())
-    return _complete(setup, run_dir, session)
+    return resume_from_disk(setup, run_dir, kind=KIND, metrics_fn=_metrics_fn(), finish=finish)
 
 
 def eval_policy(config: TrainConfig, run_dir: Path, episodes: int, seed: int) -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -114,10 +115,31 @@ def _stopped(logger: Any, run_dir: Path, kind: Kind, total: int) -> None:
     )
 
 
-def resume_from_disk(setup: Setup, run_dir: Path, *, kind: Kind, metrics_fn: Any) -> Session | None:
-    """``realax resume``: restore the newest checkpoint and run to the end."""
+Finish = Callable[[Any, Path, Session], int]
+
+
+def _end(setup: Setup, run_dir: Path, session: Session | None, finish: Finish) -> int:
+    return INTERRUPTED if session is None else finish(setup, run_dir, session)
+
+
+def start(
+    setup: Setup, run_dir: Path, *, kind: Kind, metrics_fn: Any, finish: Finish, header: str
+) -> int:
+    """A new run: print its header, write config.toml, run from the initial state, finish."""
+    print(header, flush=True)
+    save_config(run_dir, setup.config)
+    state = setup.initial_state()
+    session = drive(setup, run_dir, state, kind=kind, metrics_fn=metrics_fn, resumed=False)
+    return _end(setup, run_dir, session, finish)
+
+
+def resume_from_disk(
+    setup: Setup, run_dir: Path, *, kind: Kind, metrics_fn: Any, finish: Finish
+) -> int:
+    """``realax resume``: restore the newest checkpoint, run to the end, finish."""
     state = restore_latest(setup, run_dir)
     step, total = int(state.step), setup.trainer.train_steps
     print(f"realax resume: {run_dir} from {kind.noun} {step}/{total}", file=sys.stderr, flush=True)
     save_config(run_dir, setup.config)
-    return drive(setup, run_dir, state, kind=kind, metrics_fn=metrics_fn, resumed=True)
+    session = drive(setup, run_dir, state, kind=kind, metrics_fn=metrics_fn, resumed=True)
+    return _end(setup, run_dir, session, finish)

@@ -107,20 +107,24 @@ def test_two_sigints_exit_130_cleanly_and_the_run_resumes(tmp_path):
 
 
 def test_ctrl_c_with_the_output_piped_behaves_like_on_a_terminal(tmp_path):
-    # `realax evolve ... | cat` in its own process group; Ctrl-C signals the whole group
-    proc = _start(tmp_path, "piped", start_new_session=True)
-    cat = subprocess.Popen(
-        ["cat"], stdin=proc.stdout, stdout=subprocess.PIPE, process_group=proc.pid
+    # `realax evolve ... | cat` in its own session; Ctrl-C signals the whole process group
+    args = [*COMMAND, *EVOLVE, "--generations", str(LONG), "--out", "piped"]
+    script = 'trap : INT; "$@" | cat >/dev/null; echo "realax-status=${PIPESTATUS[0]}" >&2'
+    shell = subprocess.Popen(
+        ["bash", "-c", script, "pipeline", *args],
+        cwd=tmp_path,
+        env=_env(tmp_path),
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
     )
-    proc.stdout.close()
-    _wait_for_checkpoint(proc, tmp_path / "piped")
-    os.killpg(proc.pid, signal.SIGINT)
-    err = proc.stderr.read()
-    proc.wait(timeout=300)
-    cat.communicate(timeout=60)
-    assert proc.returncode == 130, err[-3000:]
+    _wait_for_checkpoint(shell, tmp_path / "piped")
+    os.killpg(shell.pid, signal.SIGINT)
+    _, err = shell.communicate(timeout=300)
+    assert "realax-status=130" in err, err[-3000:]
     assert "Traceback" not in err and "BrokenPipeError" not in err, err[-3000:]
     assert "realax resume piped" in err
     steps = rlog.all_steps(tmp_path / "piped")
     assert steps and max(steps) < LONG
     _ok(realax(tmp_path, "resume", "piped"))
+    assert _summary(tmp_path / "piped")["generations"] == LONG

@@ -61,7 +61,11 @@ def wandb_run_dirs(run_dir: Path) -> list[Path]:
 
 
 def plural(n: int, noun: str) -> str:
-    """``"1 continuous action"``, ``"2 discrete actions"``."""
+    """A count and its noun, singular for one.
+
+    >>> plural(1, "continuous action"), plural(2, "discrete action")
+    ('1 continuous action', '2 discrete actions')
+    """
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 

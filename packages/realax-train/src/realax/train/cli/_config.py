@@ -111,8 +111,11 @@ POSITIONAL = {"algo": "ALGO", "env": "ENV"}
 
 
 def flag(name: str) -> str:
-    """The command-line flag of a configuration key (``eval_reps`` -> ``--eval-reps``; the
-    positional ``algo`` -> ``ALGO``)."""
+    """The command-line flag of a configuration key; positional keys by their ``--help`` name.
+
+    >>> flag("eval_reps"), flag("algo")
+    ('--eval-reps', 'ALGO')
+    """
     return POSITIONAL.get(name) or "--" + name.replace("_", "-")
 
 
@@ -231,7 +234,11 @@ _ARGUMENT_FLAGS = {
 
 def in_flag_words(message: str) -> str:
     """A library error on one line, its argument names (``popsize=7``) said as the flags that
-    set them (``--popsize 7``)."""
+    set them (``--popsize 7``).
+
+    >>> in_flag_words("popsize must be divisible by n_devices (got popsize=6,  n_devices=4)")
+    'popsize must be divisible by n_devices (got --popsize 6, --devices 4)'
+    """
     text = " ".join(str(message).split())
     for arg, opt in _ARGUMENT_FLAGS.items():
         text = re.sub(rf"\b{arg}=", f"{opt} ", text)

@@ -50,7 +50,11 @@ class Session:
     seconds: float
 
     def describe(self, total: int, noun: str) -> str:
-        """``"120 generations, 80 of them in this session, in 7.9 s"``."""
+        """The length of the run and of this session.
+
+        >>> Session(None, start=40, seconds=7.9).describe(120, "generation")
+        '120 generations, 80 of them in this session, in 7.9 s'
+        """
         if self.start == 0:
             return f"{plural(total, noun)} in {self.seconds:.1f} s"
         return (

@@ -150,7 +150,12 @@ ALGO_DEFAULTS: dict[str, dict[str, Any]] = {
 
 def with_algo_defaults(config: TrainConfig) -> TrainConfig:
     """``config`` with the algorithm's defaults filled in, the settings that fix array shapes
-    (buffer size) included, so that config.toml records them for resume."""
+    (buffer size) included, so that config.toml records them for resume.
+
+    >>> c = with_algo_defaults(TrainConfig(algo="dqn", env="CartPole-v1", steps=20_000))
+    >>> c.buffer_size, c.learning_starts, c.num_envs, c.ckpt_freq
+    (20000, 1000, 1, 5000)
+    """
     algo = config.algo or "ppo"
     out = {k: v for k, v in ALGO_DEFAULTS[algo].items() if getattr(config, k) is None}
     steps = int(out.get("steps", config.steps) or 0)

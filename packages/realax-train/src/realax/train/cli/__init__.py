@@ -39,6 +39,8 @@ from ._parser import build_parser, split_args
 
 __all__ = ["main"]
 
+_ANNOUNCED = "_REALAX_CLI_ANNOUNCED"
+
 
 def _ensure_devices(n: int, argv: Sequence[str] | None) -> None:
     """Make ``n`` devices available: on CPU, ask XLA for ``n`` host devices.
@@ -58,6 +60,7 @@ def _ensure_devices(n: int, argv: Sequence[str] | None) -> None:
         return  # the trainer explains how to get more devices
     env = dict(os.environ)
     env["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={n}".strip()
+    env[_ANNOUNCED] = "1"  # the first line was printed before the re-execution
     sys.stdout.flush()
     sys.stderr.flush()
     os.execve(sys.executable, [sys.executable, "-m", "realax.train.cli", *sys.argv[1:]], env)
@@ -65,6 +68,8 @@ def _ensure_devices(n: int, argv: Sequence[str] | None) -> None:
 
 def _announce(config: Any) -> None:
     """The first line of a run, printed before JAX loads (which takes seconds)."""
+    if os.environ.get(_ANNOUNCED):
+        return
     from ._folders import run_folder
     from ._schema import EvolveConfig, RunArgs, TrainConfig
 

@@ -14,6 +14,7 @@ from ._common import (
     describe_env,
     draw_curves,
     load_pytree,
+    plural,
     returns_line,
     save_pytree,
     table,
@@ -130,7 +131,8 @@ def finish(setup: RLSetup, run_dir: Path, session: Session) -> int:
                 ("environment", describe_env(trainer.env)),
                 (
                     "algorithm",
-                    f"{config.algo}, {config.num_envs} envs, hidden {config.width}x{config.depth}",
+                    f"{config.algo}, {plural(int(config.num_envs or 1), 'env')}, "
+                    f"hidden {config.width}x{config.depth}",
                 ),
                 (
                     "steps",

@@ -8,6 +8,7 @@ terminal is realax's own lines: a warning that matters to the user is shown once
 from __future__ import annotations
 
 import contextlib
+import logging
 import netrc
 import os
 import sys
@@ -31,6 +32,8 @@ def install() -> None:
     for pattern in IGNORED:
         warnings.filterwarnings("ignore", message=pattern)
     warnings.showwarning = _show
+    # retries of downloads an environment needs: `realax envs` says "unavailable" instead
+    logging.getLogger("huggingface_hub").setLevel(logging.ERROR)
 
 
 def _show(

@@ -58,7 +58,7 @@ class RunConfig:
 
     def as_dict(self) -> dict[str, Any]:
         """``{"command": ..., **fields}``: what ``config.toml`` and wandb record."""
-        return {"command": self.command, **dataclasses.asdict(self)}
+        return {"command": self.command, **{k: getattr(self, k) for k in keys_of(type(self))}}
 
     def replace(self, **changes: Any) -> Any:
         return dataclasses.replace(self, **changes)
@@ -111,9 +111,6 @@ class TrainConfig(RunConfig):
     command: ClassVar[str] = "train"
     total_key: ClassVar[str] = "steps"
 
-    ckpt_freq: int | None = key(
-        None, POSITIVE, "checkpoint every N train steps (default: per algorithm)", "N"
-    )
     algo: str | None = key(None, choice(*RL_ALGOS), "RL algorithm", "{ppo,dqn,sac}")
     steps: int | None = key(
         None, POSITIVE, "environment steps in total (default: per algorithm)", "N"
@@ -136,6 +133,9 @@ class TrainConfig(RunConfig):
         NONNEGATIVE,
         "env steps before dqn and sac start learning (default: min(1000, --steps / 10))",
         "N",
+    )
+    ckpt_freq: int | None = key(
+        None, POSITIVE, "checkpoint every N train steps (default: per algorithm)", "N"
     )
 
 
@@ -178,10 +178,15 @@ def plot_method(config: RunConfig) -> str:
 
 
 def keys_of(cls: type[RunConfig]) -> dict[str, Key]:
-    """The configuration keys of a command, in field order (``env`` first)."""
+    """The configuration keys of a command: ``env``, the command's own keys, then the shared
+    ones (the order of ``--help`` and of ``config.toml``)."""
+    fields = dataclasses.fields(cls)
+    own = vars(cls).get("__annotations__", {})
+    place = {name: i for i, name in enumerate(own)}  # the command's own keys as declared
+    ordered = sorted(fields, key=lambda f: (f.name != "env", place.get(f.name, len(place))))
     return {
         f.name: Key(f.default, f.metadata["check"], f.metadata["help"], f.metadata["metavar"])
-        for f in dataclasses.fields(cls)
+        for f in ordered
     }
 
 

@@ -128,9 +128,7 @@ def test_default_evolve_solves_cartpole_and_leaves_the_run_folder(tmp_path):
 # long enough that a signal sent once the first checkpoint is on disk arrives mid-run (saves no
 # longer hold the loop back, and one 5-generation chunk of this size takes milliseconds)
 GENERATIONS = 300
-RESUMABLE = [
-    "evolve", "CartPole-v1", "--generations", str(GENERATIONS), "--ckpt-freq", "5", *SMALL
-]
+RESUMABLE = ["evolve", "CartPole-v1", "--generations", str(GENERATIONS), "--ckpt-freq", "5", *SMALL]
 
 
 def _stop_after_first_checkpoint(tmp_path: Path, out: str, sig: int) -> int:

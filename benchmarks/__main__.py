@@ -35,6 +35,7 @@ TABLES = {
     "ppo": "ppo",
     "scaling": "scaling",
     "logging": "logging_overhead",
+    "startup": "startup",
 }
 TITLES = {
     "loop": "1. Loop overhead (no environment)",
@@ -43,6 +44,7 @@ TITLES = {
     "ppo": "4. PPO on CartPole-v1 (PureJaxRL configuration)",
     "scaling": "5. Scaling: population size and CPU devices",
     "logging": "6. Logging and checkpointing overhead (realax.log)",
+    "startup": "7. Start-up: `realax --help` and package imports",
 }
 
 

@@ -31,11 +31,15 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
+from . import _quiet
 from ._config import CliError
 from ._parser import build_parser, split_args
 
 __all__ = ["main"]
+
+_ANNOUNCED = "_REALAX_CLI_ANNOUNCED"
 
 
 def _ensure_devices(n: int, argv: Sequence[str] | None) -> None:
@@ -56,9 +60,35 @@ def _ensure_devices(n: int, argv: Sequence[str] | None) -> None:
         return  # the trainer explains how to get more devices
     env = dict(os.environ)
     env["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={n}".strip()
+    env[_ANNOUNCED] = "1"  # the first line was printed before the re-execution
     sys.stdout.flush()
     sys.stderr.flush()
     os.execve(sys.executable, [sys.executable, "-m", "realax.train.cli", *sys.argv[1:]], env)
+
+
+def _announce(config: Any) -> None:
+    """The first line of a run, printed before JAX loads (which takes seconds)."""
+    if os.environ.get(_ANNOUNCED):
+        return
+    from ._folders import run_folder
+    from ._schema import EvolveConfig, RunArgs, TrainConfig
+
+    if isinstance(config, EvolveConfig):
+        what = f"{config.strategy}, popsize {config.popsize}, {config.generations} generations"
+        line = f"realax evolve: {config.env}, {what} -> {run_folder(config, config.strategy)}"
+    elif isinstance(config, TrainConfig):
+        what = f"{config.algo}, {config.steps} env steps"
+        line = f"realax train: {config.env}, {what} -> {run_folder(config, str(config.algo))}"
+    elif isinstance(config, RunArgs) and config.command == "resume":
+        line = f"realax resume: {config.run} ({config.saved.command} {config.saved.env})"
+    else:
+        return
+    print(f"{line}; loading JAX...", flush=True)
+
+
+def _fail(e: CliError) -> int:
+    print(f"realax: error: {e}", file=sys.stderr)
+    return e.status
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -76,16 +106,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         >>> main(["evolve", "CartPole-v1", "--generations", "5"])  # doctest: +SKIP
     """
     parser = build_parser()
-    args = parser.parse_args(None if argv is None else list(argv))
+    args, extras = parser.parse_known_args(None if argv is None else list(argv))
     command, given = split_args(args)
     try:
-        from ._resolve import resolve
+        from ._resolve import resolve, resume_extras
 
+        if extras and command == "resume":
+            raise resume_extras(given["run"], extras)
+        if extras:
+            parser.error(f"unrecognized arguments: {' '.join(extras)}")
         config = resolve(command, given)
-        _ensure_devices(config.get("devices", 1), argv)
+        _announce(config)
+        _quiet.install()
+        _ensure_devices(config.devices, argv)
     except CliError as e:
-        print(f"realax: error: {e}", file=sys.stderr)
-        return e.status
+        return _fail(e)
     try:
         from . import _commands
     except ImportError as e:  # pragma: no cover - only without the cli extra
@@ -96,12 +131,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 1
     try:
-        return _commands.run(command, config)
+        return _commands.run(config)
     except CliError as e:
-        print(f"realax: error: {e}", file=sys.stderr)
-        return e.status
+        return _fail(e)
     except BrokenPipeError:  # e.g. `realax envs | head`
-        sys.stderr.close()
+        _silence_stdout()
         return 0
     except KeyboardInterrupt:
         print(
@@ -110,3 +144,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 130
+
+
+def _silence_stdout() -> None:
+    """After a broken pipe: point stdout at /dev/null so the exit flush raises nothing."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass

@@ -7,35 +7,34 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ._common import draw_curves, holds_run, table
+from . import _compat
+from ._common import table
 from ._config import CliError
+from ._folders import METRICS_FILE, PLOT_FILE, finished_summary, holds_run
+from ._schema import EvolveConfig, ListArgs, RunArgs, TrainConfig, plot_method
 
 
-def run(command: str, config: dict[str, Any]) -> int:
+def run(config: EvolveConfig | TrainConfig | RunArgs | ListArgs) -> int:
     """Run one command with its resolved configuration; returns the exit status."""
-    if command == "evolve":
+    if isinstance(config, EvolveConfig):
         from . import _evolve
 
         return _evolve.evolve(config)
-    if command == "train":
+    if isinstance(config, TrainConfig):
         from . import _rl
 
         return _rl.train(config)
-    if command == "resume":
-        return _resume(config)
-    if command == "eval":
-        return _eval(config)
-    if command == "plot":
+    if isinstance(config, RunArgs):
+        return _resume(config) if config.command == "resume" else _eval(config)
+    if config.command == "plot":
         return _plot(config)
-    if command == "envs":
-        return _envs(config.get("suite"))
-    if command == "strategies":
-        return _strategies()
-    raise CliError(f"unknown command {command!r}")  # pragma: no cover - argparse rejects it
+    if config.command == "envs":
+        return _envs(config.suite)
+    return _strategies()
 
 
-def _module_for(saved: dict[str, Any]) -> Any:
-    if saved["command"] == "evolve":
+def _module_for(saved: EvolveConfig | TrainConfig) -> Any:
+    if isinstance(saved, EvolveConfig):
         from . import _evolve
 
         return _evolve
@@ -44,56 +43,77 @@ def _module_for(saved: dict[str, Any]) -> Any:
     return _rl
 
 
-def _resume(config: dict[str, Any]) -> int:
-    run_dir = Path(config["run"]).expanduser()
-    saved = dict(config["saved"])
-    if config["total"] is not None:
-        saved["generations" if saved["command"] == "evolve" else "steps"] = config["total"]
-    if config["wandb"] is not None:
-        saved["wandb"] = config["wandb"]
+def _resume(args: RunArgs) -> int:
+    run_dir = Path(args.run).expanduser()
+    saved = args.saved
+    summary = finished_summary(run_dir, saved)
+    if summary is not None:
+        evolve = isinstance(saved, EvolveConfig)
+        noun = "generations" if evolve else "train steps"
+        steps = summary.get("generations", summary.get("train_steps"))
+        shown = run_dir.as_posix()
+        print(
+            f"{shown} is finished ({steps} {noun}; policy mean return "
+            f"{summary.get('eval_return_mean', float('nan')):.1f}); nothing to resume. Run it "
+            f"longer with `realax resume {shown} --{saved.total_key} N`, or evaluate it with "
+            f"`realax eval {shown}`."
+        )
+        return 0
     return _module_for(saved).resume(saved, run_dir)
 
 
-def _eval(config: dict[str, Any]) -> int:
-    run_dir = Path(config["run"]).expanduser()
-    saved = config["saved"]
-    return _module_for(saved).eval_policy(saved, run_dir, config["episodes"], config["seed"])
+def _eval(args: RunArgs) -> int:
+    run_dir = Path(args.run).expanduser()
+    return _module_for(args.saved).eval_policy(args.saved, run_dir, args.episodes, args.seed)
 
 
-def _plot(config: dict[str, Any]) -> int:
-    import realax.log as rlog
+def _plot(args: ListArgs) -> int:
+    from ._resolve import run_config
 
-    run_dir = Path(config["run"]).expanduser()
-    if not (run_dir / "metrics.jsonl").is_file():
+    run_dir = Path(str(args.run)).expanduser()
+    if not (run_dir / METRICS_FILE).is_file():
         raise CliError(
-            f"{config['run']!r} has no metrics.jsonl"
+            f"{args.run!r} has no {METRICS_FILE}"
             + ("" if holds_run(run_dir) else " (is it a run folder?)")
         )
     metrics = None
-    if config.get("metrics"):
-        metrics = [m.strip() for m in config["metrics"].split(",") if m.strip()]
-    out = Path(config["out"]) if config.get("out") else None
-    if out is None and metrics is None:
-        path = draw_curves(run_dir, _default_plot_metrics(run_dir))
-        if path is None:
-            return 1
-    else:
-        try:
-            path = rlog.plot(run_dir, metrics=metrics, out=out)
-        except ValueError as e:
-            raise CliError(str(e)) from None
+    if args.metrics:
+        metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
+    out = Path(args.out) if args.out else None
+    saved: EvolveConfig | TrainConfig | None
+    try:
+        saved = run_config(run_dir)
+        title: str | None = f"{saved.env}: {plot_method(saved)}"
+    except CliError:  # a metrics file without config.toml: plot it untitled
+        saved, title = None, None
+    if metrics is None and out is None and saved is not None:
+        metrics = _default_plot_metrics(run_dir, saved.command)
+    try:
+        path = _compat.plot(run_dir, metrics=metrics, out=out or run_dir / PLOT_FILE, title=title)
+    except ValueError as e:
+        raise CliError(str(e)) from None
     print(path)
     return 0
 
 
-def _default_plot_metrics(run_dir: Path) -> list[str] | None:
+def _default_plot_metrics(run_dir: Path, command: str) -> list[str] | None:
     import realax.log as rlog
 
-    from ._evolve import PLOT_METRICS
-
+    shown: tuple[str, ...] = ("fitness_max", "fitness_mean", "fitness_min", "best_fitness")
+    if command == "train":
+        shown = ("episode_return", "eval_return")
     rows = rlog.read_metrics(run_dir)
-    chosen = [m for m in PLOT_METRICS if rows and m in rows[-1]]
+    chosen = [m for m in shown if rows and m in rows[-1]]
     return chosen or None
+
+
+def _reason(e: BaseException) -> str:
+    """Why an environment is unavailable: its first sentence, cut at a word if long."""
+    import textwrap
+
+    text = " ".join(str(e).split()) or type(e).__name__
+    first = text.split(". ")[0].rstrip(".")
+    return textwrap.shorten(first, width=90, placeholder=" ...")
 
 
 def _envs(suite: str | None) -> int:
@@ -112,7 +132,7 @@ def _envs(suite: str | None) -> int:
                 kind = "discrete" if discrete else "continuous"
                 rows.append((name, s, str(obs), f"{act} {kind}"))
             except Exception as e:  # an env that cannot be built here (e.g. needs a download)
-                rows.append((name, s, "?", f"unavailable: {' '.join(str(e).split())[:60]}"))
+                rows.append((name, s, "?", f"unavailable: {_reason(e)}"))
     header = ("name", "suite", "obs dims", "actions")
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
     for r in [header, *rows]:

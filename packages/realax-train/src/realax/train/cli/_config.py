@@ -13,6 +13,7 @@ import dataclasses
 import difflib
 import json
 import math
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -105,9 +106,17 @@ class Key:
     metavar: str | None = None
 
 
+#: configuration keys given as positional arguments, by the name ``--help`` shows them
+POSITIONAL = {"algo": "ALGO", "env": "ENV"}
+
+
 def flag(name: str) -> str:
-    """The command-line flag of a configuration key (``eval_reps`` -> ``--eval-reps``)."""
-    return "--" + name.replace("_", "-")
+    """The command-line flag of a configuration key; positional keys by their ``--help`` name.
+
+    >>> flag("eval_reps"), flag("algo")
+    ('--eval-reps', 'ALGO')
+    """
+    return POSITIONAL.get(name) or "--" + name.replace("_", "-")
 
 
 POSITIVE = _int(1)
@@ -208,3 +217,29 @@ def write_toml(path: Path, config: Mapping[str, Any], header: str = "") -> None:
 def read_toml(path: Path) -> dict[str, Any]:
     """Read a configuration written by :func:`write_toml`."""
     return tomllib.loads(path.read_text())
+
+
+#: trainer argument names and the flags that set them
+_ARGUMENT_FLAGS = {
+    "popsize": "--popsize",
+    "eval_reps": "--eval-reps",
+    "n_devices": "--devices",
+    "num_envs": "--num-envs",
+    "total_env_steps": "--steps",
+    "buffer_size": "--buffer-size",
+    "learning_starts": "--learning-starts",
+    "eval_episodes": "--eval-episodes",
+}
+
+
+def in_flag_words(message: str) -> str:
+    """A library error on one line, its argument names (``popsize=7``) said as the flags that
+    set them (``--popsize 7``).
+
+    >>> in_flag_words("popsize must be divisible by n_devices (got popsize=6,  n_devices=4)")
+    'popsize must be divisible by n_devices (got --popsize 6, --devices 4)'
+    """
+    text = " ".join(str(message).split())
+    for arg, opt in _ARGUMENT_FLAGS.items():
+        text = re.sub(rf"\b{arg}=", f"{opt} ", text)
+    return text

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -13,28 +11,22 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from . import _compat
 from ._common import (
-    INTERRUPTED,
-    POLICY_FILE,
-    Progress,
-    StopRequest,
-    check_fresh,
-    checkpoint_steps,
+    describe_env,
     draw_curves,
-    finished,
     load_pytree,
-    make_logger,
-    read_summary,
-    run_chunks,
-    run_folder,
-    save_config,
+    returns_line,
     save_pytree,
     table,
     wandb_run_dirs,
-    write_summary,
 )
-from ._config import CliError
+from ._config import CliError, in_flag_words
+from ._folders import POLICY_FILE, check_fresh, checkpoint_steps, run_folder, write_summary
+from ._run import Kind, Session, restore_latest, resume_from_disk, start
+from ._schema import EvolveConfig
 
+KIND = Kind("evolve", "generation", "--generations")
 #: realax's defaults for Open_ES (evosax's own, sgd(1e-3) and std 1.0, are tuned for other
 #: problem scales); with them the default `realax evolve CartPole-v1` balances the pole.
 OPEN_ES_LR = 0.05
@@ -46,7 +38,7 @@ PLOT_METRICS = ("fitness_max", "fitness_mean", "fitness_min", "best_fitness")
 class Setup:
     """Everything a run is made of, rebuilt identically from its configuration."""
 
-    config: dict[str, Any]
+    config: EvolveConfig
     env: Any
     policy: Any
     task: Any
@@ -67,35 +59,38 @@ def make_env(name: str) -> Any:
     except ValueError as e:
         if "does not support backend" in str(e):  # a brax env without the positional pipeline
             return rt.make(name, autoreset=False, backend="generalized")
-        raise CliError(str(e)) from None
+        text = " ".join(str(e).split())
+        if "realax envs" not in text:
+            text += " (`realax envs` lists the environments)"
+        raise CliError(text) from None
     except ImportError as e:
         raise CliError(str(e), status=1) from None
 
 
-def make_policy(env: Any, config: dict[str, Any]) -> Any:
+def make_policy(env: Any, config: EvolveConfig) -> Any:
     import realax.tasks as rt
 
-    if config["policy"] == "gru":
-        encoder = config["width"] if config["depth"] >= 2 else 0
-        return rt.GRUPolicy.from_env(env, hidden_size=config["width"], encoder_width=encoder)
-    return rt.MLPPolicy.from_env(env, width=config["width"], depth=config["depth"])
+    if config.policy == "gru":
+        encoder = config.width if config.depth >= 2 else 0
+        return rt.GRUPolicy.from_env(env, hidden_size=config.width, encoder_width=encoder)
+    return rt.MLPPolicy.from_env(env, width=config.width, depth=config.depth)
 
 
-def make_task(env: Any, policy: Any, config: dict[str, Any]) -> Any:
+def make_task(env: Any, policy: Any, config: EvolveConfig) -> Any:
     """The suite's task class (GymnaxTask / BraxTask / JumanjiTask) around ``env``."""
     import realax.tasks as rt
 
     cls = {"gymnax": rt.GymnaxTask, "brax": rt.BraxTask, "jumanji": rt.JumanjiTask}[env.suite]
-    max_steps = config["max_steps"] or env.max_steps
-    return cls(env, policy=policy, max_steps=max_steps, obs_norm=config["obs_norm"])
+    max_steps = config.max_steps or env.max_steps
+    return cls(env, policy=policy, max_steps=max_steps, obs_norm=config.obs_norm)
 
 
-def strategy_kwargs(name: str, cls: type, config: dict[str, Any]) -> dict[str, Any]:
+def strategy_kwargs(name: str, cls: type, config: EvolveConfig) -> dict[str, Any]:
     """``es_kws`` from ``--lr`` / ``--sigma`` (checked against the strategy's constructor)."""
     import optax
 
-    params = inspect.signature(cls.__init__).parameters
-    lr, sigma = config["lr"], config["sigma"]
+    params = inspect.signature(cls).parameters
+    lr, sigma = config.lr, config.sigma
     if name == "Open_ES":
         lr = OPEN_ES_LR if lr is None else lr
         sigma = OPEN_ES_SIGMA if sigma is None else sigma
@@ -117,98 +112,49 @@ def strategy_kwargs(name: str, cls: type, config: dict[str, Any]) -> dict[str, A
     return kws
 
 
-def build(config: dict[str, Any]) -> Setup:
+def build(config: EvolveConfig) -> Setup:
     """Environment, policy, task and trainer of an ``evolve`` configuration."""
     import realax.tasks as rt
     from realax.train import EvosaxTrainer, FitnessShaper
-    from realax.train._strategies import resolve_strategy
 
     try:
-        name, cls = resolve_strategy(config["strategy"])
+        name, cls = _compat.resolve_strategy(config.strategy)
     except ValueError as e:
         raise CliError(str(e)) from None
     es_kws = strategy_kwargs(name, cls, config)
-    env = make_env(config["env"])
-    key = jax.random.key(config["seed"])
+    env = make_env(str(config.env))
+    key = jax.random.key(config.seed)
     try:
         policy = make_policy(env, config)
         task = make_task(env, policy, config)
         example = jnp.zeros(env.obs_shape, env.spec.obs_dtype)
         params, _ = rt.make_model_factory(policy, example, jax.random.fold_in(key, 0))
         trainer = EvosaxTrainer(
-            train_steps=config["generations"],
+            train_steps=config.generations,
             strategy=name,
             task=task,
             params_like=params,
-            popsize=config["popsize"],
+            popsize=config.popsize,
             fitness_shaper=FitnessShaper(maximize=True, centered_rank=True),
             es_kws=es_kws,
-            eval_reps=config["eval_reps"],
-            n_devices=config["devices"],
+            eval_reps=config.eval_reps,
+            n_devices=config.devices,
         )
     except (ValueError, TypeError) as e:
-        raise CliError(_one_line(e)) from None
-    return Setup(dict(config), env, policy, task, params, trainer, key)
+        raise CliError(_build_error(e, name, config)) from None
+    return Setup(config, env, policy, task, params, trainer, key)
 
 
-def _one_line(e: BaseException) -> str:
-    return " ".join(str(e).split())
-
-
-# --------------------------------------------------------------------------- the loop
-
-
-def _describe_env(env: Any) -> str:
-    kind = "discrete" if env.discrete else "continuous"
-    return f"{env.name} ({env.suite}; obs {env.spec.obs_dims}, {env.action_dims} {kind} actions)"
-
-
-def run(setup: Setup, run_dir: Path, state: Any, *, resumed: bool) -> int:
-    """Evolve from ``state`` to the configured number of generations, checkpointing as it goes.
-
-    The generations run in compiled chunks that end on multiples of ``ckpt_freq``; a
-    SIGINT/SIGTERM lets the current chunk finish (its end is checkpointed) and stops.
-    """
-    import realax.log as rlog
-
-    config = setup.config
-    total, start = config["generations"], int(state.step)
-    if start > total:
-        raise CliError(
-            f"the checkpoint in {run_dir} is at generation {start}, beyond --generations {total}; "
-            f"pass --generations >= {start}"
+def _build_error(e: BaseException, strategy: str, config: EvolveConfig) -> str:
+    """A trainer's error in the command's words (flags instead of argument names)."""
+    text = in_flag_words(str(e))
+    popsize = config.popsize
+    if "even" in text and "popsize" in text.lower().replace("population size", "popsize"):
+        return (
+            f"{strategy} needs an even population size; use --popsize {popsize + 1} "
+            "(any even popsize works)"
         )
-    print(
-        f"realax evolve: {_describe_env(setup.env)}, {setup.trainer.strategy_name}, "
-        f"popsize {setup.trainer.popsize}, {setup.trainer.num_dims} parameters -> {run_dir}",
-        file=sys.stderr,
-        flush=True,
-    )
-    logger = make_logger(run_dir, config, rlog.default_es_metrics, resumed=resumed)
-    progress = Progress(
-        logger, total, start, f"evolve {setup.env.name}", ("fitness_mean", "best_fitness"), "gen"
-    )
-    trainer = setup.trainer
-    trainer.logger = progress
-    t0 = time.perf_counter()
-    step = start
-    with StopRequest() as stop:
-        try:
-            state = run_chunks(trainer, state, total, config["ckpt_freq"], stop)
-            step = int(state.step)
-        finally:
-            progress.close()
-            logger.finish()
-        seconds = time.perf_counter() - t0
-        if step < total:
-            print(
-                f"realax: interrupted at generation {step}/{total}; checkpoint saved in "
-                f"{run_dir.as_posix()}.\nContinue with: realax resume {run_dir.as_posix()}",
-                file=sys.stderr,
-            )
-            return INTERRUPTED
-        # a stop request now comes too late to matter: the final evaluation is short
-        return finish(setup, run_dir, state, seconds)
+    return text
 
 
 def _candidates(state: Any) -> dict[str, Any]:
@@ -232,12 +178,36 @@ def evaluate_many(
     return [returns[i] for i in range(len(candidates))]
 
 
-def finish(setup: Setup, run_dir: Path, state: Any, seconds: float) -> int:
+def _fitness_row(state: Any, config: EvolveConfig) -> tuple[str, str]:
+    reps = config.eval_reps
+    episodes = "one episode" if reps == 1 else f"the mean of {reps} episodes"
+    return (
+        "best fitness",
+        f"{float(state.best_fitness):.4g}, one noisy evaluation ({episodes}) of the best member "
+        "so far",
+    )
+
+
+def _policy_row(results: dict[str, np.ndarray], chosen: str, episodes: int) -> tuple[str, str]:
+    returns = results[chosen]
+    what = {
+        "search mean": "the centre of the search distribution",
+        "best member": "the member behind the best fitness",
+    }[chosen]
+    other = ", ".join(f"{k} {v.mean():.1f}" for k, v in results.items() if k != chosen)
+    return (
+        "policy",
+        f"the {chosen} ({what}), saved as {POLICY_FILE}: mean return {returns.mean():.1f} +- "
+        f"{returns.std():.1f} over {episodes} fresh episodes ({other})",
+    )
+
+
+def finish(setup: Setup, run_dir: Path, session: Session) -> int:
     """Final evaluation, policy file, summary, learning curves and the summary table."""
     import realax.log as rlog
 
-    config = setup.config
-    episodes = config["eval_episodes"]
+    config, state = setup.config, session.state
+    episodes = config.eval_episodes
     key = jax.random.fold_in(setup.key, 2)
     candidates = _candidates(state)
     evaluated = evaluate_many(setup.task, list(candidates.values()), state.data, key, episodes)
@@ -249,15 +219,19 @@ def finish(setup: Setup, run_dir: Path, state: Any, seconds: float) -> int:
         payload["data"] = state.data
     save_pytree(run_dir / POLICY_FILE, payload)
     rows = rlog.read_metrics(run_dir)
-    best_row = max(rows, key=lambda r: r.get("fitness_max", -np.inf)) if rows else {}
-    png = draw_curves(run_dir, [m for m in PLOT_METRICS if rows and m in rows[-1]])
+    best_row = max(rows, key=lambda r: r.get("fitness_max") or -np.inf) if rows else {}
+    title = f"{setup.env.name}: {setup.trainer.strategy_name}"
+    png = draw_curves(run_dir, [m for m in PLOT_METRICS if rows and m in rows[-1]], title)
     wandb_dirs = wandb_run_dirs(run_dir)
+    total = int(state.step)
     summary = {
         "command": "evolve",
         "env": setup.env.name,
         "suite": setup.env.suite,
         "strategy": setup.trainer.strategy_name,
-        "generations": int(state.step),
+        "generations": total,
+        "requested": config.generations,
+        "session_start": session.start,
         "popsize": setup.trainer.popsize,
         "num_params": setup.trainer.num_dims,
         "best_fitness": float(state.best_fitness),
@@ -268,38 +242,29 @@ def finish(setup: Setup, run_dir: Path, state: Any, seconds: float) -> int:
         "eval_return_mean": float(returns.mean()),
         "eval_return_std": float(returns.std()),
         "eval_returns": {k: float(v.mean()) for k, v in results.items()},
-        "seconds": round(seconds, 2),
+        "seconds": round(session.seconds, 2),
         "checkpoints": checkpoint_steps(run_dir),
         "wandb_run": str(wandb_dirs[-1]) if wandb_dirs else None,
     }
     write_summary(run_dir, summary)
-    other = [f"{k} {v.mean():.1f}" for k, v in results.items() if k != chosen]
+    final_mean = summary["final_fitness_mean"]
     print(
         table(
             [
-                ("environment", _describe_env(setup.env)),
+                ("environment", describe_env(setup.env)),
                 (
                     "strategy",
                     f"{summary['strategy']}, popsize {summary['popsize']}, "
                     f"{summary['num_params']} parameters",
                 ),
-                ("generations", f"{summary['generations']} in {seconds:.1f} s"),
+                ("generations", session.describe(total, "generation")),
+                _fitness_row(state, config),
                 (
-                    "best fitness",
-                    f"{summary['best_fitness']:.4g} (max fitness peaked at generation "
-                    f"{summary['best_generation']})",
+                    "max fitness",
+                    f"peaked at generation {summary['best_generation']}; final mean fitness "
+                    + (f"{final_mean:.4g}" if final_mean is not None else "-"),
                 ),
-                (
-                    "final mean fitness",
-                    f"{summary['final_fitness_mean']:.4g}"
-                    if summary["final_fitness_mean"] is not None
-                    else "-",
-                ),
-                (
-                    "policy",
-                    f"{chosen}: mean return {returns.mean():.1f} +- {returns.std():.1f} over "
-                    f"{episodes} episodes" + (f" ({', '.join(other)})" if other else ""),
-                ),
+                _policy_row(results, chosen, episodes),
                 (
                     "run folder",
                     f"{run_dir} (config.toml, metrics.jsonl, checkpoints "
@@ -317,51 +282,34 @@ def finish(setup: Setup, run_dir: Path, state: Any, seconds: float) -> int:
 # --------------------------------------------------------------------------- commands
 
 
-def evolve(config: dict[str, Any]) -> int:
-    """``realax evolve``: a new run."""
-    run_dir = run_folder(config, config["strategy"])
-    check_fresh(run_dir)
-    setup = build(config)
-    config = {**config, "out": run_dir.as_posix()}
-    setup.config = config
-    save_config(run_dir, config)
-    return run(setup, run_dir, setup.initial_state(), resumed=False)
-
-
-def restore_latest(setup: Setup, run_dir: Path) -> Any:
-    """The newest readable checkpoint of a run, or the initial state if there is none."""
+def _metrics_fn() -> Any:
     import realax.log as rlog
 
-    like = setup.initial_state()
-    if not checkpoint_steps(run_dir):
-        return like
-    return rlog.restore(run_dir, like=like)
+    return rlog.default_es_metrics
 
 
-def resume(config: dict[str, Any], run_dir: Path) -> int:
+def evolve(config: EvolveConfig) -> int:
+    """``realax evolve``: a new run."""
+    run_dir = run_folder(config, config.strategy)
+    check_fresh(run_dir)
+    setup = build(config.replace(out=run_dir.as_posix()))
+    trainer = setup.trainer
+    header = (
+        f"realax evolve: {describe_env(setup.env)}, {trainer.strategy_name}, "
+        f"popsize {trainer.popsize}, {trainer.num_dims} parameters"
+    )
+    return start(setup, run_dir, kind=KIND, metrics_fn=_metrics_fn(), finish=finish, header=header)
+
+
+def resume(config: EvolveConfig, run_dir: Path) -> int:
     """``realax resume`` of an evolve run."""
     setup = build(config)
-    state = restore_latest(setup, run_dir)
-    step = int(state.step)
-    if step >= config["generations"] and finished(run_dir):
-        summary = read_summary(run_dir)
-        print(
-            f"{run_dir} is finished ({step} generations; policy mean return "
-            f"{summary.get('eval_return_mean', float('nan')):.1f}). Run longer with "
-            f"`realax resume {run_dir.as_posix()} --generations N`, or evaluate it with "
-            f"`realax eval {run_dir.as_posix()}`."
-        )
-        return 0
-    print(
-        f"realax resume: {run_dir} from generation {step}/{config['generations']}", file=sys.stderr
-    )
-    save_config(run_dir, config)
-    return run(setup, run_dir, state, resumed=True)
+    return resume_from_disk(setup, run_dir, kind=KIND, metrics_fn=_metrics_fn(), finish=finish)
 
 
-def eval_policy(config: dict[str, Any], run_dir: Path, episodes: int, seed: int) -> int:
+def eval_policy(config: EvolveConfig, run_dir: Path, episodes: int, seed: int) -> int:
     """``realax eval`` of an evolve run: the saved policy (else the latest checkpoint's mean)."""
-    setup = build({**config, "devices": 1})  # evaluation needs no population split
+    setup = build(config.replace(devices=1))  # evaluation needs no population split
     path = run_dir / POLICY_FILE
     data_like = setup.task.init_data(jax.random.key(0))
     if path.is_file():
@@ -369,7 +317,7 @@ def eval_policy(config: dict[str, Any], run_dir: Path, episodes: int, seed: int)
         if data_like is not None:
             like["data"] = data_like
         saved = load_pytree(path, like)
-        params, data, source = saved["params"], saved.get("data"), f"{POLICY_FILE}"
+        params, data, source = saved["params"], saved.get("data"), POLICY_FILE
     else:
         if not checkpoint_steps(run_dir):
             raise CliError(f"{run_dir} holds neither {POLICY_FILE} nor a checkpoint to evaluate")
@@ -377,8 +325,5 @@ def eval_policy(config: dict[str, Any], run_dir: Path, episodes: int, seed: int)
         params, data = state.mean, state.data
         source = f"search mean of the checkpoint at generation {int(state.step)}"
     returns = evaluate(setup.task, params, data, jax.random.key(seed), episodes)
-    print(
-        f"{setup.env.name}: mean return {returns.mean():.2f} +- {returns.std():.2f} over "
-        f"{episodes} episodes (min {returns.min():.1f}, max {returns.max():.1f}; {source})"
-    )
+    print(returns_line(setup.env.name, returns, episodes, source))
     return 0

@@ -1,4 +1,4 @@
-"""The argument parser of ``realax`` and the configuration keys of each command.
+"""The argument parser of ``realax`` (its training flags come from ``_schema``).
 
 Standard library only, so ``realax --help`` and argument errors answer before JAX loads.
 """
@@ -8,93 +8,12 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ._config import (
-    BOOL,
-    NONNEGATIVE,
-    POSITIVE,
-    POSITIVE_FLOAT,
-    STRING,
-    Key,
-    choice,
-    flag,
-)
+from ._config import BOOL, Key, flag
+from ._schema import WANDB_MODES, EvolveConfig, TrainConfig, keys_of
 
-WANDB_MODES = ("online", "offline", "off")
-
-#: keys shared by every training command (``evolve`` and ``train``)
-_COMMON: dict[str, Key] = {
-    "env": Key(None, STRING, "environment name (see `realax envs`)", "ENV"),
-    "seed": Key(0, NONNEGATIVE, "random seed of the run", "S"),
-    "wandb": Key(
-        "offline",
-        choice(*WANDB_MODES),
-        "Weights & Biases mode; offline runs stay in the run folder (upload them with "
-        "`wandb sync`); WANDB_MODE, if set, replaces the default",
-        "{online,offline,off}",
-    ),
-    "ckpt_freq": Key(10, POSITIVE, "checkpoint every N steps (generations)", "N"),
-    "out": Key(None, STRING, "run folder (default: runs/<name>)", "DIR"),
-    "name": Key(
-        None, STRING, "run name, the folder under runs/ (default: <env>-<method>-s<seed>)", "NAME"
-    ),
-    "project": Key("realax", STRING, "wandb project", "NAME"),
-    "max_steps": Key(
-        None, POSITIVE, "episode step limit (default: the environment's; brax: 1000)", "N"
-    ),
-    "eval_episodes": Key(32, POSITIVE, "episodes of the final evaluation of the policy", "N"),
-}
-
-#: ``realax evolve`` keys, in the order of ``--help`` and of the saved config.toml
-EVOLVE_KEYS: dict[str, Key] = {
-    "env": _COMMON["env"],
-    "strategy": Key("Open_ES", STRING, "evosax algorithm (see `realax strategies`)", "NAME"),
-    "popsize": Key(64, POSITIVE, "population size", "N"),
-    "generations": Key(50, POSITIVE, "number of generations", "N"),
-    "policy": Key("mlp", choice("mlp", "gru"), "policy network", "{mlp,gru}"),
-    "width": Key(32, POSITIVE, "hidden width (the GRU's hidden size)", "W"),
-    "depth": Key(2, NONNEGATIVE, "hidden layers of the MLP (GRU: an encoder layer if >= 2)", "D"),
-    "eval_reps": Key(2, POSITIVE, "episodes per member and generation (fitness = mean)", "K"),
-    "lr": Key(
-        None,
-        POSITIVE_FLOAT,
-        "learning rate (Adam) of strategies with an optimizer "
-        "(default: 0.05 for Open_ES, else the strategy's own)",
-        "LR",
-    ),
-    "sigma": Key(
-        None,
-        POSITIVE_FLOAT,
-        "constant noise std of strategies with a std schedule "
-        "(default: 0.1 for Open_ES, else the strategy's own)",
-        "STD",
-    ),
-    "obs_norm": Key(False, BOOL, "normalise observations with running statistics", None),
-    "devices": Key(
-        1,
-        POSITIVE,
-        "split the population over N devices (on CPU the command creates N host devices)",
-        "N",
-    ),
-    **{k: v for k, v in _COMMON.items() if k != "env"},
-}
-
-RL_ALGOS = ("ppo", "dqn", "sac")
-
-#: ``realax train`` keys
-TRAIN_KEYS: dict[str, Key] = {
-    "algo": Key(None, choice(*RL_ALGOS), "RL algorithm", "{ppo,dqn,sac}"),
-    "env": _COMMON["env"],
-    "steps": Key(None, POSITIVE, "environment steps in total (default: per algorithm)", "N"),
-    "num_envs": Key(None, POSITIVE, "parallel environments (default: per algorithm)", "N"),
-    "lr": Key(None, POSITIVE_FLOAT, "learning rate (default: per algorithm)", "LR"),
-    "width": Key(64, POSITIVE, "hidden width of the networks", "W"),
-    "depth": Key(2, POSITIVE, "hidden layers of the networks", "D"),
-    "devices": Key(1, POSITIVE, "split the environments over N devices", "N"),
-    **{k: v for k, v in _COMMON.items() if k != "env"},
-    "ckpt_freq": Key(
-        None, POSITIVE, "checkpoint every N train steps (default: per algorithm)", "N"
-    ),
-}
+#: the keys of ``realax evolve`` and ``realax train``, in the order of ``--help``
+EVOLVE_KEYS: dict[str, Key] = keys_of(EvolveConfig)
+TRAIN_KEYS: dict[str, Key] = keys_of(TrainConfig)
 
 
 def _add_keys(parser: argparse.ArgumentParser, keys: dict[str, Key], skip=()) -> None:
@@ -190,7 +109,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("eval", help="run a run's final policy and print its mean return")
     p.add_argument("run", metavar="RUN_DIR")
-    p.add_argument("--episodes", metavar="N", default="16", help="episodes (default: 16)")
+    p.add_argument(
+        "--episodes",
+        metavar="N",
+        default=None,
+        help="episodes (default: the run's --eval-episodes, 32 unless set)",
+    )
     p.add_argument("--seed", metavar="S", default="1", help="seed of the episodes (default: 1)")
 
     p = sub.add_parser("plot", help="redraw a run's learning curves")

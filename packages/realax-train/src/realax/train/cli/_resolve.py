@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
 from ._config import NONNEGATIVE, POSITIVE, CliError, check_config, load_config_file, read_toml
-from ._parser import EVOLVE_KEYS, TRAIN_KEYS
-
-CONFIG_FILE = "config.toml"
+from ._folders import CONFIG_FILE
+from ._quiet import wandb_logged_in
+from ._schema import (
+    EvolveConfig,
+    ListArgs,
+    RunArgs,
+    TrainConfig,
+    keys_of,
+    with_algo_defaults,
+)
 
 
 def _merge(command: str, given: dict[str, Any], keys: dict) -> dict[str, Any]:
@@ -50,7 +58,20 @@ def _wandb_mode_from_env() -> str | None:
     }.get(mode)
 
 
-def run_config(run_dir: str | Path) -> dict[str, Any]:
+Config = EvolveConfig | TrainConfig
+_CLASSES: dict[str, type[EvolveConfig] | type[TrainConfig]] = {
+    "evolve": EvolveConfig,
+    "train": TrainConfig,
+}
+
+
+def _typed(command: str, values: dict[str, Any]) -> Config:
+    if command == "train":
+        return with_algo_defaults(TrainConfig(**values))
+    return EvolveConfig(**values)
+
+
+def run_config(run_dir: str | Path) -> Config:
     """The configuration saved in a run folder (``config.toml``)."""
     path = Path(run_dir).expanduser()
     if not path.is_dir():
@@ -63,51 +84,74 @@ def run_config(run_dir: str | Path) -> dict[str, Any]:
         )
     saved = read_toml(cfg)
     command = saved.get("command")
-    keys = {"evolve": EVOLVE_KEYS, "train": TRAIN_KEYS}.get(command)
-    if keys is None:
+    if command not in _CLASSES:
         raise CliError(f"{cfg} has command = {command!r}; expected 'evolve' or 'train'")
+    keys = keys_of(_CLASSES[command])
     config = {k: spec.default for k, spec in keys.items()}
     config.update(check_config(saved, keys, source=str(cfg), ignore=("command",)))
-    config["command"] = command
-    return config
+    return _typed(command, config)
 
 
-def resolve(command: str, given: dict[str, Any]) -> dict[str, Any]:
+def _online_needs_login(config: Config) -> Config:
+    """``--wandb online`` without wandb credentials: say so once and log offline instead."""
+    if config.wandb != "online" or wandb_logged_in():
+        return config
+    print(
+        "realax: --wandb online needs a wandb login (`wandb login`, or WANDB_API_KEY); this run "
+        "logs offline into its folder instead (upload it later with `wandb sync`)",
+        file=sys.stderr,
+        flush=True,
+    )
+    return config.replace(wandb="offline")
+
+
+#: what `realax resume` says about a flag it cannot take
+_FIXED = (
+    "realax resume continues a run with the settings in its config.toml ({flag} fixes what the "
+    "checkpoints hold); start a new run like it instead: "
+    "`realax {command} --config {run}/config.toml {flag} ... --out OTHER_DIR`"
+)
+
+
+def resume_extras(run: str, extras: list[str]) -> CliError:
+    """The error for flags ``realax resume`` does not take (they would change the run)."""
+    flag = next((a.split("=", 1)[0] for a in extras if a.startswith("--")), extras[0])
+    try:
+        command = read_toml(Path(run).expanduser() / CONFIG_FILE).get("command", "evolve")
+    except (OSError, ValueError):
+        command = "evolve"
+    return CliError(_FIXED.format(flag=flag, command=command, run=run.rstrip("/")))
+
+
+def resolve(command: str, given: dict[str, Any]) -> Config | RunArgs | ListArgs:
     """The full configuration of a command (defaults < --config file < flags)."""
-    if command == "evolve":
-        config = _merge("evolve", given, EVOLVE_KEYS)
-        if config["env"] is None:
+    if command in _CLASSES:
+        config = _typed(command, _merge(command, given, keys_of(_CLASSES[command])))
+        if config.env is None or (isinstance(config, TrainConfig) and config.algo is None):
+            example = "evolve CartPole-v1" if command == "evolve" else "train ppo CartPole-v1"
+            what = "an environment" if command == "evolve" else "an algorithm and an environment"
             raise CliError(
-                "evolve needs an environment, e.g. `realax evolve CartPole-v1` "
-                "(`realax envs` lists them)"
+                f"{command} needs {what}, e.g. `realax {example}` (`realax envs` lists them)"
             )
-        return {"command": "evolve", **config}
-    if command == "train":
-        config = _merge("train", given, TRAIN_KEYS)
-        if config["algo"] is None or config["env"] is None:
-            raise CliError(
-                "train needs an algorithm and an environment, e.g. `realax train ppo CartPole-v1`"
-            )
-        return {"command": "train", **config}
+        return _online_needs_login(config)
     if command == "resume":
         saved = run_config(given["run"])
-        total = given.get("total")
-        if total is not None:
-            total = POSITIVE("generations", total)
-        return {
-            "command": "resume",
-            "run": given["run"],
-            "total": total,
-            "wandb": given.get("wandb"),
-            "saved": saved,
-            "devices": saved.get("devices", 1),
-        }
+        if given.get("total") is not None:
+            total = POSITIVE(saved.total_key, given["total"])
+            saved = saved.replace(**{saved.total_key: total})
+            if isinstance(saved, TrainConfig):
+                saved = with_algo_defaults(saved)
+        if given.get("wandb") is not None:
+            saved = saved.replace(wandb=given["wandb"])
+        return RunArgs("resume", given["run"], _online_needs_login(saved))
     if command == "eval":
-        return {
-            "command": "eval",
-            "run": given["run"],
-            "episodes": POSITIVE("episodes", given["episodes"]),
-            "seed": NONNEGATIVE("seed", given["seed"]),
-            "saved": run_config(given["run"]),
-        }
-    return {"command": command, **given}
+        saved = run_config(given["run"])
+        episodes = given["episodes"]
+        return RunArgs(
+            "eval",
+            given["run"],
+            saved,
+            episodes=saved.eval_episodes if episodes is None else POSITIVE("episodes", episodes),
+            seed=NONNEGATIVE("seed", given["seed"]),
+        )
+    return ListArgs(command, **given)

@@ -3,51 +3,37 @@
 from __future__ import annotations
 
 import dataclasses
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
+from . import _compat
 from ._common import (
-    INTERRUPTED,
-    POLICY_FILE,
-    Progress,
-    StopRequest,
-    check_fresh,
-    checkpoint_steps,
+    describe_env,
     draw_curves,
-    finished,
     load_pytree,
-    make_logger,
-    read_summary,
-    run_chunks,
-    run_folder,
-    save_config,
+    plural,
+    returns_line,
     save_pytree,
     table,
     wandb_run_dirs,
-    write_summary,
 )
-from ._config import CliError
+from ._config import CliError, in_flag_words
+from ._folders import POLICY_FILE, check_fresh, checkpoint_steps, run_folder, write_summary
+from ._run import Kind, Session, restore_latest, resume_from_disk, start
+from ._schema import TrainConfig
 
-#: per-algorithm defaults of the keys left unset (None) in the configuration
-ALGO_DEFAULTS: dict[str, dict[str, Any]] = {
-    # a train step is num_envs x 128 environment steps
-    "ppo": {"steps": 204_800, "num_envs": 8, "ckpt_freq": 20},
-    # a train step is num_envs environment steps (and one update once learning started)
-    "dqn": {"steps": 50_000, "num_envs": 1, "ckpt_freq": 5_000},
-    "sac": {"steps": 30_000, "num_envs": 1, "ckpt_freq": 5_000},
-}
+KIND = Kind("train", "train step", "--steps")
 PPO_NUM_STEPS = 128
+#: the action kinds each algorithm handles, and the algorithms for the other kind
+ACTIONS = {"dqn": "discrete", "sac": "continuous"}
 
 
 @dataclasses.dataclass
 class RLSetup:
-    config: dict[str, Any]
+    config: TrainConfig
     trainer: Any
     key: jax.Array
 
@@ -55,135 +41,86 @@ class RLSetup:
         return self.trainer.initialize(jax.random.fold_in(self.key, 1))
 
 
-def with_defaults(config: dict[str, Any]) -> dict[str, Any]:
-    """The configuration with the algorithm's defaults filled in."""
-    out = dict(config)
-    for k, v in ALGO_DEFAULTS[config["algo"]].items():
-        if out.get(k) is None:
-            out[k] = v
-    return out
+def check_actions(algo: str, env: Any) -> None:
+    """DQN needs discrete actions, SAC continuous ones: say so before building a trainer."""
+    needed = ACTIONS.get(algo)
+    have = "discrete" if env.discrete else "continuous"
+    if needed is None or needed == have:
+        return
+    others = [a for a in ("dqn", "ppo", "sac") if a != algo and ACTIONS.get(a, have) == have]
+    raise CliError(
+        f"{algo.upper()} needs {needed} actions; {env.name} has {have} actions: use "
+        + " or ".join(f"`realax train {a} {env.name}`" for a in others)
+    )
 
 
-def build(config: dict[str, Any], *, eval_episodes: int | None = None, devices=None) -> RLSetup:
-    """The RL trainer of a ``train`` configuration (defaults filled in)."""
+def build(config: TrainConfig, *, eval_episodes: int | None = None, devices=None) -> RLSetup:
+    """The RL trainer of a ``train`` configuration (its defaults already filled in)."""
     from realax.agents import DQN, PPO, SAC
     from realax.train.rl import OffPolicyTrainer, OnPolicyTrainer
 
     from ._evolve import make_env
 
-    config = with_defaults(config)
-    algo = config["algo"]
-    make_env(config["env"])  # unknown names and missing extras: one-line errors
-    hidden = (config["width"],) * config["depth"]
-    agent_kwargs: dict[str, Any] = {"hidden_dims": hidden}
-    if config["lr"] is not None:
+    algo = str(config.algo)
+    check_actions(algo, make_env(str(config.env)))  # unknown names, missing extras: one line
+    agent_kwargs: dict[str, Any] = {"hidden_dims": (config.width,) * config.depth}
+    if config.lr is not None:
         if algo == "sac":
-            agent_kwargs.update(actor_lr=config["lr"], critic_lr=config["lr"])
+            agent_kwargs.update(actor_lr=config.lr, critic_lr=config.lr)
         else:
-            agent_kwargs["learning_rate"] = config["lr"]
-    env_kwargs = {"max_steps": config["max_steps"]} if config["max_steps"] else None
-    common = {
-        "total_env_steps": config["steps"],
-        "num_envs": config["num_envs"],
+            agent_kwargs["learning_rate"] = config.lr
+    common: dict[str, Any] = {
+        "total_env_steps": config.steps,
+        "num_envs": config.num_envs,
         "agent_kwargs": agent_kwargs,
-        "env_kwargs": env_kwargs,
-        "eval_episodes": eval_episodes or config["eval_episodes"],
-        "n_devices": devices or config["devices"],
+        "env_kwargs": {"max_steps": config.max_steps} if config.max_steps else None,
+        "eval_episodes": eval_episodes or config.eval_episodes,
+        "n_devices": devices or config.devices,
     }
+    trainer: Any
     try:
         if algo == "ppo":
             trainer = OnPolicyTrainer(
-                PPO, config["env"], num_steps=PPO_NUM_STEPS, anneal_lr=True, **common
+                PPO, config.env, num_steps=PPO_NUM_STEPS, anneal_lr=True, **common
             )
         else:
-            learning_starts = min(1_000, config["steps"] // 10)
             trainer = OffPolicyTrainer(
                 DQN if algo == "dqn" else SAC,
-                config["env"],
-                learning_starts=learning_starts,
+                config.env,
+                learning_starts=int(config.learning_starts or 0),
                 batch_size=128 if algo == "dqn" else 256,
-                buffer_size=min(100_000, config["steps"]),
+                buffer_size=int(config.buffer_size or 1),
                 **common,
             )
     except (ValueError, TypeError) as e:
-        raise CliError(" ".join(str(e).split())) from None
-    return RLSetup(config, trainer, jax.random.key(config["seed"]))
+        raise CliError(in_flag_words(str(e))) from None
+    return RLSetup(config, trainer, jax.random.key(config.seed))
 
 
-def _describe(trainer: Any) -> str:
-    env = trainer.env
-    kind = "discrete" if env.discrete else "continuous"
-    return f"{env.name} ({env.suite}; obs {env.spec.obs_dims}, {env.action_dims} {kind} actions)"
-
-
-def run(setup: RLSetup, run_dir: Path, state: Any, *, resumed: bool) -> int:
-    """Train from ``state`` to the trainer's ``train_steps``, checkpointing as it goes."""
-    from realax.train.rl import default_rl_metrics
-
-    config, trainer = setup.config, setup.trainer
-    total, start = trainer.train_steps, int(state.step)
-    if start > total:
-        raise CliError(
-            f"the checkpoint in {run_dir} is at train step {start}, beyond this run's {total} "
-            "train steps; pass a larger --steps"
-        )
-    print(
-        f"realax train: {config['algo']} on {_describe(trainer)}, {total} train steps "
-        f"({config['steps']} env steps) -> {run_dir}",
-        file=sys.stderr,
-        flush=True,
-    )
-    logger = make_logger(run_dir, config, default_rl_metrics, resumed=resumed)
-    progress = Progress(
-        logger,
-        total,
-        start,
-        f"{config['algo']} {trainer.env.name}",
-        ("episode_return", "eval_return"),
-        "step",
-    )
-    trainer.logger = progress
-    t0 = time.perf_counter()
-    with StopRequest() as stop:
-        try:
-            state = run_chunks(trainer, state, total, config["ckpt_freq"], stop)
-            step = int(state.step)
-        finally:
-            progress.close()
-            logger.finish()
-        seconds = time.perf_counter() - t0
-        if step < total:
-            print(
-                f"realax: interrupted at train step {step}/{total}; checkpoint saved in "
-                f"{run_dir.as_posix()}.\nContinue with: realax resume {run_dir.as_posix()}",
-                file=sys.stderr,
-            )
-            return INTERRUPTED
-        return finish(setup, run_dir, state, seconds)
-
-
-def finish(setup: RLSetup, run_dir: Path, state: Any, seconds: float) -> int:
+def finish(setup: RLSetup, run_dir: Path, session: Session) -> int:
     import realax.log as rlog
 
-    config, trainer = setup.config, setup.trainer
+    config, trainer, state = setup.config, setup.trainer, session.state
     save_pytree(run_dir / POLICY_FILE, state.agent)
     rows = rlog.read_metrics(run_dir)
     returns = [r["episode_return"] for r in rows if _finite(r.get("episode_return"))]
-    png = draw_curves(
-        run_dir, [m for m in ("episode_return", "eval_return") if rows and m in rows[-1]]
-    )
+    shown = [m for m in ("episode_return", "eval_return") if rows and m in rows[-1]]
+    png = draw_curves(run_dir, shown, f"{trainer.env.name}: {str(config.algo).upper()}")
     wandb_dirs = wandb_run_dirs(run_dir)
+    total = int(state.step)
     summary = {
         "command": "train",
-        "algo": config["algo"],
+        "algo": config.algo,
         "env": trainer.env.name,
         "suite": trainer.env.suite,
-        "train_steps": int(state.step),
+        "train_steps": total,
         "env_steps": int(state.env_steps),
+        "requested": config.steps,
+        "session_start": session.start,
         "eval_return_mean": float(state.eval_return),
         "eval_episodes": trainer.eval_episodes,
         "last_episode_return": returns[-1] if returns else None,
-        "seconds": round(seconds, 2),
+        "seconds": round(session.seconds, 2),
         "checkpoints": checkpoint_steps(run_dir),
         "wandb_run": str(wandb_dirs[-1]) if wandb_dirs else None,
     }
@@ -191,16 +128,15 @@ def finish(setup: RLSetup, run_dir: Path, state: Any, seconds: float) -> int:
     print(
         table(
             [
-                ("environment", _describe(trainer)),
+                ("environment", describe_env(trainer.env)),
                 (
                     "algorithm",
-                    f"{config['algo']}, {config['num_envs']} envs, hidden {config['width']}x"
-                    f"{config['depth']}",
+                    f"{config.algo}, {plural(int(config.num_envs or 1), 'env')}, "
+                    f"hidden {config.width}x{config.depth}",
                 ),
                 (
                     "steps",
-                    f"{summary['train_steps']} train steps, {summary['env_steps']} env steps in "
-                    f"{seconds:.1f} s",
+                    f"{session.describe(total, 'train step')}; {summary['env_steps']} env steps",
                 ),
                 (
                     "policy",
@@ -215,74 +151,55 @@ def finish(setup: RLSetup, run_dir: Path, state: Any, seconds: float) -> int:
                 ("wandb run", summary["wandb_run"] or "off"),
                 ("curves", str(png) if png else "-"),
             ],
-            title=f"realax train {config['algo']}: done",
+            title=f"realax train {config.algo}: done",
         )
     )
     return 0
 
 
 def _finite(v: Any) -> bool:
-    return isinstance(v, int | float) and np.isfinite(v)
+    return isinstance(v, int | float) and bool(np.isfinite(v))
 
 
 # --------------------------------------------------------------------------- commands
 
 
-def train(config: dict[str, Any]) -> int:
+def _metrics_fn() -> Any:
+    from realax.train.rl import default_rl_metrics
+
+    return default_rl_metrics
+
+
+def train(config: TrainConfig) -> int:
     """``realax train``: a new run."""
-    config = with_defaults(config)
-    run_dir = run_folder(config, config["algo"])
+    run_dir = run_folder(config, str(config.algo))
     check_fresh(run_dir)
-    setup = build(config)
-    setup.config = config = {**config, "out": run_dir.as_posix()}
-    save_config(run_dir, config)
-    return run(setup, run_dir, setup.initial_state(), resumed=False)
+    setup = build(config.replace(out=run_dir.as_posix()))
+    trainer = setup.trainer
+    header = (
+        f"realax train: {config.algo} on {describe_env(trainer.env)}, "
+        f"{trainer.train_steps} train steps"
+    )
+    return start(setup, run_dir, kind=KIND, metrics_fn=_metrics_fn(), finish=finish, header=header)
 
 
-def restore_latest(setup: RLSetup, run_dir: Path) -> Any:
-    import realax.log as rlog
-
-    like = setup.initial_state()
-    if not checkpoint_steps(run_dir):
-        return like
-    return rlog.restore(run_dir, like=like)
-
-
-def resume(config: dict[str, Any], run_dir: Path) -> int:
+def resume(config: TrainConfig, run_dir: Path) -> int:
     """``realax resume`` of a train run."""
     setup = build(config)
-    state = restore_latest(setup, run_dir)
-    step, total = int(state.step), setup.trainer.train_steps
-    if step >= total and finished(run_dir):
-        summary = read_summary(run_dir)
-        print(
-            f"{run_dir} is finished ({step} train steps; greedy mean return "
-            f"{summary.get('eval_return_mean', float('nan')):.1f}). Evaluate it with "
-            f"`realax eval {run_dir.as_posix()}`."
-        )
-        return 0
-    print(f"realax resume: {run_dir} from train step {step}/{total}", file=sys.stderr)
-    save_config(run_dir, config)
-    return run(setup, run_dir, state, resumed=True)
+    return resume_from_disk(setup, run_dir, kind=KIND, metrics_fn=_metrics_fn(), finish=finish)
 
 
-def eval_policy(config: dict[str, Any], run_dir: Path, episodes: int, seed: int) -> int:
+def eval_policy(config: TrainConfig, run_dir: Path, episodes: int, seed: int) -> int:
     """``realax eval`` of a train run: the saved agent (else the latest checkpoint's)."""
     setup = build(config, eval_episodes=episodes, devices=1)
-    trainer = setup.trainer
     path = run_dir / POLICY_FILE
     if path.is_file():
-        agent = load_pytree(path, setup.initial_state().agent)
-        source = POLICY_FILE
+        agent, source = load_pytree(path, setup.initial_state().agent), POLICY_FILE
     elif checkpoint_steps(run_dir):
         state = restore_latest(setup, run_dir)
         agent, source = state.agent, f"checkpoint at train step {int(state.step)}"
     else:
         raise CliError(f"{run_dir} holds neither {POLICY_FILE} nor a checkpoint to evaluate")
-    evaluate = jax.jit(lambda a, k: trainer._evaluate(a, k, jnp.asarray(True), None))
-    mean_return, mean_length = evaluate(agent, jax.random.key(seed))
-    print(
-        f"{trainer.env.name}: mean return {float(mean_return):.2f} over {episodes} greedy "
-        f"episodes (mean length {float(mean_length):.1f}; {source})"
-    )
+    returns, _ = _compat.rl_evaluate(setup.trainer, agent, jax.random.key(seed), episodes)
+    print(returns_line(setup.trainer.env.name, returns, episodes, f"greedy; {source}"))
     return 0

@@ -1,0 +1,149 @@
+"""Running a trainer to the end of its run: new runs, resumed runs, Ctrl-C.
+
+The compiled run is ONE ``trainer.resume(state, logger=..., progress_bar=True)`` call: the
+trainer shows its progress bar and enters the Logger's interrupt guard, which checkpoints the
+next step on the first Ctrl-C (or SIGTERM) and stops the run with ``KeyboardInterrupt`` (or
+``realax.log.Terminated``); this module turns that into the command's message and exit status.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+from . import _compat
+from ._common import make_logger, plural
+from ._config import CliError
+from ._folders import checkpoint_steps, save_config
+
+INTERRUPTED = 130
+
+
+@dataclasses.dataclass(frozen=True)
+class Kind:
+    """What the steps of a command are called and which key sets their number."""
+
+    command: str  # "evolve" or "train"
+    noun: str  # "generation" or "train step"
+    total_flag: str  # "--generations" or "--steps"
+
+
+class Setup(Protocol):
+    """What both commands build from a configuration (``_evolve.Setup``, ``_rl.RLSetup``)."""
+
+    config: Any  # EvolveConfig or TrainConfig
+    trainer: Any
+
+    def initial_state(self) -> Any: ...
+
+
+@dataclasses.dataclass(frozen=True)
+class Session:
+    """The end of one command's part of a run: the final state, where it started, how long."""
+
+    state: Any
+    start: int
+    seconds: float
+
+    def describe(self, total: int, noun: str) -> str:
+        """The length of the run and of this session.
+
+        >>> Session(None, start=40, seconds=7.9).describe(120, "generation")
+        '120 generations, 80 of them in this session, in 7.9 s'
+        """
+        if self.start == 0:
+            return f"{plural(total, noun)} in {self.seconds:.1f} s"
+        return (
+            f"{plural(total, noun)}, {total - self.start} of them in this session, in "
+            f"{self.seconds:.1f} s"
+        )
+
+
+def restore_latest(setup: Setup, run_dir: Path) -> Any:
+    """The newest checkpoint of a run, or the initial state if there is none."""
+    import realax.log as rlog
+
+    like = setup.initial_state()
+    if not checkpoint_steps(run_dir):
+        return like
+    return rlog.restore(run_dir, like=like)
+
+
+def drive(
+    setup: Setup, run_dir: Path, state: Any, *, kind: Kind, metrics_fn: Any, resumed: bool
+) -> Session | None:
+    """Run from ``state`` to the trainer's last step; None if a signal stopped the run."""
+    trainer = setup.trainer
+    total, start = trainer.train_steps, int(state.step)
+    if start > total:
+        raise CliError(
+            f"the checkpoint in {run_dir} is at {kind.noun} {start}, beyond this run's {total}; "
+            f"pass {kind.total_flag} with a larger value"
+        )
+    t0 = time.perf_counter()
+    if start < total:
+        logger = make_logger(run_dir, setup.config, metrics_fn, resumed=resumed)
+        try:
+            state = _compat.resume(trainer, state, logger=logger, progress_bar=True)
+            _compat.on_run_end(logger, state)
+        except KeyboardInterrupt:
+            _stopped(logger, run_dir, kind, total)
+            return None
+        except SystemExit:  # realax.log.Terminated (SIGTERM): same message, status 143
+            _stopped(logger, run_dir, kind, total)
+            raise
+        logger.finish()
+    return Session(state, start, time.perf_counter() - t0)
+
+
+def _stopped(logger: Any, run_dir: Path, kind: Kind, total: int) -> None:
+    try:
+        logger.finish()
+    except (RuntimeError, OSError) as e:  # the checkpoints on disk stay complete
+        print(f"realax: while stopping: {e}", file=sys.stderr)
+    steps = checkpoint_steps(run_dir)
+    shown = run_dir.as_posix()
+    saved = (
+        f"{kind.noun} {steps[-1]}/{total} is saved in {shown}"
+        if steps
+        else "no checkpoint was saved yet"
+    )
+    print(
+        f"realax: interrupted; {saved}.\nContinue with: realax resume {shown}",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+Finish = Callable[[Any, Path, Session], int]
+
+
+def _end(setup: Setup, run_dir: Path, session: Session | None, finish: Finish) -> int:
+    return INTERRUPTED if session is None else finish(setup, run_dir, session)
+
+
+def start(
+    setup: Setup, run_dir: Path, *, kind: Kind, metrics_fn: Any, finish: Finish, header: str
+) -> int:
+    """A new run: print its header, write config.toml, run from the initial state, finish."""
+    print(header, flush=True)
+    save_config(run_dir, setup.config)
+    state = setup.initial_state()
+    session = drive(setup, run_dir, state, kind=kind, metrics_fn=metrics_fn, resumed=False)
+    return _end(setup, run_dir, session, finish)
+
+
+def resume_from_disk(
+    setup: Setup, run_dir: Path, *, kind: Kind, metrics_fn: Any, finish: Finish
+) -> int:
+    """``realax resume``: restore the newest checkpoint, run to the end, finish."""
+    state = restore_latest(setup, run_dir)
+    step, total = int(state.step), setup.trainer.train_steps
+    print(f"realax resume: {run_dir} from {kind.noun} {step}/{total}", file=sys.stderr, flush=True)
+    save_config(run_dir, setup.config)
+    session = drive(setup, run_dir, state, kind=kind, metrics_fn=metrics_fn, resumed=True)
+    return _end(setup, run_dir, session, finish)

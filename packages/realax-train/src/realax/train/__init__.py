@@ -1,5 +1,8 @@
 """realax.train: compiled ES (evosax 0.3) and gradient (optax) training loops.
 
+The names are imported on first use: ``import realax.train`` (and the ``realax`` command
+line's argument parsing) loads neither JAX nor evosax.
+
 >>> import jax, jax.numpy as jnp
 >>> from realax.train import evolve
 >>> f = lambda x, key=None, data=None: (jnp.sum(x**2), {})
@@ -7,52 +10,70 @@
 ...                                 strategy="CMA_ES", steps=30)
 """
 
-from ._algorithm import Algorithm as Algorithm
-from ._base import BaseTrainer as BaseTrainer
-from ._es import EvosaxTrainer as EvosaxTrainer
-from ._es import EvoState as EvoState
-from ._es import evolve as evolve
-from ._grad import GradState as GradState
-from ._grad import OptaxTrainer as OptaxTrainer
-from ._grad import available_optimizers as available_optimizers
-from ._grad import optimize as optimize
-from ._protocols import DataTask as DataTask
-from ._protocols import Logger as Logger
-from ._protocols import LossFn as LossFn
-from ._protocols import Task as Task
-from ._shaping import FitnessShaper as FitnessShaper
-from ._strategies import STRATEGY_ALIASES as STRATEGY_ALIASES
-from ._strategies import available_strategies as available_strategies
-from ._strategies import resolve_strategy as resolve_strategy
+from __future__ import annotations
 
-__all__ = [
-    "Algorithm",
-    "BaseTrainer",
-    "DataTask",
-    "EvoState",
-    "EvosaxTrainer",
-    "FitnessShaper",
-    "GradState",
-    "Logger",
-    "LossFn",
-    "OptaxTrainer",
-    "STRATEGY_ALIASES",
-    "Task",
-    "available_optimizers",
-    "available_strategies",
-    "evolve",
-    "optimize",
-    "resolve_strategy",
-]
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._algorithm import Algorithm as Algorithm
+    from ._base import BaseTrainer as BaseTrainer
+    from ._es import EvosaxTrainer as EvosaxTrainer
+    from ._es import EvoState as EvoState
+    from ._es import evolve as evolve
+    from ._grad import GradState as GradState
+    from ._grad import OptaxTrainer as OptaxTrainer
+    from ._grad import available_optimizers as available_optimizers
+    from ._grad import optimize as optimize
+    from ._protocols import DataTask as DataTask
+    from ._protocols import Logger as Logger
+    from ._protocols import LossFn as LossFn
+    from ._protocols import Task as Task
+    from ._shaping import FitnessShaper as FitnessShaper
+    from ._strategies import STRATEGY_ALIASES as STRATEGY_ALIASES
+    from ._strategies import available_strategies as available_strategies
+    from ._strategies import resolve_strategy as resolve_strategy
+
+#: public name -> the module that defines it
+_WHERE = {
+    "Algorithm": "_algorithm",
+    "BaseTrainer": "_base",
+    "DataTask": "_protocols",
+    "EvoState": "_es",
+    "EvosaxTrainer": "_es",
+    "FitnessShaper": "_shaping",
+    "GradState": "_grad",
+    "Logger": "_protocols",
+    "LossFn": "_protocols",
+    "OptaxTrainer": "_grad",
+    "STRATEGY_ALIASES": "_strategies",
+    "Task": "_protocols",
+    "available_optimizers": "_grad",
+    "available_strategies": "_strategies",
+    "evolve": "_es",
+    "optimize": "_grad",
+    "resolve_strategy": "_strategies",
+}
+
+__all__ = sorted(_WHERE)
 
 # RL trainers live in realax.train.rl (extra "rl": realax-agents, realax-tasks); they are
-# re-exported lazily so `import realax.train` works without that extra.
+# re-exported lazily too, so `import realax.train` works without that extra.
 _RL_NAMES = ("OnPolicyTrainer", "OffPolicyTrainer", "ReplayBuffer", "RLState")
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> Any:
     if name in _RL_NAMES:
         from . import rl
 
         return getattr(rl, name)
-    raise AttributeError(f"module 'realax.train' has no attribute {name!r}")
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'realax.train' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

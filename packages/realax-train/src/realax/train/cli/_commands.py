@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from . import _compat
 from ._common import table
 from ._config import CliError
 from ._folders import METRICS_FILE, PLOT_FILE, finished_summary, holds_run
@@ -89,7 +88,9 @@ def _plot(args: ListArgs) -> int:
     if metrics is None and out is None and saved is not None:
         metrics = _default_plot_metrics(run_dir, saved.command)
     try:
-        path = _compat.plot(run_dir, metrics=metrics, out=out or run_dir / PLOT_FILE, title=title)
+        import realax.log as rlog
+
+        path = rlog.plot(run_dir, metrics=metrics, out=out or run_dir / PLOT_FILE, title=title)
     except ValueError as e:
         raise CliError(str(e)) from None
     print(path)

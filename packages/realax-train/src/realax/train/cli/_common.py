@@ -10,7 +10,6 @@ from typing import Any
 import jax
 import numpy as np
 
-from . import _compat
 from ._folders import METRICS_FILE, PLOT_FILE
 from ._schema import RunConfig
 
@@ -102,7 +101,9 @@ def table(rows: Sequence[tuple[str, str]], title: str = "") -> str:
 def draw_curves(run_dir: Path, metrics: Sequence[str] | None, title: str) -> Path | None:
     """learning_curves.png from metrics.jsonl (None, with a note, if nothing can be drawn)."""
     try:
-        return _compat.plot(
+        import realax.log as rlog
+
+        return rlog.plot(
             run_dir,
             metrics=list(metrics) if metrics else None,
             out=run_dir / PLOT_FILE,

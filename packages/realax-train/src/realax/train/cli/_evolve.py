@@ -11,7 +11,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _compat
 from ._common import (
     describe_env,
     draw_curves,
@@ -115,10 +114,10 @@ def strategy_kwargs(name: str, cls: type, config: EvolveConfig) -> dict[str, Any
 def build(config: EvolveConfig) -> Setup:
     """Environment, policy, task and trainer of an ``evolve`` configuration."""
     import realax.tasks as rt
-    from realax.train import EvosaxTrainer, FitnessShaper
+    from realax.train import EvosaxTrainer, FitnessShaper, resolve_strategy
 
     try:
-        name, cls = _compat.resolve_strategy(config.strategy)
+        name, cls = resolve_strategy(config.strategy)
     except ValueError as e:
         raise CliError(str(e)) from None
     es_kws = strategy_kwargs(name, cls, config)

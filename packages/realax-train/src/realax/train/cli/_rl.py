@@ -9,7 +9,6 @@ from typing import Any
 import jax
 import numpy as np
 
-from . import _compat
 from ._common import (
     describe_env,
     draw_curves,
@@ -200,6 +199,17 @@ def eval_policy(config: TrainConfig, run_dir: Path, episodes: int, seed: int) ->
         agent, source = state.agent, f"checkpoint at train step {int(state.step)}"
     else:
         raise CliError(f"{run_dir} holds neither {POLICY_FILE} nor a checkpoint to evaluate")
-    returns, _ = _compat.rl_evaluate(setup.trainer, agent, jax.random.key(seed), episodes)
+    from realax.train import rl
+
+    trainer = setup.trainer
+    per_episode, _ = rl.evaluate(
+        agent,
+        trainer.eval_env,
+        jax.random.key(seed),
+        episodes=episodes,
+        max_steps=trainer.eval_max_steps,
+        action_fn=trainer.env_action,
+    )
+    returns = np.asarray(per_episode)
     print(returns_line(setup.trainer.env.name, returns, episodes, f"greedy; {source}"))
     return 0

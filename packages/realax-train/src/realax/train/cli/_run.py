@@ -15,7 +15,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
-from . import _compat
 from ._common import make_logger, plural
 from ._config import CliError
 from ._folders import checkpoint_steps, save_config
@@ -88,8 +87,9 @@ def drive(
     if start < total:
         logger = make_logger(run_dir, setup.config, metrics_fn, resumed=resumed)
         try:
-            state = _compat.resume(trainer, state, logger=logger, progress_bar=True)
-            _compat.on_run_end(logger, state)
+            # one compiled call; the loops strip weak types, call logger.on_run_end (the final
+            # step is checkpointed) and run under the Logger's interrupt guard
+            state, _ = trainer.resume(state, logger=logger, progress_bar=True)
         except KeyboardInterrupt:
             _stopped(logger, run_dir, kind, total)
             return None

@@ -8,8 +8,12 @@ next step on the first Ctrl-C (or SIGTERM) and stops the run with ``KeyboardInte
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import os
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -100,7 +104,19 @@ def drive(
     return Session(state, start, time.perf_counter() - t0)
 
 
+def _exit_at_once(signum: int, frame: Any) -> None:
+    """After a stop, another Ctrl-C/SIGTERM ends the process at once (no traceback from
+    whatever Python or JAX is doing on the way out; the checkpoints on disk stay complete)."""
+    del frame
+    with contextlib.suppress(OSError, ValueError):
+        sys.stderr.flush()
+    os._exit(128 + signum)
+
+
 def _stopped(logger: Any, run_dir: Path, kind: Kind, total: int) -> None:
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, _exit_at_once)
     try:
         logger.finish()
     except (RuntimeError, OSError) as e:  # the checkpoints on disk stay complete

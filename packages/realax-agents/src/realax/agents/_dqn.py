@@ -22,9 +22,20 @@ __all__ = ["DQN", "DQNConfig"]
 class DQNConfig:
     """Hyper-parameters of `DQN`.
 
+    The defaults solve CartPole-v1 in 50,000 environment steps with the trainer settings of
+    ``realax train dqn`` (an update phase of 128 gradient steps on minibatches of 64 after
+    every 256 environment steps; the target network is copied after each phase). They use
+    the squared TD error: with rewards of 1 per step and values up to ``1 / (1 - discount)``
+    the TD errors are far above Huber's threshold of 1, where the Huber loss fits the median
+    of the targets, not their mean -- the few low targets of terminal transitions then do
+    not pull the values down and Q-values grow without bound. Use ``loss="huber"`` with
+    rewards and values of order 1.
+
     Attributes:
         n_actions: number of discrete actions (required).
         learning_rate: Adam learning rate.
+        anneal_lr_steps: if set, the learning rate decays linearly to 0 over this many
+            gradient steps (e.g. ``train_steps * gradient_steps`` of an `OffPolicyTrainer`).
         discount: discount factor gamma.
         hidden_dims: hidden layer sizes of the Q-network.
         activation: hidden activation name.
@@ -34,27 +45,31 @@ class DQNConfig:
         tau: target update rate; ``1.0`` copies the online parameters (hard update).
         target_update_period: apply the target update every this many gradient steps
             (``1`` with a small ``tau`` gives Polyak averaging).
-        loss: ``"huber"`` or ``"mse"`` on the TD error.
+        loss: ``"mse"`` (squared TD error) or ``"huber"`` (Huber loss of the TD error with
+            threshold 1).
         max_grad_norm: global-norm gradient clipping, or None.
         pmap_axis: default axis name to average gradients over.
     """
 
     n_actions: int | None = None
-    learning_rate: float = 2.5e-4
+    learning_rate: float = 2.3e-3
+    anneal_lr_steps: int | None = None
     discount: float = 0.99
     hidden_dims: tuple[int, ...] = (64, 64)
     activation: str = "relu"
     layer_norm: bool = False
     double_q: bool = True
     tau: float = 1.0
-    target_update_period: int = 100
-    loss: str = "huber"
+    target_update_period: int = 128
+    loss: str = "mse"
     max_grad_norm: float | None = 10.0
     pmap_axis: str | None = None
 
     def __post_init__(self) -> None:
         owner = "DQN"
         c.check_positive(owner, "learning_rate", self.learning_rate)
+        if self.anneal_lr_steps is not None:
+            c.check_int(owner, "anneal_lr_steps", self.anneal_lr_steps)
         c.check_unit_interval(owner, "discount", self.discount)
         object.__setattr__(self, "hidden_dims", c.check_hidden_dims(owner, self.hidden_dims))
         c.check_activation(owner, self.activation)
@@ -129,7 +144,10 @@ class DQN(struct.PyTreeNode):
             layer_norm=cfg.layer_norm,
         )
         params = model_def.init(init_key, obs)["params"]
-        tx = c.make_optimizer(cfg.learning_rate, cfg.max_grad_norm)
+        lr: float | optax.Schedule = cfg.learning_rate
+        if cfg.anneal_lr_steps is not None:
+            lr = optax.linear_schedule(cfg.learning_rate, 0.0, cfg.anneal_lr_steps)
+        tx = c.make_optimizer(lr, cfg.max_grad_norm)
         q = TrainState.create(model_def, params, tx=tx)
         target_q = TrainState.create(model_def, params)
         return cls(q=q, target_q=target_q, key=key, config=cfg)

@@ -115,11 +115,12 @@ CLI_AGENT_KWARGS = {"hidden_dims": (64, 64)}
 
 
 @pytest.mark.slow
-def test_dqn_defaults_solve_cartpole():
+def test_dqn_defaults_solve_cartpole_with_8_seeds_in_one_program():
     # 195 train steps of 256 env steps, each followed by 128 updates (minibatch 64); epsilon
     # 1.0 -> 0.04 over the first 16% of the run. Before: 50,000 env steps, one Huber update
     # per step, target copy every 100 updates: Q-values grew to ~1e7 and the greedy return
-    # stayed at 9.4.
+    # stayed at 9.4. DQN's greedy policy on CartPole still collapses now and then (measured:
+    # 14 of 16 seeds >= 475 at the end), so most seeds must solve it, not all.
     trainer = OffPolicyTrainer(
         DQN,
         "CartPole-v1",
@@ -134,12 +135,14 @@ def test_dqn_defaults_solve_cartpole():
         agent_kwargs=CLI_AGENT_KWARGS,
         eval_episodes=32,
     )
-    state, metrics, timing = trainer.run(jax.random.key(0))
-    evals = np.asarray(metrics["eval_return"])[trainer.eval_freq - 1 :: trainer.eval_freq]
+    states, metrics, timing = trainer.run(jax.random.split(jax.random.key(0), 8))
+    final = np.asarray(states.eval_return)
     q = np.asarray(metrics["q"])
-    print("eval returns:", evals, "final mean Q:", np.nanmean(q[-10:]), timing)
-    assert float(state.eval_return) >= 475
-    # no divergence: a return of at most 500 with discount 0.99 bounds Q by 100
+    print("final eval returns per seed:", final, "max mean Q:", np.nanmax(q), timing)
+    assert final.shape == (8,)
+    assert np.sum(final >= 475) >= 6, final
+    assert np.median(final) >= 475, final
+    # no divergence: returns of at most 500 with discount 0.99 bound Q by 100
     assert np.nanmax(q) < 150
 
 
@@ -160,3 +163,25 @@ def test_ppo_defaults_solve_cartpole():
     evals = np.asarray(metrics["eval_return"])[trainer.eval_freq - 1 :: trainer.eval_freq]
     print("eval returns:", evals, timing)
     assert float(state.eval_return) >= 475
+
+
+@pytest.mark.slow
+def test_sac_defaults_reach_minus_250_on_pendulum():
+    # 30,000 env steps, one update per step (minibatch 256) after 1,000 uniform-action steps
+    trainer = OffPolicyTrainer(
+        SAC,
+        "Pendulum-v1",
+        buffer_size=30_000,
+        batch_size=256,
+        learning_starts=1_000,
+        train_freq=1,
+        gradient_steps=1,
+        total_env_steps=30_000,
+        num_envs=1,
+        agent_kwargs=CLI_AGENT_KWARGS,
+        eval_episodes=32,
+    )
+    state, metrics, timing = trainer.run(jax.random.key(0))
+    evals = np.asarray(metrics["eval_return"])[trainer.eval_freq - 1 :: trainer.eval_freq]
+    print("eval returns:", evals, timing)
+    assert float(state.eval_return) > -250

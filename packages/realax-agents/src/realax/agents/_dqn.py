@@ -27,7 +27,7 @@ class DQNConfig:
 
     The defaults solve CartPole-v1 in 50,000 environment steps with the trainer settings of
     ``realax train dqn`` (an update phase of 128 gradient steps on minibatches of 64 after
-    every 256 environment steps; the target network is copied after each phase). They use
+    every 256 environment steps; the target network follows by Polyak averaging). They use
     the squared TD error: with rewards of 1 per step and values up to ``1 / (1 - discount)``
     the TD errors are far above Huber's threshold of 1, where the Huber loss fits the median
     of the targets, not their mean -- the few low targets of terminal transitions then do
@@ -62,8 +62,8 @@ class DQNConfig:
     activation: str = "relu"
     layer_norm: bool = False
     double_q: bool = True
-    tau: float = 1.0
-    target_update_period: int = 128
+    tau: float = 0.005
+    target_update_period: int = 1
     loss: str = "mse"
     max_grad_norm: float | None = 10.0
     pmap_axis: str | None = None

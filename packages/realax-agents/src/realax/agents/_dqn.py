@@ -45,7 +45,9 @@ class DQNConfig:
         layer_norm: LayerNorm in the Q-network.
         double_q: choose next actions with the online network and evaluate them with the
             target network (double DQN); otherwise max over the target network.
-        tau: target update rate; ``1.0`` copies the online parameters (hard update).
+        tau: target update rate; ``1.0`` copies the online parameters (hard update). None
+            (default): ``0.005`` (Polyak averaging) when ``target_update_period`` is 1, else
+            ``1.0`` (a hard copy every ``target_update_period`` steps); see `target_tau`.
         target_update_period: apply the target update every this many gradient steps
             (``1`` with a small ``tau`` gives Polyak averaging).
         loss: ``"mse"`` (squared TD error) or ``"huber"`` (Huber loss of the TD error with
@@ -62,7 +64,7 @@ class DQNConfig:
     activation: str = "relu"
     layer_norm: bool = False
     double_q: bool = True
-    tau: float = 0.005
+    tau: float | None = None
     target_update_period: int = 1
     loss: str = "mse"
     max_grad_norm: float | None = 10.0
@@ -74,10 +76,18 @@ class DQNConfig:
         if self.anneal_lr_steps is not None:
             c.check_int(owner, "anneal_lr_steps", self.anneal_lr_steps)
         c.check_unit_interval(owner, "discount", self.discount)
-        c.check_unit_interval(owner, "tau", self.tau)
+        if self.tau is not None:
+            c.check_unit_interval(owner, "tau", self.tau)
         c.check_int(owner, "target_update_period", self.target_update_period)
         if self.loss not in ("huber", "mse"):
             raise ValueError(f"DQN: loss must be 'huber' or 'mse' (got loss={self.loss!r})")
+
+    @property
+    def target_tau(self) -> float:
+        """The target update rate used: ``tau``, or its default for ``target_update_period``."""
+        if self.tau is not None:
+            return float(self.tau)
+        return 0.005 if self.target_update_period == 1 else 1.0
 
 
 class DQN(struct.PyTreeNode):
@@ -193,7 +203,7 @@ class DQN(struct.PyTreeNode):
 
         new_q, info = self.q.apply_loss_fn(loss_fn=loss_fn, pmap_axis=axis, has_aux=True)
         do_update = (new_q.step % cfg.target_update_period) == 0
-        tau = jnp.where(do_update, cfg.tau, 0.0)
+        tau = jnp.where(do_update, cfg.target_tau, 0.0)
         new_target = target_update(new_q, self.target_q, tau)
         return self.replace(q=new_q, target_q=new_target), c.mean_info(info)
 

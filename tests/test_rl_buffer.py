@@ -76,3 +76,38 @@ def test_bad_capacity_and_oversized_batches_are_rejected():
     buf = ReplayBuffer.create(_example(), capacity=2)
     with pytest.raises(ValueError, match="3 transitions at once but the capacity is 2"):
         buf.add(_rows(0, 3))
+
+
+def test_buffer_of_transitions_samples_transitions_for_the_agents():
+    from realax.agents import DQN, Transition
+
+    example = Transition(
+        obs=jnp.zeros(4),
+        actions=jnp.zeros((), jnp.int32),
+        rewards=jnp.zeros(()),
+        next_obs=jnp.zeros(4),
+        terminated=jnp.zeros((), bool),
+    )
+    buf = ReplayBuffer.create(example, capacity=8)
+    assert buf.data.terminated.dtype == jnp.bool_ and buf.data.obs.shape == (8, 4)
+    ids = jnp.arange(6.0)
+    rows = Transition(
+        obs=jnp.tile(ids[:, None], (1, 4)),
+        actions=(jnp.arange(6) % 2).astype(jnp.int32),
+        rewards=ids,
+        next_obs=jnp.tile(ids[:, None] + 1, (1, 4)),
+        terminated=jnp.arange(6) == 5,
+    )
+    batch = buf.add(rows).sample(jax.random.key(0), 16)
+    assert isinstance(batch, Transition)
+    np.testing.assert_array_equal(batch.next_obs[:, 0], batch.obs[:, 0] + 1)
+    np.testing.assert_array_equal(batch.masks, np.where(batch.rewards == 5, 0.0, 1.0))
+    agent = DQN.create(
+        key=jax.random.key(1),
+        observations=example.obs,
+        actions=example.actions,
+        n_actions=2,
+        hidden_dims=(8,),
+    )
+    _, info = agent.update(batch)
+    assert np.isfinite(float(info["loss"]))

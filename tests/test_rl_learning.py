@@ -1,5 +1,7 @@
 """RL trainers learn: PPO solves CartPole-v1 (8 seeds in one program), DQN solves CartPole-v1,
-SAC reaches a mean return above -250 on Pendulum-v1, PPO improves on brax inverted_pendulum.
+SAC reaches a mean return above -250 on Pendulum-v1, PPO improves on brax inverted_pendulum;
+and the default settings of ``realax train ppo|dqn|sac`` (the agents' own defaults and the
+trainer settings the CLI passes, spelled out below) solve CartPole-v1 / Pendulum-v1.
 
 Returns are those of the greedy / deterministic policy on fresh environments, evaluated inside
 the compiled loop, unless said otherwise.
@@ -104,3 +106,84 @@ def test_ppo_improves_on_brax_inverted_pendulum():
     first, last = np.nanmean(returns[:3]), np.nanmean(returns[-10:])
     assert first < 40
     assert last > 4 * first and last > 120
+
+
+# --------------------------------------------------------------- the defaults of `realax train`
+# The trainer settings of `realax train <algo> <env>` with nothing else given (64x64 networks,
+# 32 evaluation episodes) and every agent setting left at its `create` default.
+CLI_AGENT_KWARGS = {"hidden_dims": (64, 64)}
+
+
+@pytest.mark.slow
+def test_dqn_defaults_solve_cartpole_with_8_seeds_in_one_program():
+    # 195 train steps of 256 env steps, each followed by 128 updates (minibatch 64); epsilon
+    # 1.0 -> 0.04 over the first 16% of the run. Before: 50,000 env steps, one Huber update
+    # per step, target copy every 100 updates: Q-values grew to ~1e7 and the greedy return
+    # stayed at 9.4. DQN's greedy policy on CartPole still drops now and then (measured on
+    # 32 seeds: 25 >= 475 at the end, the others 129-470), so most seeds must solve it, not
+    # all. The seeds are those of `realax train dqn --seed 0..7` (fold_in(key(seed), 1)).
+    trainer = OffPolicyTrainer(
+        DQN,
+        "CartPole-v1",
+        buffer_size=50_000,
+        batch_size=64,
+        learning_starts=1_000,
+        train_freq=256,
+        gradient_steps=128,
+        total_env_steps=50_000,
+        num_envs=1,
+        epsilon=optax.linear_schedule(1.0, 0.04, 8_000),
+        agent_kwargs=CLI_AGENT_KWARGS,
+        eval_episodes=32,
+    )
+    keys = jax.numpy.stack([jax.random.fold_in(jax.random.key(s), 1) for s in range(8)])
+    states, metrics, timing = trainer.run(keys)
+    final = np.asarray(states.eval_return)
+    q = np.asarray(metrics["q"])
+    print("final eval returns per seed:", final, "max mean Q:", np.nanmax(q), timing)
+    assert final.shape == (8,)
+    assert np.sum(final >= 475) >= 6, final
+    assert np.median(final) >= 475, final
+    # no divergence: returns of at most 500 with discount 0.99 bound Q by 100
+    assert np.nanmax(q) < 150
+
+
+@pytest.mark.slow
+def test_ppo_defaults_solve_cartpole():
+    # 8 envs x 128 steps per train step, 488 train steps (499,712 env steps), annealed lr
+    trainer = OnPolicyTrainer(
+        PPO,
+        "CartPole-v1",
+        num_envs=8,
+        num_steps=128,
+        total_env_steps=500_000,
+        anneal_lr=True,
+        agent_kwargs=CLI_AGENT_KWARGS,
+        eval_episodes=32,
+    )
+    state, metrics, timing = trainer.run(jax.random.key(0))
+    evals = np.asarray(metrics["eval_return"])[trainer.eval_freq - 1 :: trainer.eval_freq]
+    print("eval returns:", evals, timing)
+    assert float(state.eval_return) >= 475
+
+
+@pytest.mark.slow
+def test_sac_defaults_reach_minus_250_on_pendulum():
+    # 30,000 env steps, one update per step (minibatch 256) after 1,000 uniform-action steps
+    trainer = OffPolicyTrainer(
+        SAC,
+        "Pendulum-v1",
+        buffer_size=30_000,
+        batch_size=256,
+        learning_starts=1_000,
+        train_freq=1,
+        gradient_steps=1,
+        total_env_steps=30_000,
+        num_envs=1,
+        agent_kwargs=CLI_AGENT_KWARGS,
+        eval_episodes=32,
+    )
+    state, metrics, timing = trainer.run(jax.random.key(0))
+    evals = np.asarray(metrics["eval_return"])[trainer.eval_freq - 1 :: trainer.eval_freq]
+    print("eval returns:", evals, timing)
+    assert float(state.eval_return) > -250

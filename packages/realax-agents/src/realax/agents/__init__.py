@@ -1,4 +1,5 @@
-"""realax.agents: `TrainState`, RL agents as flax PyTreeNodes, and multi-device helpers.
+"""realax.agents: `TrainState`, RL agents as flax PyTreeNodes, the `Transition` / `Rollout`
+batches and `OnPolicyAgent` / `OffPolicyAgent` Protocols they meet, and multi-device helpers.
 
 Example:
     >>> import jax, jax.numpy as jnp
@@ -9,6 +10,8 @@ Example:
     ()
 """
 
+from ._batches import Rollout as Rollout
+from ._batches import Transition as Transition
 from ._bc import ContinuousBC as ContinuousBC
 from ._bc import ContinuousBCConfig as ContinuousBCConfig
 from ._bc import DiscreteBC as DiscreteBC
@@ -21,7 +24,9 @@ from ._distributions import DiagGaussian as DiagGaussian
 from ._distributions import TanhDiagGaussian as TanhDiagGaussian
 from ._dqn import DQN as DQN
 from ._dqn import DQNConfig as DQNConfig
+from ._gae import gae as gae
 from ._networks import MLP as MLP
+from ._networks import ActorCritic as ActorCritic
 from ._networks import ContinuousActor as ContinuousActor
 from ._networks import DiscreteActor as DiscreteActor
 from ._networks import Ensemble as Ensemble
@@ -29,9 +34,9 @@ from ._networks import QCritic as QCritic
 from ._networks import StateActionCritic as StateActionCritic
 from ._networks import ValueCritic as ValueCritic
 from ._ppo import PPO as PPO
-from ._ppo import ActorCritic as ActorCritic
 from ._ppo import PPOConfig as PPOConfig
-from ._ppo import gae as gae
+from ._protocols import OffPolicyAgent as OffPolicyAgent
+from ._protocols import OnPolicyAgent as OnPolicyAgent
 from ._sac import SAC as SAC
 from ._sac import SACConfig as SACConfig
 from ._sac import Temperature as Temperature
@@ -43,6 +48,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "MLP",
+    "OffPolicyAgent",
+    "OnPolicyAgent",
     "PPO",
     "SAC",
     "DQN",
@@ -59,11 +66,13 @@ __all__ = [
     "Ensemble",
     "PPOConfig",
     "QCritic",
+    "Rollout",
     "SACConfig",
     "StateActionCritic",
     "TanhDiagGaussian",
     "Temperature",
     "TrainState",
+    "Transition",
     "ValueCritic",
     "gae",
     "nonpytree_field",

@@ -11,6 +11,7 @@ import jax.numpy as jnp
 from flax import struct
 
 from . import _common as c
+from ._batches import Rollout, Transition
 from ._networks import ACTIVATIONS, ContinuousActor, DiscreteActor
 from ._train_state import TrainState, nonpytree_field
 
@@ -38,22 +39,88 @@ class DiscreteBCConfig:
     pmap_axis: str | None = None
 
     def __post_init__(self) -> None:
-        owner = "DiscreteBC"
-        c.check_positive(owner, "learning_rate", self.learning_rate)
-        object.__setattr__(self, "hidden_dims", c.check_hidden_dims(owner, self.hidden_dims))
-        c.check_activation(owner, self.activation)
-        if self.max_grad_norm is not None:
-            c.check_positive(owner, "max_grad_norm", self.max_grad_norm)
-        c.check_pmap_axis(owner, self.pmap_axis)
+        c.check_network_config("DiscreteBC", self)
 
 
-class DiscreteBC(struct.PyTreeNode):
+class _BehaviourCloning(struct.PyTreeNode):
+    """What `DiscreteBC` and `ContinuousBC` share: the policy, its creation, the
+    negative-log-likelihood step and sampling. Subclasses set `_actor_def`, `_actions` and
+    `_info`."""
+
+    actor: TrainState
+    key: jax.Array
+    config: Any = nonpytree_field()
+
+    @classmethod
+    def _from_actor(cls, key: jax.Array, obs: jax.Array, actor_def: Any, cfg: Any) -> Any:
+        init_key, key = jax.random.split(key)
+        tx = c.make_optimizer(cfg.learning_rate, cfg.max_grad_norm)
+        return cls(actor=c.init_state(actor_def, init_key, obs, tx=tx), key=key, config=cfg)
+
+    def _actions(self, actions: jax.Array) -> jax.Array:
+        raise NotImplementedError  # pragma: no cover
+
+    def _info(self, dist: Any, actions: jax.Array) -> dict[str, jax.Array]:
+        raise NotImplementedError  # pragma: no cover
+
+    @functools.partial(jax.jit, static_argnames=("pmap_axis",))
+    def update(
+        self, batch: Any, *, pmap_axis: str | None = None
+    ) -> tuple[Any, dict[str, jax.Array]]:
+        """One gradient step on the mean negative log-likelihood of ``batch``'s actions.
+
+        Args:
+            batch: a dict with ``observations`` and ``actions``, or a `Transition` /
+                `Rollout` (its ``obs`` and ``actions`` are used).
+            pmap_axis: axis name of an enclosing pmap/shard_map to average gradients over
+                (default ``config.pmap_axis``).
+
+        Returns:
+            ``(new_agent, info)`` with float32 scalars ``loss`` and the class's own (see its
+            docstring).
+        """
+        obs, actions = _observations_and_actions(f"{type(self).__name__}.update", batch)
+        axis = c.axis_of(pmap_axis, self.config)
+        actions = self._actions(actions)
+
+        def loss_fn(params: Any) -> tuple[jax.Array, dict[str, jax.Array]]:
+            dist = self.actor(obs, params=params)
+            loss = -jnp.mean(dist.log_prob(actions))
+            return loss, {"loss": loss, **self._info(dist, actions)}
+
+        new_actor, info = self.actor.apply_loss_fn(loss_fn=loss_fn, pmap_axis=axis, has_aux=True)
+        return self.replace(actor=new_actor), c.mean_info(info)
+
+    @functools.partial(jax.jit, static_argnames=("deterministic",))
+    def sample_actions(
+        self,
+        observations: jax.Array,
+        *,
+        seed: jax.Array,
+        temperature: float = 1.0,
+        deterministic: bool = False,
+    ) -> jax.Array:
+        """Sample actions (``deterministic=True``: the most likely action / the mean)."""
+        dist = self.actor(observations, temperature=temperature)
+        if deterministic:
+            return dist.mode()
+        return dist.sample(seed=seed)
+
+
+def _observations_and_actions(owner: str, batch: Any) -> tuple[jax.Array, jax.Array]:
+    if isinstance(batch, Transition | Rollout):
+        return batch.obs, batch.actions
+    c.require_keys(owner, batch, ("observations", "actions"))
+    return batch["observations"], batch["actions"]
+
+
+class DiscreteBC(_BehaviourCloning):
     """Behaviour cloning of discrete actions with a categorical policy.
 
     The loss is the mean negative log-likelihood of the batch's actions.
 
-    Batch keys for `update`:
-        ``observations``: float ``(B, obs_dim)``; ``actions``: int ``(B,)``.
+    Batch for `update`: a dict with ``observations`` float ``(B, obs_dim)`` and ``actions``
+    int ``(B,)``, or a `Transition` / `Rollout` (its ``obs`` and ``actions``).
 
     Attributes:
         actor: `TrainState` of a `DiscreteActor`.
@@ -69,8 +136,6 @@ class DiscreteBC(struct.PyTreeNode):
         (1,)
     """
 
-    actor: TrainState
-    key: jax.Array
     config: DiscreteBCConfig = nonpytree_field()
 
     @classmethod
@@ -94,68 +159,18 @@ class DiscreteBC(struct.PyTreeNode):
         cfg = c.build_config(DiscreteBCConfig, "DiscreteBC", config)
         n_actions = c.discrete_n_actions("DiscreteBC", actions, cfg.n_actions)
         obs = c.observation_example("DiscreteBC", observations)
-        init_key, key = jax.random.split(key)
-        model_def = DiscreteActor(
+        actor_def = DiscreteActor(
             hidden_dims=cfg.hidden_dims,
             n_actions=n_actions,
             activation=ACTIVATIONS[cfg.activation],
         )
-        params = model_def.init(init_key, obs)["params"]
-        tx = c.make_optimizer(cfg.learning_rate, cfg.max_grad_norm)
-        return cls(actor=TrainState.create(model_def, params, tx=tx), key=key, config=cfg)
+        return cls._from_actor(key, obs, actor_def, cfg)
 
-    @functools.partial(jax.jit, static_argnames=("pmap_axis",))
-    def update(
-        self, batch: dict[str, jax.Array], *, pmap_axis: str | None = None
-    ) -> tuple[DiscreteBC, dict[str, jax.Array]]:
-        """One gradient step on ``batch`` (keys ``observations``, ``actions``).
+    def _actions(self, actions: jax.Array) -> jax.Array:
+        return jnp.asarray(actions).astype(jnp.int32)
 
-        Args:
-            batch: dict of arrays, see the class docstring.
-            pmap_axis: axis name of an enclosing pmap/shard_map to average gradients over
-                (default ``config.pmap_axis``).
-
-        Returns:
-            ``(new_agent, info)`` with float32 scalars ``loss``, ``accuracy``, ``entropy``.
-        """
-        c.require_keys("DiscreteBC.update", batch, ("observations", "actions"))
-        axis = pmap_axis if pmap_axis is not None else self.config.pmap_axis
-        actions = jnp.asarray(batch["actions"]).astype(jnp.int32)
-
-        def loss_fn(params: Any) -> tuple[jax.Array, dict[str, jax.Array]]:
-            dist = self.actor(batch["observations"], params=params)
-            loss = -jnp.mean(dist.log_prob(actions))
-            info = {
-                "loss": loss,
-                "accuracy": jnp.mean(dist.mode() == actions),
-                "entropy": jnp.mean(dist.entropy()),
-            }
-            return loss, info
-
-        new_actor, info = self.actor.apply_loss_fn(loss_fn=loss_fn, pmap_axis=axis, has_aux=True)
-        return self.replace(actor=new_actor), c.mean_info(info)
-
-    @functools.partial(jax.jit, static_argnames=("deterministic",))
-    def sample_actions(
-        self,
-        observations: jax.Array,
-        *,
-        seed: jax.Array,
-        temperature: float = 1.0,
-        deterministic: bool = False,
-    ) -> jax.Array:
-        """Sample int32 actions (``deterministic=True``: the most likely action).
-
-        Example:
-            >>> agent = DiscreteBC.create(key=jax.random.key(0), observations=jnp.zeros(4),
-            ...                           actions=jnp.zeros((), jnp.int32), n_actions=2)
-            >>> agent.sample_actions(jnp.zeros(4), seed=jax.random.key(1), deterministic=True).dtype
-            dtype('int32')
-        """
-        dist = self.actor(observations, temperature=temperature)
-        if deterministic:
-            return dist.mode()
-        return dist.sample(seed=seed)
+    def _info(self, dist: Any, actions: jax.Array) -> dict[str, jax.Array]:
+        return {"accuracy": jnp.mean(dist.mode() == actions), "entropy": jnp.mean(dist.entropy())}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -180,24 +195,18 @@ class ContinuousBCConfig:
     pmap_axis: str | None = None
 
     def __post_init__(self) -> None:
-        owner = "ContinuousBC"
-        c.check_positive(owner, "learning_rate", self.learning_rate)
-        object.__setattr__(self, "hidden_dims", c.check_hidden_dims(owner, self.hidden_dims))
-        c.check_activation(owner, self.activation)
-        if self.max_grad_norm is not None:
-            c.check_positive(owner, "max_grad_norm", self.max_grad_norm)
-        c.check_pmap_axis(owner, self.pmap_axis)
+        c.check_network_config("ContinuousBC", self)
 
 
-class ContinuousBC(struct.PyTreeNode):
+class ContinuousBC(_BehaviourCloning):
     """Behaviour cloning of continuous actions with a (tanh-)Gaussian policy.
 
     The loss is the mean negative log-likelihood of the batch's actions under a Gaussian with
     state-dependent mean and standard deviation; `sample_actions` with ``deterministic=True``
     returns the mean (the regression estimate of the expert action).
 
-    Batch keys for `update`:
-        ``observations``: float ``(B, obs_dim)``; ``actions``: float ``(B, action_dim)``.
+    Batch for `update`: a dict with ``observations`` float ``(B, obs_dim)`` and ``actions``
+    float ``(B, action_dim)``, or a `Transition` / `Rollout` (its ``obs`` and ``actions``).
 
     Example:
         >>> obs, act = jnp.zeros((1, 3)), jnp.zeros((1, 2))
@@ -208,8 +217,6 @@ class ContinuousBC(struct.PyTreeNode):
         (1, 2)
     """
 
-    actor: TrainState
-    key: jax.Array
     config: ContinuousBCConfig = nonpytree_field()
 
     @classmethod
@@ -233,62 +240,19 @@ class ContinuousBC(struct.PyTreeNode):
         cfg = c.build_config(ContinuousBCConfig, "ContinuousBC", config)
         action_dim = c.continuous_action_dim("ContinuousBC", actions)
         obs = c.observation_example("ContinuousBC", observations)
-        init_key, key = jax.random.split(key)
-        model_def = ContinuousActor(
+        actor_def = ContinuousActor(
             hidden_dims=cfg.hidden_dims,
             action_dim=action_dim,
             activation=ACTIVATIONS[cfg.activation],
             tanh_squash=cfg.tanh_squash,
         )
-        params = model_def.init(init_key, obs)["params"]
-        tx = c.make_optimizer(cfg.learning_rate, cfg.max_grad_norm)
-        return cls(actor=TrainState.create(model_def, params, tx=tx), key=key, config=cfg)
+        return cls._from_actor(key, obs, actor_def, cfg)
 
-    @functools.partial(jax.jit, static_argnames=("pmap_axis",))
-    def update(
-        self, batch: dict[str, jax.Array], *, pmap_axis: str | None = None
-    ) -> tuple[ContinuousBC, dict[str, jax.Array]]:
-        """One gradient step on ``batch`` (keys ``observations``, ``actions``).
+    def _actions(self, actions: jax.Array) -> jax.Array:
+        return jnp.asarray(actions, dtype=jnp.float32)
 
-        Returns:
-            ``(new_agent, info)`` with float32 scalars ``loss`` (negative log-likelihood),
-            ``mse`` (of the deterministic action) and ``log_std``.
-        """
-        c.require_keys("ContinuousBC.update", batch, ("observations", "actions"))
-        axis = pmap_axis if pmap_axis is not None else self.config.pmap_axis
-        actions = jnp.asarray(batch["actions"], dtype=jnp.float32)
-
-        def loss_fn(params: Any) -> tuple[jax.Array, dict[str, jax.Array]]:
-            dist = self.actor(batch["observations"], params=params)
-            loss = -jnp.mean(dist.log_prob(actions))
-            info = {
-                "loss": loss,
-                "mse": jnp.mean(jnp.sum((dist.mode() - actions) ** 2, axis=-1)),
-                "log_std": jnp.mean(jnp.log(dist.scale)),
-            }
-            return loss, info
-
-        new_actor, info = self.actor.apply_loss_fn(loss_fn=loss_fn, pmap_axis=axis, has_aux=True)
-        return self.replace(actor=new_actor), c.mean_info(info)
-
-    @functools.partial(jax.jit, static_argnames=("deterministic",))
-    def sample_actions(
-        self,
-        observations: jax.Array,
-        *,
-        seed: jax.Array,
-        temperature: float = 1.0,
-        deterministic: bool = False,
-    ) -> jax.Array:
-        """Sample float actions (``deterministic=True``: the mean / ``tanh(mean)``).
-
-        Example:
-            >>> agent = ContinuousBC.create(key=jax.random.key(0), observations=jnp.zeros(3),
-            ...                             actions=jnp.zeros(2))
-            >>> agent.sample_actions(jnp.zeros(3), seed=jax.random.key(1)).shape
-            (2,)
-        """
-        dist = self.actor(observations, temperature=temperature)
-        if deterministic:
-            return dist.mode()
-        return dist.sample(seed=seed)
+    def _info(self, dist: Any, actions: jax.Array) -> dict[str, jax.Array]:
+        return {
+            "mse": jnp.mean(jnp.sum((dist.mode() - actions) ** 2, axis=-1)),
+            "log_std": jnp.mean(jnp.log(dist.scale)),
+        }

@@ -1,12 +1,13 @@
-"""Shared plumbing of the agents: config validation, optimisers, batch checks, shapes."""
+"""Shared plumbing of the agents: config validation, creation, optimisers, batch checks, shapes."""
 
 from __future__ import annotations
 
 import dataclasses
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -14,6 +15,7 @@ import optax
 from jax.flatten_util import ravel_pytree
 
 from ._networks import ACTIVATIONS
+from ._train_state import TrainState
 
 C = TypeVar("C")
 
@@ -38,7 +40,7 @@ def build_config(config_cls: type[C], owner: str, config: dict[str, Any]) -> C:
                 f"{owner}.create: config must be a {config_cls.__name__} "
                 f"(got {type(base).__name__})"
             )
-        return dataclasses.replace(base, **config)
+        return dataclasses.replace(cast(Any, base), **config)
     try:
         return config_cls(**config)
     except TypeError as err:  # missing required keys
@@ -89,6 +91,32 @@ def check_pmap_axis(owner: str, pmap_axis: Any) -> None:
         raise ValueError(
             f"{owner}: pmap_axis must be None, an axis name or a tuple of names (got {pmap_axis!r})"
         )
+
+
+def check_network_config(owner: str, cfg: Any) -> None:
+    """Validate the fields most agent configs share (those ``cfg`` has) and normalise
+    ``hidden_dims`` to a tuple: ``learning_rate``, ``hidden_dims``, ``activation``,
+    ``max_grad_norm`` (None or > 0) and ``pmap_axis``."""
+    if hasattr(cfg, "learning_rate"):
+        check_positive(owner, "learning_rate", cfg.learning_rate)
+    object.__setattr__(cfg, "hidden_dims", check_hidden_dims(owner, cfg.hidden_dims))
+    check_activation(owner, cfg.activation)
+    if getattr(cfg, "max_grad_norm", None) is not None:
+        check_positive(owner, "max_grad_norm", cfg.max_grad_norm)
+    check_pmap_axis(owner, cfg.pmap_axis)
+
+
+def axis_of(pmap_axis: Any, cfg: Any) -> Any:
+    """The device axis of an update: the call's ``pmap_axis``, else ``cfg.pmap_axis``."""
+    return pmap_axis if pmap_axis is not None else cfg.pmap_axis
+
+
+def init_state(
+    model_def: nn.Module, key: jax.Array, *inputs: Any, tx: optax.GradientTransformation | None
+) -> TrainState:
+    """A `TrainState` of ``model_def`` with parameters initialised from ``key`` on ``inputs``."""
+    params = model_def.init(key, *inputs)["params"]
+    return TrainState.create(model_def, params, tx=tx)
 
 
 def global_norm(tree: Any) -> jax.Array:
@@ -172,18 +200,6 @@ def require_keys(owner: str, batch: Mapping[str, Any], keys: Sequence[str]) -> N
             f"{owner}: batch is missing key(s) {missing}; it has {sorted(batch)} and needs "
             f"{list(keys)}"
         )
-
-
-def get_masks(owner: str, batch: Mapping[str, Any]) -> jax.Array:
-    """``masks`` (1 = bootstrap from the next state), or ``1 - dones`` if only dones is given."""
-    if "masks" in batch:
-        return jnp.asarray(batch["masks"], dtype=jnp.float32)
-    if "dones" in batch:
-        return 1.0 - jnp.asarray(batch["dones"], dtype=jnp.float32)
-    raise KeyError(
-        f"{owner}: batch needs 'masks' (1.0 where the next state should be bootstrapped, 0.0 at "
-        f"termination) or 'dones' (True at termination); it has {sorted(batch)}"
-    )
 
 
 def observation_example(owner: str, observations: Any) -> jax.Array:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import jax
 import jax.numpy as jnp
@@ -12,7 +13,9 @@ import optax
 from flax import struct
 
 from . import _common as c
+from ._batches import Transition, as_transition
 from ._networks import ACTIVATIONS, QCritic
+from ._protocols import OffPolicyAgent
 from ._train_state import TrainState, nonpytree_field, target_update
 
 __all__ = ["DQN", "DQNConfig"]
@@ -22,60 +25,79 @@ __all__ = ["DQN", "DQNConfig"]
 class DQNConfig:
     """Hyper-parameters of `DQN`.
 
+    The defaults solve CartPole-v1 in 50,000 environment steps with the trainer settings of
+    ``realax train dqn`` (an update phase of 128 gradient steps on minibatches of 64 after
+    every 256 environment steps; the target network follows by Polyak averaging). They use
+    the squared TD error: with rewards of 1 per step and values up to ``1 / (1 - discount)``
+    the TD errors are far above Huber's threshold of 1, where the Huber loss fits the median
+    of the targets, not their mean -- the few low targets of terminal transitions then do
+    not pull the values down and Q-values grow without bound. Use ``loss="huber"`` with
+    rewards and values of order 1.
+
     Attributes:
         n_actions: number of discrete actions (required).
         learning_rate: Adam learning rate.
+        anneal_lr_steps: if set, the learning rate decays linearly to 0 over this many
+            gradient steps (e.g. ``train_steps * gradient_steps`` of an `OffPolicyTrainer`).
         discount: discount factor gamma.
         hidden_dims: hidden layer sizes of the Q-network.
         activation: hidden activation name.
         layer_norm: LayerNorm in the Q-network.
         double_q: choose next actions with the online network and evaluate them with the
             target network (double DQN); otherwise max over the target network.
-        tau: target update rate; ``1.0`` copies the online parameters (hard update).
+        tau: target update rate; ``1.0`` copies the online parameters (hard update). None
+            (default): ``0.005`` (Polyak averaging) when ``target_update_period`` is 1, else
+            ``1.0`` (a hard copy every ``target_update_period`` steps); see `target_tau`.
         target_update_period: apply the target update every this many gradient steps
             (``1`` with a small ``tau`` gives Polyak averaging).
-        loss: ``"huber"`` or ``"mse"`` on the TD error.
+        loss: ``"mse"`` (squared TD error) or ``"huber"`` (Huber loss of the TD error with
+            threshold 1).
         max_grad_norm: global-norm gradient clipping, or None.
         pmap_axis: default axis name to average gradients over.
     """
 
     n_actions: int | None = None
-    learning_rate: float = 2.5e-4
+    learning_rate: float = 2.3e-3
+    anneal_lr_steps: int | None = None
     discount: float = 0.99
     hidden_dims: tuple[int, ...] = (64, 64)
     activation: str = "relu"
     layer_norm: bool = False
     double_q: bool = True
-    tau: float = 1.0
-    target_update_period: int = 100
-    loss: str = "huber"
+    tau: float | None = None
+    target_update_period: int = 1
+    loss: str = "mse"
     max_grad_norm: float | None = 10.0
     pmap_axis: str | None = None
 
     def __post_init__(self) -> None:
         owner = "DQN"
-        c.check_positive(owner, "learning_rate", self.learning_rate)
+        c.check_network_config(owner, self)
+        if self.anneal_lr_steps is not None:
+            c.check_int(owner, "anneal_lr_steps", self.anneal_lr_steps)
         c.check_unit_interval(owner, "discount", self.discount)
-        object.__setattr__(self, "hidden_dims", c.check_hidden_dims(owner, self.hidden_dims))
-        c.check_activation(owner, self.activation)
-        c.check_unit_interval(owner, "tau", self.tau)
+        if self.tau is not None:
+            c.check_unit_interval(owner, "tau", self.tau)
         c.check_int(owner, "target_update_period", self.target_update_period)
         if self.loss not in ("huber", "mse"):
             raise ValueError(f"DQN: loss must be 'huber' or 'mse' (got loss={self.loss!r})")
-        if self.max_grad_norm is not None:
-            c.check_positive(owner, "max_grad_norm", self.max_grad_norm)
-        c.check_pmap_axis(owner, self.pmap_axis)
+
+    @property
+    def target_tau(self) -> float:
+        """The target update rate used: ``tau``, or its default for ``target_update_period``."""
+        if self.tau is not None:
+            return float(self.tau)
+        return 0.005 if self.target_update_period == 1 else 1.0
 
 
 class DQN(struct.PyTreeNode):
     """Double DQN with a target network updated softly or periodically.
 
-    Batch keys for `update` (transitions ``s, a, r, s'``):
-        ``observations`` float ``(B, obs_dim)``; ``actions`` int ``(B,)``; ``rewards`` float
-        ``(B,)``; ``next_observations`` float ``(B, obs_dim)``; and ``masks`` float ``(B,)``
-        (``0.0`` where ``s'`` is terminal, ``1.0`` otherwise -- also ``1.0`` at time-limit
-        truncation, so the value is bootstrapped) or, instead, ``dones`` bool ``(B,)`` read as
-        terminations (``masks = 1 - dones``).
+    `update` takes a `Transition` batch (``obs``, int ``actions`` ``(B,)``, ``rewards``,
+    ``next_obs``, ``terminated``; a time-limit truncation is not a termination, so the value
+    of ``next_obs`` is bootstrapped there). A dict with the former keys ``observations``,
+    ``actions``, ``rewards``, ``next_observations`` and ``masks`` (``1 - terminated``) or
+    ``dones`` (terminations) is still accepted and converted. DQN is an `OffPolicyAgent`.
 
     Attributes:
         q: `TrainState` of the online `QCritic`.
@@ -87,8 +109,8 @@ class DQN(struct.PyTreeNode):
         >>> obs = jnp.zeros((8, 4))
         >>> agent = DQN.create(key=jax.random.key(0), observations=obs,
         ...                    actions=jnp.zeros((8,), jnp.int32), n_actions=2)
-        >>> batch = {"observations": obs, "actions": jnp.zeros(8, jnp.int32),
-        ...          "rewards": jnp.ones(8), "next_observations": obs, "masks": jnp.ones(8)}
+        >>> batch = Transition(obs=obs, actions=jnp.zeros(8, jnp.int32), rewards=jnp.ones(8),
+        ...                    next_obs=obs, terminated=jnp.zeros(8, bool))
         >>> agent, info = agent.update(batch)
         >>> agent.sample_actions(obs, seed=jax.random.key(1), epsilon=0.1).shape
         (8,)
@@ -128,20 +150,21 @@ class DQN(struct.PyTreeNode):
             activation=ACTIVATIONS[cfg.activation],
             layer_norm=cfg.layer_norm,
         )
-        params = model_def.init(init_key, obs)["params"]
-        tx = c.make_optimizer(cfg.learning_rate, cfg.max_grad_norm)
-        q = TrainState.create(model_def, params, tx=tx)
-        target_q = TrainState.create(model_def, params)
+        lr: float | optax.Schedule = cfg.learning_rate
+        if cfg.anneal_lr_steps is not None:
+            lr = optax.linear_schedule(cfg.learning_rate, 0.0, cfg.anneal_lr_steps)
+        q = c.init_state(model_def, init_key, obs, tx=c.make_optimizer(lr, cfg.max_grad_norm))
+        target_q = TrainState.create(model_def, q.params)
         return cls(q=q, target_q=target_q, key=key, config=cfg)
 
     @functools.partial(jax.jit, static_argnames=("pmap_axis",))
     def update(
-        self, batch: dict[str, jax.Array], *, pmap_axis: str | None = None
+        self, batch: Transition | Mapping[str, jax.Array], *, pmap_axis: str | None = None
     ) -> tuple[DQN, dict[str, jax.Array]]:
         """One TD step on ``batch``, then the (soft or periodic) target update.
 
         Args:
-            batch: dict of arrays, see the class docstring.
+            batch: a `Transition` (see the class docstring).
             pmap_axis: axis name of an enclosing pmap/shard_map to average gradients over
                 (default ``config.pmap_axis``).
 
@@ -149,24 +172,23 @@ class DQN(struct.PyTreeNode):
             ``(new_agent, info)`` with float32 scalars ``loss``, ``q`` (mean Q of taken
             actions), ``target`` (mean TD target) and ``td_abs`` (mean absolute TD error).
         """
-        owner = "DQN.update"
-        c.require_keys(owner, batch, ("observations", "actions", "rewards", "next_observations"))
-        masks = c.get_masks(owner, batch)
+        batch = as_transition("DQN.update", batch)
+        masks = batch.masks
         cfg = self.config
-        axis = pmap_axis if pmap_axis is not None else cfg.pmap_axis
-        actions = jnp.asarray(batch["actions"]).astype(jnp.int32)
-        rewards = jnp.asarray(batch["rewards"], dtype=jnp.float32)
+        axis = c.axis_of(pmap_axis, cfg)
+        actions = jnp.asarray(batch.actions).astype(jnp.int32)
+        rewards = jnp.asarray(batch.rewards, dtype=jnp.float32)
 
-        next_q_target = self.target_q(batch["next_observations"])
+        next_q_target = self.target_q(batch.next_obs)
         if cfg.double_q:
-            next_actions = jnp.argmax(self.q(batch["next_observations"]), axis=-1)
+            next_actions = jnp.argmax(self.q(batch.next_obs), axis=-1)
         else:
             next_actions = jnp.argmax(next_q_target, axis=-1)
         next_value = jnp.take_along_axis(next_q_target, next_actions[..., None], axis=-1)[..., 0]
         target = jax.lax.stop_gradient(rewards + cfg.discount * masks * next_value)
 
         def loss_fn(params: Any) -> tuple[jax.Array, dict[str, jax.Array]]:
-            q_all = self.q(batch["observations"], params=params)
+            q_all = self.q(batch.obs, params=params)
             q_taken = jnp.take_along_axis(q_all, actions[..., None], axis=-1)[..., 0]
             td = q_taken - target
             per_example = optax.huber_loss(td) if cfg.loss == "huber" else td**2
@@ -181,7 +203,7 @@ class DQN(struct.PyTreeNode):
 
         new_q, info = self.q.apply_loss_fn(loss_fn=loss_fn, pmap_axis=axis, has_aux=True)
         do_update = (new_q.step % cfg.target_update_period) == 0
-        tau = jnp.where(do_update, cfg.tau, 0.0)
+        tau = jnp.where(do_update, cfg.target_tau, 0.0)
         new_target = target_update(new_q, self.target_q, tau)
         return self.replace(q=new_q, target_q=new_target), c.mean_info(info)
 
@@ -220,3 +242,7 @@ class DQN(struct.PyTreeNode):
     def q_values(self, observations: jax.Array) -> jax.Array:
         """Online action values ``Q(s, .)``, shape ``(..., n_actions)``."""
         return self.q(observations)
+
+
+if TYPE_CHECKING:  # DQN is what OffPolicyTrainer needs
+    _: type[OffPolicyAgent] = DQN

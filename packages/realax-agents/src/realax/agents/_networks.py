@@ -1,9 +1,11 @@
-"""Networks used by the agents: an MLP, actor heads returning distributions, critics."""
+"""Networks used by the agents: an MLP, actor heads returning distributions, critics, and
+PPO's actor-critic."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -20,6 +22,7 @@ __all__ = [
     "QCritic",
     "StateActionCritic",
     "ValueCritic",
+    "ActorCritic",
 ]
 
 #: Activation names accepted by the agents' configs.
@@ -154,6 +157,17 @@ class ContinuousActor(nn.Module):
         return DiagGaussian(loc=loc, scale=scale)
 
 
+def _critic_mlp(critic: Any, x: jax.Array, out_dim: int) -> jax.Array:
+    """The MLP of a critic (``hidden_dims``, ``activation``, ``layer_norm``) with ``out_dim``
+    outputs; called inside the critic's compact ``__call__`` (its submodule ``MLP_0``)."""
+    return MLP(
+        (*critic.hidden_dims, out_dim),
+        activation=critic.activation,
+        layer_norm=critic.layer_norm,
+        final_kernel_scale=1.0,
+    )(x)
+
+
 class ValueCritic(nn.Module):
     """Observations -> state value ``V(s)`` of the batch shape.
 
@@ -170,12 +184,7 @@ class ValueCritic(nn.Module):
 
     @nn.compact
     def __call__(self, observations: jax.Array) -> jax.Array:
-        return MLP(
-            (*self.hidden_dims, 1),
-            activation=self.activation,
-            layer_norm=self.layer_norm,
-            final_kernel_scale=1.0,
-        )(observations)[..., 0]
+        return _critic_mlp(self, observations, 1)[..., 0]
 
 
 class QCritic(nn.Module):
@@ -195,12 +204,7 @@ class QCritic(nn.Module):
 
     @nn.compact
     def __call__(self, observations: jax.Array) -> jax.Array:
-        return MLP(
-            (*self.hidden_dims, self.n_actions),
-            activation=self.activation,
-            layer_norm=self.layer_norm,
-            final_kernel_scale=1.0,
-        )(observations)
+        return _critic_mlp(self, observations, self.n_actions)
 
 
 class StateActionCritic(nn.Module):
@@ -220,12 +224,7 @@ class StateActionCritic(nn.Module):
     @nn.compact
     def __call__(self, observations: jax.Array, actions: jax.Array) -> jax.Array:
         x = jnp.concatenate([observations, actions], axis=-1)
-        return MLP(
-            (*self.hidden_dims, 1),
-            activation=self.activation,
-            layer_norm=self.layer_norm,
-            final_kernel_scale=1.0,
-        )(x)[..., 0]
+        return _critic_mlp(self, x, 1)[..., 0]
 
 
 def Ensemble(module_cls: type[nn.Module], num: int = 2) -> type[nn.Module]:  # noqa: N802
@@ -245,3 +244,55 @@ def Ensemble(module_cls: type[nn.Module], num: int = 2) -> type[nn.Module]:  # n
         out_axes=0,
         axis_size=num,
     )
+
+
+class ActorCritic(nn.Module):
+    """Separate actor and critic MLPs: ``observations -> (distribution, value)``.
+
+    Discrete when ``n_actions`` is set, else a diagonal Gaussian over ``action_dim`` with a
+    learned state-independent log-std.
+
+    Example:
+        >>> ac = ActorCritic(hidden_dims=(8,), n_actions=2)
+        >>> params = ac.init(jax.random.key(0), jnp.ones((3, 4)))
+        >>> dist, value = ac.apply(params, jnp.ones((3, 4)))
+        >>> value.shape
+        (3,)
+    """
+
+    hidden_dims: Sequence[int]
+    n_actions: int | None = None
+    action_dim: int | None = None
+    activation: Callable[[jax.Array], jax.Array] = nn.tanh
+    init_log_std: float = 0.0
+
+    def setup(self) -> None:
+        self.actor: nn.Module
+        if self.n_actions is not None:
+            self.actor = DiscreteActor(
+                hidden_dims=self.hidden_dims, n_actions=self.n_actions, activation=self.activation
+            )
+        elif self.action_dim is not None:
+            self.actor = ContinuousActor(
+                hidden_dims=self.hidden_dims,
+                action_dim=self.action_dim,
+                activation=self.activation,
+                state_dependent_std=False,
+                init_log_std=self.init_log_std,
+            )
+        else:
+            raise ValueError(
+                "ActorCritic needs n_actions (discrete actions) or action_dim (continuous)"
+            )
+        self.critic = ValueCritic(hidden_dims=self.hidden_dims, activation=self.activation)
+
+    def __call__(self, observations: jax.Array) -> tuple[Categorical | DiagGaussian, jax.Array]:
+        return self.actor(observations), self.critic(observations)
+
+    def value(self, observations: jax.Array) -> jax.Array:
+        """State values only."""
+        return self.critic(observations)
+
+    def policy(self, observations: jax.Array) -> Categorical | DiagGaussian:
+        """Action distribution only."""
+        return self.actor(observations)

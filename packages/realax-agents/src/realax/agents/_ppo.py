@@ -5,153 +5,22 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import optax
 from flax import struct
 
 from . import _common as c
-from ._distributions import Categorical, DiagGaussian
-from ._networks import ACTIVATIONS, ContinuousActor, DiscreteActor, ValueCritic
+from ._batches import Rollout, as_rollout
+from ._gae import gae
+from ._networks import ACTIVATIONS, ActorCritic
+from ._protocols import OnPolicyAgent
 from ._train_state import TrainState, nonpytree_field
 
-__all__ = ["PPO", "PPOConfig", "ActorCritic", "gae"]
-
-
-def gae(
-    *,
-    rewards: jax.Array,
-    values: jax.Array,
-    dones: jax.Array,
-    discount: float,
-    gae_lambda: float,
-    last_value: jax.Array | None = None,
-    next_values: jax.Array | None = None,
-    terminations: jax.Array | None = None,
-) -> tuple[jax.Array, jax.Array]:
-    """Generalised advantage estimation over a time-major rollout.
-
-    With ``V'_t`` the value of the state reached after step ``t``:
-    ``delta_t = r_t + discount * (1 - terminations_t) * V'_t - V_t`` and
-    ``A_t = delta_t + discount * gae_lambda * (1 - dones_t) * A_{t+1}``.
-
-    ``dones_t`` marks the end of an episode at step ``t`` for any reason (the recursion does
-    not cross it); ``terminations_t`` marks a true terminal state (no bootstrap). At a
-    time-limit truncation (done but not terminated) the value ``V'_t`` of the final state is
-    bootstrapped, which needs ``next_values`` holding it. If ``terminations`` is None every
-    done is treated as a termination.
-
-    Args:
-        rewards: ``(T, ...)`` rewards.
-        values: ``(T, ...)`` values ``V(s_t)`` of the visited states.
-        dones: ``(T, ...)`` episode ended at step ``t``.
-        discount: gamma.
-        gae_lambda: lambda.
-        last_value: ``(...)`` value of the state after the last step; with it,
-            ``V'_t = values[t + 1]`` and ``V'_{T-1} = last_value``.
-        next_values: ``(T, ...)`` explicit ``V'_t`` (give this or ``last_value``).
-        terminations: ``(T, ...)`` optional true terminations.
-
-    Returns:
-        ``(advantages, returns)`` with ``returns = advantages + values`` (the value targets).
-
-    Example:
-        >>> adv, ret = gae(rewards=jnp.ones(3), values=jnp.zeros(3), dones=jnp.zeros(3),
-        ...                last_value=jnp.zeros(()), discount=1.0, gae_lambda=1.0)
-        >>> ret.tolist()
-        [3.0, 2.0, 1.0]
-    """
-    if (last_value is None) == (next_values is None):
-        raise ValueError(
-            "gae needs exactly one of last_value (value after the final step) or next_values "
-            f"(V of every next state) (got last_value={'set' if last_value is not None else None},"
-            f" next_values={'set' if next_values is not None else None})"
-        )
-    rewards = jnp.asarray(rewards, dtype=jnp.float32)
-    values = jnp.asarray(values, dtype=jnp.float32)
-    if rewards.shape != values.shape or jnp.shape(dones) != rewards.shape:
-        raise ValueError(
-            "gae: rewards, values and dones must have the same (T, ...) shape (got "
-            f"rewards {rewards.shape}, values {values.shape}, dones {jnp.shape(dones)})"
-        )
-    if next_values is None:
-        last_value = jnp.asarray(last_value, dtype=jnp.float32)
-        if last_value.shape != values.shape[1:]:
-            raise ValueError(
-                f"gae: last_value must have shape values.shape[1:] = {values.shape[1:]} "
-                f"(got {last_value.shape})"
-            )
-        next_values = jnp.concatenate([values[1:], last_value[None]], axis=0)
-    next_values = jnp.asarray(next_values, dtype=jnp.float32)
-    if next_values.shape != values.shape:
-        raise ValueError(
-            f"gae: next_values must have the shape of values {values.shape} "
-            f"(got {next_values.shape})"
-        )
-    not_done = 1.0 - jnp.asarray(dones, dtype=jnp.float32)
-    not_term = (
-        not_done if terminations is None else 1.0 - jnp.asarray(terminations, dtype=jnp.float32)
-    )
-    deltas = rewards + discount * not_term * next_values - values
-
-    def step(carry: jax.Array, x: tuple[jax.Array, jax.Array]) -> tuple[jax.Array, jax.Array]:
-        delta, nd = x
-        adv = delta + discount * gae_lambda * nd * carry
-        return adv, adv
-
-    _, advantages = jax.lax.scan(step, jnp.zeros_like(values[0]), (deltas, not_done), reverse=True)
-    return advantages, advantages + values
-
-
-class ActorCritic(nn.Module):
-    """Separate actor and critic MLPs: ``observations -> (distribution, value)``.
-
-    Discrete when ``n_actions`` is set, else a diagonal Gaussian over ``action_dim`` with a
-    learned state-independent log-std.
-
-    Example:
-        >>> ac = ActorCritic(hidden_dims=(8,), n_actions=2)
-        >>> params = ac.init(jax.random.key(0), jnp.ones((3, 4)))
-        >>> dist, value = ac.apply(params, jnp.ones((3, 4)))
-        >>> value.shape
-        (3,)
-    """
-
-    hidden_dims: Sequence[int]
-    n_actions: int | None = None
-    action_dim: int | None = None
-    activation: Callable[[jax.Array], jax.Array] = nn.tanh
-    init_log_std: float = 0.0
-
-    def setup(self) -> None:
-        if self.n_actions is not None:
-            self.actor = DiscreteActor(
-                hidden_dims=self.hidden_dims, n_actions=self.n_actions, activation=self.activation
-            )
-        else:
-            self.actor = ContinuousActor(
-                hidden_dims=self.hidden_dims,
-                action_dim=self.action_dim,
-                activation=self.activation,
-                state_dependent_std=False,
-                init_log_std=self.init_log_std,
-            )
-        self.critic = ValueCritic(hidden_dims=self.hidden_dims, activation=self.activation)
-
-    def __call__(self, observations: jax.Array) -> tuple[Categorical | DiagGaussian, jax.Array]:
-        return self.actor(observations), self.critic(observations)
-
-    def value(self, observations: jax.Array) -> jax.Array:
-        """State values only."""
-        return self.critic(observations)
-
-    def policy(self, observations: jax.Array) -> Categorical | DiagGaussian:
-        """Action distribution only."""
-        return self.actor(observations)
+__all__ = ["PPO", "PPOConfig"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -202,12 +71,10 @@ class PPOConfig:
 
     def __post_init__(self) -> None:
         owner = "PPO"
-        c.check_positive(owner, "learning_rate", self.learning_rate)
+        c.check_network_config(owner, self)
         if self.anneal_lr_steps is not None:
             c.check_int(owner, "anneal_lr_steps", self.anneal_lr_steps)
         c.check_positive(owner, "adam_eps", self.adam_eps)
-        if self.max_grad_norm is not None:
-            c.check_positive(owner, "max_grad_norm", self.max_grad_norm)
         c.check_unit_interval(owner, "discount", self.discount)
         c.check_unit_interval(owner, "gae_lambda", self.gae_lambda)
         c.check_positive(owner, "clip_eps", self.clip_eps)
@@ -215,9 +82,6 @@ class PPOConfig:
         c.check_positive(owner, "ent_coef", self.ent_coef, allow_zero=True)
         c.check_int(owner, "update_epochs", self.update_epochs)
         c.check_int(owner, "num_minibatches", self.num_minibatches)
-        object.__setattr__(self, "hidden_dims", c.check_hidden_dims(owner, self.hidden_dims))
-        c.check_activation(owner, self.activation)
-        c.check_pmap_axis(owner, self.pmap_axis)
 
 
 class PPO(struct.PyTreeNode):
@@ -226,14 +90,13 @@ class PPO(struct.PyTreeNode):
     `update` takes a whole rollout and runs ``update_epochs`` passes of ``num_minibatches``
     shuffled minibatches inside one compiled call (`lax.scan`, no Python loop).
 
-    Batch keys for `update` (a time-major rollout, leading axes ``(T, n_envs)`` or ``(T,)``):
-        ``observations`` ``(T, N, obs_dim)``; ``actions`` int ``(T, N)`` or float
-        ``(T, N, action_dim)``; ``log_probs`` ``(T, N)`` behaviour log-probabilities and
-        ``values`` ``(T, N)`` values, both as returned by `act`; then either
-        ``advantages`` and ``returns`` ``(T, N)`` (precomputed, e.g. with `gae`), or
-        ``rewards`` ``(T, N)``, ``dones`` ``(T, N)`` and ``last_values`` ``(N,)`` (or
-        ``next_values`` ``(T, N)``, optionally with ``terminations`` ``(T, N)`` for
-        truncation bootstrapping; see `gae`), from which GAE is computed.
+    `update` takes a time-major `Rollout` (leading axes ``(T, n_envs)`` or ``(T,)``):
+    ``obs``, ``actions``, ``log_probs`` and ``values`` as `act` returned them, and either
+    precomputed ``advantages`` / ``returns`` or the GAE inputs ``rewards``, ``dones`` and
+    ``next_values`` (or ``last_values``), optionally ``terminated`` for truncation
+    bootstrapping (see `gae`). A dict with the former keys (``observations``,
+    ``terminations``, the other field names) is still accepted and converted. PPO is an
+    `OnPolicyAgent`.
 
     Attributes:
         model: `TrainState` of the `ActorCritic`.
@@ -277,26 +140,19 @@ class PPO(struct.PyTreeNode):
         obs = c.observation_example("PPO", observations)
         if jnp.issubdtype(jnp.asarray(actions).dtype, jnp.integer):
             n_actions = c.discrete_n_actions("PPO", actions, cfg.n_actions)
-            model_def = ActorCritic(
-                hidden_dims=cfg.hidden_dims,
-                n_actions=n_actions,
-                activation=ACTIVATIONS[cfg.activation],
-            )
+            heads: dict[str, Any] = {"n_actions": n_actions}
         else:
             action_dim = c.continuous_action_dim("PPO", actions)
-            model_def = ActorCritic(
-                hidden_dims=cfg.hidden_dims,
-                action_dim=action_dim,
-                activation=ACTIVATIONS[cfg.activation],
-                init_log_std=cfg.init_log_std,
-            )
+            heads = {"action_dim": action_dim, "init_log_std": cfg.init_log_std}
+        model_def = ActorCritic(
+            hidden_dims=cfg.hidden_dims, activation=ACTIVATIONS[cfg.activation], **heads
+        )
         init_key, key = jax.random.split(key)
-        params = model_def.init(init_key, obs)["params"]
         lr: float | optax.Schedule = cfg.learning_rate
         if cfg.anneal_lr_steps is not None:
             lr = optax.linear_schedule(cfg.learning_rate, 0.0, cfg.anneal_lr_steps)
         tx = c.make_optimizer(lr, cfg.max_grad_norm, eps=cfg.adam_eps, flat=True)
-        return cls(model=TrainState.create(model_def, params, tx=tx), key=key, config=cfg)
+        return cls(model=c.init_state(model_def, init_key, obs, tx=tx), key=key, config=cfg)
 
     @property
     def discrete(self) -> bool:
@@ -340,39 +196,49 @@ class PPO(struct.PyTreeNode):
         """State values ``V(s)`` (e.g. ``last_values`` for `update`)."""
         return self.model(observations, method="value")
 
-    def _advantages(self, batch: dict[str, jax.Array]) -> tuple[jax.Array, jax.Array]:
+    def _advantages(self, rollout: Rollout) -> tuple[jax.Array, jax.Array]:
         owner = "PPO.update"
-        if "advantages" in batch or "returns" in batch:
-            c.require_keys(owner, batch, ("advantages", "returns"))
+        if rollout.advantages is not None or rollout.returns is not None:
+            if rollout.advantages is None or rollout.returns is None:
+                raise ValueError(
+                    f"{owner}: the rollout has only one of advantages / returns; give both "
+                    "(precomputed) or neither (GAE from rewards, dones and next_values)"
+                )
             return (
-                jnp.asarray(batch["advantages"], jnp.float32),
-                jnp.asarray(batch["returns"], jnp.float32),
+                jnp.asarray(rollout.advantages, jnp.float32),
+                jnp.asarray(rollout.returns, jnp.float32),
             )
-        c.require_keys(owner, batch, ("rewards", "dones"))
-        if "last_values" not in batch and "next_values" not in batch:
-            raise KeyError(
-                f"{owner}: batch needs 'advantages' and 'returns', or 'rewards', 'dones' and "
-                f"one of 'last_values' / 'next_values' to compute GAE; it has {sorted(batch)}"
+        rewards, dones = rollout.rewards, rollout.dones
+        if (
+            rewards is None
+            or dones is None
+            or (rollout.last_values is None) == (rollout.next_values is None)
+        ):
+            raise ValueError(
+                f"{owner}: the rollout needs advantages and returns, or rewards, dones and "
+                "exactly one of next_values / last_values to compute GAE (got rewards="
+                f"{rewards is not None}, dones={dones is not None}, next_values="
+                f"{rollout.next_values is not None}, last_values={rollout.last_values is not None})"
             )
         return gae(
-            rewards=batch["rewards"],
-            values=batch["values"],
-            dones=batch["dones"],
-            last_value=batch.get("last_values"),
-            next_values=batch.get("next_values"),
-            terminations=batch.get("terminations"),
+            rewards=rewards,
+            values=rollout.values,
+            dones=dones,
+            last_value=rollout.last_values,
+            next_values=rollout.next_values,
+            terminations=rollout.terminated,
             discount=self.config.discount,
             gae_lambda=self.config.gae_lambda,
         )
 
     @functools.partial(jax.jit, static_argnames=("pmap_axis",))
     def update(
-        self, batch: dict[str, jax.Array], *, pmap_axis: str | None = None
+        self, batch: Rollout | Mapping[str, jax.Array], *, pmap_axis: str | None = None
     ) -> tuple[PPO, dict[str, jax.Array]]:
         """``update_epochs`` x ``num_minibatches`` clipped-PPO steps on one rollout.
 
         Args:
-            batch: rollout dict, see the class docstring.
+            batch: a `Rollout` (see the class docstring).
             pmap_axis: axis name of an enclosing pmap/shard_map to average gradients over
                 (default ``config.pmap_axis``). Advantages are normalised with the
                 minibatch statistics of all devices; each device shuffles its own shard
@@ -388,10 +254,10 @@ class PPO(struct.PyTreeNode):
         """
         owner = "PPO.update"
         cfg = self.config
-        c.require_keys(owner, batch, ("observations", "actions", "log_probs", "values"))
-        axis = pmap_axis if pmap_axis is not None else cfg.pmap_axis
-        advantages, returns = self._advantages(batch)
-        batch_shape = jnp.shape(batch["log_probs"])
+        rollout = as_rollout(owner, batch)
+        axis = c.axis_of(pmap_axis, cfg)
+        advantages, returns = self._advantages(rollout)
+        batch_shape = rollout.batch_shape
         n = math.prod(batch_shape)
         if advantages.shape != batch_shape:
             raise ValueError(
@@ -406,24 +272,24 @@ class PPO(struct.PyTreeNode):
             )
         nd = len(batch_shape)
         data = {
-            "observations": jnp.asarray(batch["observations"]),
-            "actions": jnp.asarray(batch["actions"]),
-            "log_probs": jnp.asarray(batch["log_probs"], jnp.float32),
-            "values": jnp.asarray(batch["values"], jnp.float32),
+            "obs": jnp.asarray(rollout.obs),
+            "actions": jnp.asarray(rollout.actions),
+            "log_probs": jnp.asarray(rollout.log_probs, jnp.float32),
+            "values": jnp.asarray(rollout.values, jnp.float32),
             "advantages": advantages,
             "returns": returns,
         }
         for k, v in data.items():
             if v.shape[:nd] != batch_shape:
                 raise ValueError(
-                    f"{owner}: batch[{k!r}] must have leading shape {batch_shape} like "
+                    f"{owner}: the rollout's {k} must have leading shape {batch_shape} like "
                     f"log_probs (got {v.shape})"
                 )
         data = jax.tree.map(lambda x: x.reshape((n, *x.shape[nd:])), data)
         mb = n // cfg.num_minibatches
 
         def loss_fn(params: Any, mb_data: dict[str, jax.Array]) -> tuple[jax.Array, dict]:
-            dist, value = self.model(mb_data["observations"], params=params)
+            dist, value = self.model(mb_data["obs"], params=params)
             log_prob = dist.log_prob(mb_data["actions"])
             log_ratio = log_prob - mb_data["log_probs"]
             ratio = jnp.exp(log_ratio)
@@ -480,3 +346,7 @@ class PPO(struct.PyTreeNode):
         if axis is not None:
             info = jax.lax.pmean(info, axis)
         return self.replace(model=new_model, key=key), info
+
+
+if TYPE_CHECKING:  # PPO is what OnPolicyTrainer needs
+    _: type[OnPolicyAgent] = PPO

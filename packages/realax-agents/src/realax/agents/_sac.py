@@ -5,7 +5,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import flax.linen as nn
 import jax
@@ -13,7 +14,9 @@ import jax.numpy as jnp
 from flax import struct
 
 from . import _common as c
+from ._batches import Transition, as_transition
 from ._networks import ACTIVATIONS, ContinuousActor, Ensemble, StateActionCritic
+from ._protocols import OffPolicyAgent
 from ._train_state import TrainState, nonpytree_field, target_update
 
 __all__ = ["SAC", "SACConfig", "Temperature"]
@@ -93,23 +96,21 @@ class SACConfig:
             c.check_positive(owner, name, getattr(self, name))
         c.check_unit_interval(owner, "discount", self.discount)
         c.check_unit_interval(owner, "tau", self.tau)
-        object.__setattr__(self, "hidden_dims", c.check_hidden_dims(owner, self.hidden_dims))
-        c.check_activation(owner, self.activation)
+        c.check_network_config(owner, self)
         if self.target_entropy is not None and not isinstance(self.target_entropy, int | float):
             raise ValueError(
                 f"SAC: target_entropy must be a number or None (got {self.target_entropy!r})"
             )
-        c.check_pmap_axis(owner, self.pmap_axis)
 
 
 class SAC(struct.PyTreeNode):
     """Soft actor-critic for continuous actions in ``[-1, 1]`` (rescale to the env's bounds).
 
-    Batch keys for `update` (transitions ``s, a, r, s'``):
-        ``observations`` float ``(B, obs_dim)``; ``actions`` float ``(B, action_dim)`` in
-        ``[-1, 1]``; ``rewards`` float ``(B,)``; ``next_observations`` float
-        ``(B, obs_dim)``; ``masks`` float ``(B,)`` (``0.0`` at termination, ``1.0``
-        otherwise, including truncation) or ``dones`` bool ``(B,)`` read as terminations.
+    `update` takes a `Transition` batch (``obs``, ``actions`` float ``(B, action_dim)`` in
+    ``[-1, 1]``, ``rewards``, ``next_obs``, ``terminated``; a truncation is not a
+    termination). A dict with the former keys ``observations``, ``actions``, ``rewards``,
+    ``next_observations`` and ``masks`` (``1 - terminated``) or ``dones`` (terminations) is
+    still accepted and converted. SAC is an `OffPolicyAgent`.
 
     Attributes:
         actor: `TrainState` of a tanh-squashed `ContinuousActor`.
@@ -123,8 +124,8 @@ class SAC(struct.PyTreeNode):
         >>> obs, act = jnp.zeros((4, 3)), jnp.zeros((4, 1))
         >>> agent = SAC.create(key=jax.random.key(0), observations=obs, actions=act,
         ...                    hidden_dims=(32, 32))
-        >>> batch = {"observations": obs, "actions": act, "rewards": jnp.zeros(4),
-        ...          "next_observations": obs, "masks": jnp.ones(4)}
+        >>> batch = Transition(obs=obs, actions=act, rewards=jnp.zeros(4), next_obs=obs,
+        ...                    terminated=jnp.zeros(4, bool))
         >>> agent, info = agent.update(batch)
         >>> agent.sample_actions(obs, seed=jax.random.key(1)).shape
         (4, 1)
@@ -174,28 +175,24 @@ class SAC(struct.PyTreeNode):
             hidden_dims=cfg.hidden_dims, activation=activation, layer_norm=cfg.critic_layer_norm
         )
         temp_def = Temperature(init_value=cfg.init_temperature)
-        actor_params = actor_def.init(actor_key, obs)["params"]
-        critic_params = critic_def.init(critic_key, obs, act)["params"]
-        temp_params = temp_def.init(temp_key)["params"]
+        critic = c.init_state(critic_def, critic_key, obs, act, tx=c.make_optimizer(cfg.critic_lr))
         return cls(
-            actor=TrainState.create(actor_def, actor_params, tx=c.make_optimizer(cfg.actor_lr)),
-            critic=TrainState.create(critic_def, critic_params, tx=c.make_optimizer(cfg.critic_lr)),
-            target_critic=TrainState.create(critic_def, critic_params),
-            temperature=TrainState.create(
-                temp_def, temp_params, tx=c.make_optimizer(cfg.temperature_lr)
-            ),
+            actor=c.init_state(actor_def, actor_key, obs, tx=c.make_optimizer(cfg.actor_lr)),
+            critic=critic,
+            target_critic=TrainState.create(critic_def, critic.params),
+            temperature=c.init_state(temp_def, temp_key, tx=c.make_optimizer(cfg.temperature_lr)),
             key=key,
             config=cfg,
         )
 
     @functools.partial(jax.jit, static_argnames=("pmap_axis",))
     def update(
-        self, batch: dict[str, jax.Array], *, pmap_axis: str | None = None
+        self, batch: Transition | Mapping[str, jax.Array], *, pmap_axis: str | None = None
     ) -> tuple[SAC, dict[str, jax.Array]]:
         """One critic, actor and temperature step on ``batch``, then the target update.
 
         Args:
-            batch: dict of arrays, see the class docstring.
+            batch: a `Transition` (see the class docstring).
             pmap_axis: axis name of an enclosing pmap/shard_map to average gradients over
                 (default ``config.pmap_axis``).
 
@@ -207,22 +204,19 @@ class SAC(struct.PyTreeNode):
             ``(new_agent, info)`` with float32 scalars ``critic_loss``, ``q``, ``actor_loss``,
             ``entropy`` (sample estimate), ``temperature`` and ``temperature_loss``.
         """
-        owner = "SAC.update"
-        c.require_keys(owner, batch, ("observations", "actions", "rewards", "next_observations"))
-        masks = c.get_masks(owner, batch)
+        batch = as_transition("SAC.update", batch)
+        masks = batch.masks
         cfg = self.config
-        axis = pmap_axis if pmap_axis is not None else cfg.pmap_axis
-        obs = batch["observations"]
-        actions = jnp.asarray(batch["actions"], jnp.float32)
-        rewards = jnp.asarray(batch["rewards"], jnp.float32)
+        axis = c.axis_of(pmap_axis, cfg)
+        obs, next_obs = batch.obs, batch.next_obs
+        actions = jnp.asarray(batch.actions, jnp.float32)
+        rewards = jnp.asarray(batch.rewards, jnp.float32)
         key, next_key, actor_key = jax.random.split(self.key, 3)
 
         # Critic: soft TD target from the target critics, min over the twins.
         alpha = self.temperature()
-        next_actions, next_log_probs = _sample_per_row(
-            self.actor(batch["next_observations"]), next_key, axis
-        )
-        next_q = jnp.min(self.target_critic(batch["next_observations"], next_actions), axis=0)
+        next_actions, next_log_probs = _sample_per_row(self.actor(next_obs), next_key, axis)
+        next_q = jnp.min(self.target_critic(next_obs, next_actions), axis=0)
         if cfg.backup_entropy:
             next_q = next_q - alpha * next_log_probs
         target_q = jax.lax.stop_gradient(rewards + cfg.discount * masks * next_q)
@@ -286,3 +280,7 @@ class SAC(struct.PyTreeNode):
         """
         dist = self.actor(observations)
         return dist.mode() if deterministic else dist.sample(seed=seed)
+
+
+if TYPE_CHECKING:  # SAC is what OffPolicyTrainer needs
+    _: type[OffPolicyAgent] = SAC

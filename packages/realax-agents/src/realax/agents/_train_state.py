@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Literal, overload
 
 import flax.linen as nn
 import jax
@@ -235,6 +235,26 @@ class TrainState(struct.PyTreeNode):
             extra_variables=new_extra,
             opt_state=new_opt_state,
         )
+
+    @overload
+    def apply_loss_fn(
+        self,
+        *,
+        loss_fn: Callable[[Params], Any],
+        pmap_axis: str | Sequence[str] | None = None,
+        has_aux: Literal[True],
+        has_updates: bool = False,
+    ) -> tuple[TrainState, Any]: ...
+
+    @overload
+    def apply_loss_fn(
+        self,
+        *,
+        loss_fn: Callable[[Params], Any],
+        pmap_axis: str | Sequence[str] | None = None,
+        has_aux: Literal[False] = False,
+        has_updates: bool = False,
+    ) -> TrainState: ...
 
     def apply_loss_fn(
         self,

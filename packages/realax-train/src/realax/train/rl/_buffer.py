@@ -21,7 +21,8 @@ class ReplayBuffer(struct.PyTreeNode):
     rest of a trainer state.
 
     Attributes:
-        data: dict of arrays ``(capacity, ...)``.
+        data: a pytree of arrays ``(capacity, ...)``: the off-policy trainer stores a
+            `realax.agents.Transition`, and `sample` returns one.
         pos: int32 row where the next transition is written.
         size: int32 number of filled rows (at most ``capacity``).
 
@@ -35,16 +36,17 @@ class ReplayBuffer(struct.PyTreeNode):
         (5, 3)
     """
 
-    data: dict[str, jax.Array]
+    data: Any
     pos: jax.Array
     size: jax.Array
 
     @classmethod
-    def create(cls, example: dict[str, Any], *, capacity: int) -> ReplayBuffer:
+    def create(cls, example: Any, *, capacity: int) -> ReplayBuffer:
         """An empty buffer whose rows look like ``example`` (one transition, no batch axis).
 
         Args:
-            example: dict of arrays of one transition (shapes and dtypes are kept).
+            example: a pytree of arrays of one transition (e.g. a `realax.agents.Transition`
+                or a dict; shapes and dtypes are kept).
             capacity: number of rows.
         """
         if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 1:
@@ -60,7 +62,7 @@ class ReplayBuffer(struct.PyTreeNode):
         """Number of rows (static: read from the arrays' leading axis)."""
         return int(jax.tree.leaves(self.data)[0].shape[0])
 
-    def add(self, batch: dict[str, jax.Array]) -> ReplayBuffer:
+    def add(self, batch: Any) -> ReplayBuffer:
         """Append ``n`` transitions (leading axis ``n <= capacity``), overwriting the oldest."""
         n = int(jax.tree.leaves(batch)[0].shape[0])
         cap = self.capacity
@@ -77,7 +79,7 @@ class ReplayBuffer(struct.PyTreeNode):
             size=jnp.minimum(self.size + n, cap).astype(jnp.int32),
         )
 
-    def sample(self, key: jax.Array, batch_size: int) -> dict[str, jax.Array]:
+    def sample(self, key: jax.Array, batch_size: int) -> Any:
         """``batch_size`` rows drawn uniformly (with replacement) from the filled ones."""
         idx = jax.random.randint(key, (batch_size,), 0, jnp.maximum(self.size, 1))
         return jax.tree.map(lambda d: d[idx], self.data)

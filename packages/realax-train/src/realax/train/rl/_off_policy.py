@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 import optax
 from jax import lax
+from realax.agents import Transition
 
 from .._validate import check_divisible, check_nonneg_int, check_positive_int
 from ._buffer import ReplayBuffer
@@ -27,7 +28,9 @@ class OffPolicyTrainer(RLTrainer):
     checkpoint), then, once ``learning_starts`` transitions were collected, makes
     ``gradient_steps`` updates on uniformly sampled minibatches of ``batch_size``. A
     time-limit truncation stores the final observation (``info["final_obs"]``) as the next
-    observation with ``masks = 1`` (bootstrapped); a termination stores ``masks = 0``.
+    observation with ``terminated=False`` (bootstrapped); a termination stores
+    ``terminated=True``. The buffer holds `realax.agents.Transition` rows and the agent's
+    ``update`` gets sampled `Transition` minibatches.
 
     Exploration: for discrete actions the agent acts epsilon-greedily
     (``agent.sample_actions(obs, seed=, epsilon=)``) with ``epsilon`` a float or a schedule of
@@ -179,15 +182,15 @@ class OffPolicyTrainer(RLTrainer):
         rescaled to the bounds."""
         return actions if self._bounds is None else self._bounds.rescale(actions)
 
-    def _transition_example(self) -> dict[str, jax.Array]:
+    def _transition_example(self) -> Transition:
         obs = jnp.zeros(self.obs_shape, jnp.float32)
-        return {
-            "observations": obs,
-            "actions": example_action(self.env),
-            "rewards": jnp.zeros((), jnp.float32),
-            "next_observations": obs,
-            "masks": jnp.zeros((), jnp.float32),
-        }
+        return Transition(
+            obs=obs,
+            actions=example_action(self.env),
+            rewards=jnp.zeros((), jnp.float32),
+            next_obs=obs,
+            terminated=jnp.zeros((), bool),
+        )
 
     def _initialize(self, key: jax.Array, data: Any) -> RLState:
         del data
@@ -226,13 +229,13 @@ class OffPolicyTrainer(RLTrainer):
             done = jnp.logical_or(term, trunc)
             ep_ret, ep_len, finished = self._track_episodes(ep_ret, ep_len, reward, done)
             buffer = buffer.add(
-                {
-                    "observations": obs,
-                    "actions": actions,
-                    "rewards": reward,
-                    "next_observations": info["final_obs"].astype(jnp.float32),
-                    "masks": 1.0 - term.astype(jnp.float32),
-                }
+                Transition(
+                    obs=obs,
+                    actions=actions,
+                    rewards=reward,
+                    next_obs=info["final_obs"].astype(jnp.float32),
+                    terminated=term,
+                )
             )
             carry = (
                 env_state,

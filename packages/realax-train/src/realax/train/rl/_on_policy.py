@@ -8,6 +8,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 from jax import lax
+from realax.agents import Rollout
 
 from .._validate import check_bool, check_positive_int
 from ._common import RLState, RLTrainer, steps_from_total
@@ -162,9 +163,9 @@ class OnPolicyTrainer(RLTrainer):
     ) -> tuple[tuple, dict, tuple]:
         """Collect ``num_steps`` steps of every (local) environment with the current policy.
 
-        Returns the carry ``(env_state, obs, episode_return, episode_length)``, the rollout
-        batch of ``agent.update`` (time-major, with ``next_values`` from the final observations
-        so truncations bootstrap) and the finished-episode sums per step.
+        Returns the carry ``(env_state, obs, episode_return, episode_length)``, the
+        `realax.agents.Rollout` of ``agent.update`` (time-major, with ``next_values`` from the
+        final observations so truncations bootstrap) and the finished-episode sums per step.
         """
         agent = state.agent
         env = self.env
@@ -180,26 +181,25 @@ class OnPolicyTrainer(RLTrainer):
             )
             done = jnp.logical_or(term, trunc)
             ep_ret, ep_len, finished = self._track_episodes(ep_ret, ep_len, reward, done)
-            transition = {
-                "observations": obs,
-                "actions": actions,
-                "log_probs": log_probs,
-                "values": values,
-                "rewards": reward,
-                "dones": done,
-                "terminations": term,
-                "final_obs": info["final_obs"].astype(jnp.float32),
-            }
+            step = Rollout(
+                obs=obs,
+                actions=actions,
+                log_probs=log_probs,
+                values=values,
+                rewards=reward,
+                dones=done,
+                terminated=term,
+            )
             carry = (env_state, next_obs.astype(jnp.float32), ep_ret, ep_len)
-            return carry, (transition, finished)
+            return carry, (step, info["final_obs"].astype(jnp.float32), finished)
 
         carry = (state.env_state, state.obs, state.episode_return, state.episode_length)
-        carry, (rollout, finished) = lax.scan(
+        carry, (rollout, final_obs, finished) = lax.scan(
             env_step, carry, jax.random.split(key, self.num_steps)
         )
         # V of the state reached after each step: the final observation of an episode that
         # ended there (bootstrapped at truncation; GAE drops it at termination).
-        rollout["next_values"] = agent.value(rollout.pop("final_obs"))
+        rollout = rollout.replace(next_values=agent.value(final_obs))
         return carry, rollout, finished
 
     def _local_step(self, state: RLState, axis: str | None) -> tuple[RLState, dict]:

@@ -67,7 +67,7 @@ SCRIPT = textwrap.dedent(
     )
     assert [x.shape for x in jax.tree.leaves(s1)] == [x.shape for x in jax.tree.leaves(s2)]
     assert {k: v.shape for k, v in m1.items()} == {k: v.shape for k, v in m2.items()}
-    obs_rows = s2.buffer.data["observations"]
+    obs_rows = s2.buffer.data.obs
     assert len(obs_rows.sharding.device_set) == 2
     assert int(s2.buffer.size) == 12 * 4 * 4 // 2  # rows per device
     np.testing.assert_array_equal(m1["env_steps"], m2["env_steps"])

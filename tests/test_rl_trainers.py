@@ -123,18 +123,18 @@ def test_ppo_rollout_bootstraps_truncated_episodes_from_the_final_observation():
     )
     state = trainer.initialize(jax.random.key(1))
     _, rollout, _ = jax.jit(trainer._rollout)(state, jax.random.key(2))
-    dones, terms = np.asarray(rollout["dones"]), np.asarray(rollout["terminations"])
+    dones, terms = np.asarray(rollout.dones), np.asarray(rollout.terminated)
     # a random policy keeps the pole up for 5 steps: every 5th step is a truncation
     np.testing.assert_array_equal(dones[:, 0], np.arange(1, 13) % 5 == 0)
     assert not terms.any()
-    obs, values = rollout["observations"], np.asarray(rollout["values"])
-    next_values = np.asarray(rollout["next_values"])
+    obs, values = rollout.obs, np.asarray(rollout.values)
+    next_values = np.asarray(rollout.next_values)
     # inside an episode V' is the value of the next visited state
     inside = ~dones[:-1]
     np.testing.assert_allclose(next_values[:-1][inside], values[1:][inside], rtol=1e-5)
     # at a truncation V' is the value of the true final observation, not of the reset one
     t = np.array([4, 9])
-    final = _cartpole_next_obs(obs[t].reshape(4, 4), rollout["actions"][t].reshape(4))
+    final = _cartpole_next_obs(obs[t].reshape(4, 4), rollout.actions[t].reshape(4))
     expected = np.asarray(state.agent.value(final)).reshape(2, 2)
     np.testing.assert_allclose(next_values[t], expected, rtol=1e-5)
     assert np.all(np.abs(next_values[t] - values[t + 1]) > 1e-4)
@@ -158,14 +158,14 @@ def test_dqn_trainer_buffer_keeps_final_observations_and_bootstrap_masks():
     data = jax.tree.map(lambda x: np.asarray(x[:n]).reshape(24, 2, *x.shape[1:]), buf.data)
     # every stored next observation is the env's own step from the stored observation:
     # also at truncations (every 6th step), where the env itself was reset
-    expected = _cartpole_next_obs(data["observations"].reshape(48, 4), data["actions"].reshape(48))
-    np.testing.assert_allclose(data["next_observations"].reshape(48, 4), expected, atol=1e-6)
+    expected = _cartpole_next_obs(data.obs.reshape(48, 4), data.actions.reshape(48))
+    np.testing.assert_allclose(data.next_obs.reshape(48, 4), expected, atol=1e-6)
     truncated = np.flatnonzero(np.arange(1, 25) % 6 == 0)
-    assert np.all(data["masks"][truncated] == 1.0)  # truncation: bootstrap
+    assert np.all(data.masks[truncated] == 1.0)  # truncation: bootstrap
     # the observation after a truncation is a fresh reset, not the stored next observation
     after = truncated[:-1] + 1
-    assert np.all(np.abs(data["observations"][after]) <= 0.05)
-    gap = np.abs(data["next_observations"][after - 1] - data["observations"][after])
+    assert np.all(np.abs(data.obs[after]) <= 0.05)
+    gap = np.abs(data.next_obs[after - 1] - data.obs[after])
     assert np.all(gap.max(-1) > 1e-3)
     assert np.all(metrics["updates"] == 0) and np.all(np.isnan(metrics["loss"]))
 
@@ -202,7 +202,7 @@ def test_sac_trainer_rescales_actions_to_the_env_bounds():
         trainer._to_env_action(jnp.array([[-1.0], [0.0], [1.0]])), [[-2.0], [0.0], [2.0]]
     )
     state, metrics = trainer.init_and_train(jax.random.key(0))
-    actions = np.asarray(state.buffer.data["actions"][: int(state.buffer.size)])
+    actions = np.asarray(state.buffer.data.actions[: int(state.buffer.size)])
     assert actions.shape == (32, 1) and np.all(np.abs(actions) <= 1.0)
     assert np.isfinite(metrics["critic_loss"][-1]) and np.isfinite(metrics["eval_return"][-1])
     assert -20 * 16.3 <= float(state.eval_return) <= 0.0  # Pendulum: reward in [-16.3, 0]
@@ -328,7 +328,7 @@ def test_run_stopped_restored_and_resumed_equals_one_go(make, tmp_path, offline_
     assert int(restored.step) == 6
     if restored.buffer is not None:
         assert int(restored.buffer.size) == 6 * 4 * 2
-        assert np.any(np.asarray(restored.buffer.data["observations"]) != 0)
+        assert np.any(np.asarray(restored.buffer.data.obs) != 0)
     resumed, resumed_metrics = full.resume(restored)
     uninterrupted, metrics = full.init_and_train(key)
     assert int(resumed.step) == 10

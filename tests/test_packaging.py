@@ -754,3 +754,42 @@ def test_architecture_tables_name_every_member():
     assert ALLOWED_SIBLINGS["realax-train"]["realax.log"] == ("realax/train/cli/",)
     assert ALLOWED_SIBLINGS["realax-agents"] == {}
     assert "wandb" in FORBIDDEN_IN_CORE["realax-tasks"]
+
+
+# Each package's section of docs/architecture.md and the source folder its module table covers.
+_MODULE_SECTIONS = {
+    "realax-agents (": ("realax-agents", "agents", ()),
+    "realax-tasks (": ("realax-tasks", "tasks", ()),
+    "realax-train (": ("realax-train", "train", ("cli/",)),
+    "realax-log (": ("realax-log", "log", ()),
+    "The command line (": ("realax-train", "train/cli", ()),
+}
+
+
+def _documented_modules(section_start: str) -> set[str]:
+    text = ARCHITECTURE.read_text()
+    section = text.split(f"\n## {section_start}", 1)[1].split("\n## ", 1)[0]
+    names: set[str] = set()
+    for line in section.splitlines():
+        if line.startswith("| `"):
+            first_cell = line.split("|")[1]
+            names.update(re.findall(r"`([\w/]+\.py)`", first_cell))
+    return names
+
+
+@pytest.mark.parametrize("section", list(_MODULE_SECTIONS))
+def test_architecture_module_tables_are_true(section):
+    member, folder, excluded = _MODULE_SECTIONS[section]
+    src = ROOT / "packages" / member / "src" / "realax" / folder
+    actual = {
+        p.relative_to(src).as_posix()
+        for p in src.rglob("*.py")
+        if p.name not in ("__init__.py", "__main__.py")
+        and not p.relative_to(src).as_posix().startswith(excluded)
+    }
+    documented = _documented_modules(section) - {"__init__.py", "__main__.py"}
+    assert not actual - documented, (
+        f"docs/architecture.md, section '{section}...': add a row for {sorted(actual - documented)}"
+    )
+    missing = sorted(documented - actual)
+    assert not missing, f"docs/architecture.md, section '{section}...': no such module {missing}"

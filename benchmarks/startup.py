@@ -21,6 +21,10 @@ TARGETS = {
     "import realax.log": ["-c", "import realax.log"],
     "import realax.train": ["-c", "import realax.train"],
     "import realax.tasks": ["-c", "import realax.tasks"],
+    # the names load on first use: what a script pays for its first trainer or Logger
+    "import jax (baseline)": ["-c", "import jax"],
+    "from realax.log import Logger": ["-c", "from realax.log import Logger"],
+    "from realax.train import EvosaxTrainer": ["-c", "from realax.train import EvosaxTrainer"],
 }
 
 

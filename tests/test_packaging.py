@@ -793,3 +793,75 @@ def test_architecture_module_tables_are_true(section):
     )
     missing = sorted(documented - actual)
     assert not missing, f"docs/architecture.md, section '{section}...': no such module {missing}"
+
+
+def _module_level_imports(src: Path, rel: Path, package: str) -> set[str]:
+    """Modules of ``package`` that ``src / rel`` imports, at module level or inside functions
+    (a lazy import is still an edge of the design); imports under ``if TYPE_CHECKING:`` are
+    for the type checker only and do not count."""
+    tree = ast.parse((src / rel).read_text())
+    here = ".".join(rel.with_suffix("").parts)
+    here_pkg = (
+        here.removesuffix(".__init__") if rel.name == "__init__.py" else here.rsplit(".", 1)[0]
+    )
+    found: set[str] = set()
+
+    def visit(nodes: list[ast.stmt]) -> None:
+        for node in nodes:
+            if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+                continue
+            if not isinstance(node, ast.Import | ast.ImportFrom):
+                visit([n for n in ast.iter_child_nodes(node) if isinstance(n, ast.stmt)])
+                for handler in getattr(node, "handlers", []):
+                    visit(handler.body)
+            elif isinstance(node, ast.ImportFrom):
+                if node.level:
+                    base = here_pkg.rsplit(".", node.level - 1)[0] if node.level > 1 else here_pkg
+                    target = f"{base}.{node.module}" if node.module else base
+                    if node.module:  # `from . import x` imports x, not the package again
+                        found.add(target)
+                    found.update(f"{target}.{a.name}" for a in node.names)
+                elif node.module and node.module.startswith(package):
+                    found.add(node.module)
+            elif isinstance(node, ast.Import):
+                found.update(a.name for a in node.names if a.name.startswith(package))
+
+    visit(tree.body)
+    return found
+
+
+@pytest.mark.parametrize("member", MEMBER_NAMES)
+def test_no_import_cycle_inside_a_package(member):
+    # docs/architecture.md: no module of a package imports a module that imports it back
+    # (directly or through others), not even lazily inside a function
+    package = "realax." + member.removeprefix("realax-")
+    src = ROOT / "packages" / member / "src"
+    modules = {}
+    for path in sorted((src / "realax").rglob("*.py")):
+        rel = path.relative_to(src)
+        name = ".".join(rel.with_suffix("").parts).removesuffix(".__init__")
+        modules[name] = path
+    graph = {
+        name: {
+            m for m in _module_level_imports(src, path.relative_to(src), package) if m in modules
+        }
+        for name, path in modules.items()
+    }
+    # the package __init__ re-exporting its modules is not a cycle: modules never need it
+    for name in graph:
+        graph[name].discard(package)
+
+    def cycle_from(start: str) -> list[str] | None:
+        stack, seen = [(start, [start])], set()
+        while stack:
+            node, path = stack.pop()
+            for nxt in graph[node]:
+                if nxt == start:
+                    return [*path, start]
+                if nxt not in seen:
+                    seen.add(nxt)
+                    stack.append((nxt, [*path, nxt]))
+        return None
+
+    cycles = [c for c in map(cycle_from, sorted(graph)) if c]
+    assert not cycles, f"import cycle in {member}: {' -> '.join(cycles[0])}"

@@ -255,16 +255,8 @@ class SAC(struct.PyTreeNode):
         )
         new_target = target_update(new_critic, self.target_critic, cfg.tau)
         info = c.mean_info({**critic_info, **actor_info, **temp_info})
-        return (
-            self.replace(
-                actor=new_actor,
-                critic=new_critic,
-                target_critic=new_target,
-                temperature=new_temperature,
-                key=key,
-            ),
-            info,
-        )
+        new = self.replace(actor=new_actor, critic=new_critic, target_critic=new_target)
+        return new.replace(temperature=new_temperature, key=key), info
 
     @functools.partial(jax.jit, static_argnames=("deterministic",))
     def sample_actions(

@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 import optax
 from flax import struct
+from jax import Array
 
 from . import _common as c
 from ._batches import Rollout, as_rollout
@@ -117,18 +118,13 @@ class PPO(struct.PyTreeNode):
     config: PPOConfig = nonpytree_field()
 
     @classmethod
-    def create(
-        cls, key: jax.Array, observations: jax.Array, actions: jax.Array, **config: Any
-    ) -> PPO:
+    def create(cls, key: Array, observations: Array, actions: Array, **config: Any) -> PPO:
         """Initialise the actor-critic; integer example actions mean discrete actions.
 
-        Args:
-            key: PRNG key.
-            observations: example observation(s), float ``(obs_dim,)`` or ``(B, obs_dim)``.
-            actions: example action(s): integer (discrete, needs ``n_actions``) or float
-                ``(action_dim,)`` (continuous, unbounded Gaussian; clip to the action
-                bounds in the environment).
-            **config: fields of `PPOConfig`.
+        ``key`` is a PRNG key, ``observations`` example observation(s), float ``(obs_dim,)``
+        or ``(B, obs_dim)``; ``actions`` example action(s): integer (discrete, needs
+        ``n_actions``) or float ``(action_dim,)`` (continuous, unbounded Gaussian; clip to the
+        action bounds in the environment); ``config``: fields of `PPOConfig`.
 
         Example:
             >>> agent = PPO.create(key=jax.random.key(0), observations=jnp.zeros(3),

@@ -89,9 +89,7 @@ class OffPolicyTrainer(RLTrainer):
     """
 
     def __init__(
-        self,
-        agent: Any,
-        env: Any,
+        self, agent: Any, env: Any,
         buffer_size: int = 100_000,
         batch_size: int = 128,
         learning_starts: int = 1_000,

@@ -80,9 +80,7 @@ class OnPolicyTrainer(RLTrainer):
     """
 
     def __init__(
-        self,
-        agent: Any,
-        env: Any,
+        self, agent: Any, env: Any,
         num_envs: int = 4,
         num_steps: int = 128,
         train_steps: int | None = None,

@@ -73,9 +73,7 @@ class DQNConfig:
 
     def __post_init__(self) -> None:
         owner = "DQN"
-        c.check_network_config(owner, self)
-        if self.anneal_lr_steps is not None:
-            c.check_int(owner, "anneal_lr_steps", self.anneal_lr_steps)
+        c.check_network_config(owner, self)  # also anneal_lr_steps
         c.check_unit_interval(owner, "discount", self.discount)
         if self.tau is not None:
             c.check_unit_interval(owner, "tau", self.tau)

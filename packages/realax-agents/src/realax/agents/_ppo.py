@@ -72,9 +72,7 @@ class PPOConfig:
 
     def __post_init__(self) -> None:
         owner = "PPO"
-        c.check_network_config(owner, self)
-        if self.anneal_lr_steps is not None:
-            c.check_int(owner, "anneal_lr_steps", self.anneal_lr_steps)
+        c.check_network_config(owner, self)  # also anneal_lr_steps
         c.check_positive(owner, "adam_eps", self.adam_eps)
         c.check_unit_interval(owner, "discount", self.discount)
         c.check_unit_interval(owner, "gae_lambda", self.gae_lambda)

@@ -47,6 +47,18 @@ def _train(agent, batch, steps):
     return agent, infos
 
 
+def _create(cls, batch, **config):
+    """A ``cls`` agent with ``SMALL`` hidden layers on ``batch``'s observations and actions."""
+    obs, actions = batch["observations"], batch["actions"]
+    return cls.create(key=KEY, observations=obs, actions=actions, hidden_dims=SMALL, **config)
+
+
+def _ppo(actions=None, **config):
+    """A PPO on 4-dim observations; discrete (pass ``n_actions``) unless given float actions."""
+    actions = jnp.zeros((), jnp.int32) if actions is None else actions
+    return PPO.create(key=KEY, observations=jnp.zeros(4), actions=actions, **config)
+
+
 # --------------------------------------------------------------------------- config errors
 
 
@@ -140,14 +152,7 @@ def test_missing_batch_keys_are_reported_before_compilation():
 def test_discrete_bc_learns_a_rule_on_a_fixed_batch():
     obs = _obs(256)
     batch = {"observations": obs, "actions": _discrete_expert(obs)}
-    agent = DiscreteBC.create(
-        key=KEY,
-        observations=obs,
-        actions=batch["actions"],
-        n_actions=2,
-        hidden_dims=SMALL,
-        learning_rate=3e-3,
-    )
+    agent = _create(DiscreteBC, batch, n_actions=2, learning_rate=3e-3)
     agent = _assert_single_trace(agent, batch)
     agent, infos = _train(agent, batch, 150)
     assert infos[-1]["loss"] < 0.3 * infos[0]["loss"]
@@ -164,14 +169,7 @@ def test_continuous_bc_regresses_expert_actions():
     actions = jnp.tanh(obs[:, :2] @ jnp.array([[1.0, -0.5], [0.3, 1.0]]))
     batch = {"observations": obs, "actions": actions}
     for tanh_squash in (False, True):
-        agent = ContinuousBC.create(
-            key=KEY,
-            observations=obs,
-            actions=actions,
-            hidden_dims=SMALL,
-            learning_rate=3e-3,
-            tanh_squash=tanh_squash,
-        )
+        agent = _create(ContinuousBC, batch, learning_rate=3e-3, tanh_squash=tanh_squash)
         agent = _assert_single_trace(agent, batch)
         agent, infos = _train(agent, batch, 200)
         assert infos[-1]["loss"] < infos[0]["loss"] - 1.0
@@ -199,14 +197,7 @@ def _dqn_batch(n=128, masks=None):
 
 def test_dqn_td_loss_falls_and_q_values_fit_rewards():
     batch = _dqn_batch()
-    agent = DQN.create(
-        key=KEY,
-        observations=batch["observations"],
-        actions=batch["actions"],
-        n_actions=3,
-        hidden_dims=SMALL,
-        learning_rate=3e-3,
-    )
+    agent = _create(DQN, batch, n_actions=3, learning_rate=3e-3)
     agent = _assert_single_trace(agent, batch)
     agent, infos = _train(agent, batch, 200)
     assert infos[-1]["loss"] < 0.2 * infos[0]["loss"]
@@ -220,16 +211,8 @@ def test_dqn_td_loss_falls_and_q_values_fit_rewards():
 
 def test_dqn_bootstrapped_loss_falls_and_dones_equal_masks():
     batch = _dqn_batch(masks=jnp.ones(128))
-    agent = DQN.create(
-        key=KEY,
-        observations=batch["observations"],
-        actions=batch["actions"],
-        n_actions=3,
-        hidden_dims=SMALL,
-        discount=0.5,
-        tau=0.05,
-        target_update_period=1,
-        learning_rate=3e-3,
+    agent = _create(
+        DQN, batch, n_actions=3, discount=0.5, tau=0.05, target_update_period=1, learning_rate=3e-3
     )
     trained, infos = _train(agent, batch, 200)
     assert np.mean([i["loss"] for i in infos[-10:]]) < 0.3 * infos[0]["loss"]
@@ -243,16 +226,7 @@ def test_dqn_bootstrapped_loss_falls_and_dones_equal_masks():
 
 def test_dqn_double_q_target_and_target_network_schedule():
     batch = _dqn_batch(masks=jnp.ones(128))
-    agent = DQN.create(
-        key=KEY,
-        observations=batch["observations"],
-        actions=batch["actions"],
-        n_actions=3,
-        hidden_dims=SMALL,
-        discount=0.9,
-        target_update_period=3,
-        tau=1.0,
-    )
+    agent = _create(DQN, batch, n_actions=3, discount=0.9, target_update_period=3, tau=1.0)
     # make online and target differ so double-Q matters
     target = agent.target_q.replace(params=jax.tree.map(lambda p: p * 1.5, agent.q.params))
     agent = agent.replace(target_q=target)
@@ -317,15 +291,9 @@ def _ppo_rollout(agent, seed, T=16, N=8, reward_fn=None):
 
 
 def test_ppo_losses_fall_on_a_fixed_rollout_and_no_retrace():
-    agent = PPO.create(
-        key=KEY,
-        observations=jnp.zeros(4),
-        actions=jnp.zeros((), jnp.int32),
-        n_actions=2,
-        num_minibatches=4,
-        update_epochs=2,
-        learning_rate=1e-3,
-        clip_value=False,  # on a fixed rollout, value clipping caps how far the value can move
+    # clip_value=False: on a fixed rollout, value clipping caps how far the value can move
+    agent = _ppo(
+        n_actions=2, num_minibatches=4, update_epochs=2, learning_rate=1e-3, clip_value=False
     )
     # the value can fit the observation-dependent part of the reward; the action-dependent
     # part (action 1 pays more) is what the actor learns
@@ -344,14 +312,7 @@ def test_ppo_losses_fall_on_a_fixed_rollout_and_no_retrace():
 def test_ppo_precomputed_advantages_equal_internal_gae():
     from realax.agents import gae
 
-    agent = PPO.create(
-        key=KEY,
-        observations=jnp.zeros(4),
-        actions=jnp.zeros((), jnp.int32),
-        n_actions=2,
-        num_minibatches=2,
-        update_epochs=1,
-    )
+    agent = _ppo(n_actions=2, num_minibatches=2, update_epochs=1)
     batch = _ppo_rollout(agent, 3)
     batch["dones"] = jax.random.uniform(jax.random.key(9), (16, 8)) < 0.1
     adv, ret = gae(
@@ -371,15 +332,7 @@ def test_ppo_precomputed_advantages_equal_internal_gae():
 
 
 def test_ppo_discrete_policy_improves_on_a_bandit():
-    agent = PPO.create(
-        key=KEY,
-        observations=jnp.zeros(4),
-        actions=jnp.zeros((), jnp.int32),
-        n_actions=3,
-        learning_rate=3e-3,
-        ent_coef=0.0,
-        num_minibatches=2,
-    )
+    agent = _ppo(n_actions=3, learning_rate=3e-3, ent_coef=0.0, num_minibatches=2)
     reward_fn = lambda obs, a: (a == 2).astype(jnp.float32)
     for i in range(15):
         agent, _ = agent.update(_ppo_rollout(agent, 10 + i, reward_fn=reward_fn))
@@ -390,14 +343,7 @@ def test_ppo_discrete_policy_improves_on_a_bandit():
 
 
 def test_ppo_continuous_policy_improves_on_a_bandit():
-    agent = PPO.create(
-        key=KEY,
-        observations=jnp.zeros(4),
-        actions=jnp.zeros(2),
-        learning_rate=1e-2,
-        ent_coef=0.0,
-        num_minibatches=2,
-    )
+    agent = _ppo(jnp.zeros(2), learning_rate=1e-2, ent_coef=0.0, num_minibatches=2)
     target = jnp.array([0.5, -1.0])
     reward_fn = lambda obs, a: -jnp.sum((a - target) ** 2, axis=-1)
     for i in range(25):
@@ -410,13 +356,7 @@ def test_ppo_continuous_policy_improves_on_a_bandit():
 
 
 def test_ppo_rejects_indivisible_minibatches_before_compiling():
-    agent = PPO.create(
-        key=KEY,
-        observations=jnp.zeros(4),
-        actions=jnp.zeros((), jnp.int32),
-        n_actions=2,
-        num_minibatches=3,
-    )
+    agent = _ppo(n_actions=2, num_minibatches=3)
     batch = _ppo_rollout(agent, 0)
     with pytest.raises(ValueError, match=r"divisible by num_minibatches \(got 128.*=3\)"):
         agent.update(batch)
@@ -441,15 +381,8 @@ def _sac_batch(n=256):
 
 def test_sac_learns_the_best_action_and_losses_fall():
     batch = _sac_batch()
-    agent = SAC.create(
-        key=KEY,
-        observations=batch["observations"],
-        actions=batch["actions"],
-        hidden_dims=SMALL,
-        actor_lr=3e-3,
-        critic_lr=3e-3,
-        temperature_lr=3e-3,
-        init_temperature=0.01,
+    agent = _create(
+        SAC, batch, actor_lr=3e-3, critic_lr=3e-3, temperature_lr=3e-3, init_temperature=0.01
     )
     agent = _assert_single_trace(agent, batch)
     agent, infos = _train(agent, batch, 300)
@@ -463,14 +396,7 @@ def test_sac_learns_the_best_action_and_losses_fall():
 
 def test_sac_temperature_and_target_critic_updates():
     batch = _sac_batch(64)
-    agent = SAC.create(
-        key=KEY,
-        observations=batch["observations"],
-        actions=batch["actions"],
-        hidden_dims=SMALL,
-        tau=0.1,
-        target_entropy=-5.0,
-    )
+    agent = _create(SAC, batch, tau=0.1, target_entropy=-5.0)
     new, info = agent.update(batch)
     # the initial policy's entropy is above the target of -5, so the temperature decreases
     assert info["entropy"] > -5.0

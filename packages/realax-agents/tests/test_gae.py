@@ -43,27 +43,15 @@ def test_gae_truncation_bootstraps_the_final_state_value():
     dones = np.array([0, 1, 0, 0])
     terminations = np.zeros(4)
     next_values = np.array([0.0, 10.0, 0.0, 5.0])
-    adv, _ = gae(
-        rewards=rewards,
-        values=values,
-        dones=dones,
-        terminations=terminations,
-        next_values=next_values,
-        discount=0.5,
-        gae_lambda=1.0,
+    run = lambda **terms: gae(
+        rewards=rewards, values=values, dones=dones, next_values=next_values, **terms
     )
+    adv, _ = run(terminations=terminations, discount=0.5, gae_lambda=1.0)
     ref, _ = _reference(rewards, values, next_values, dones, terminations, 0.5, 1.0)
     np.testing.assert_allclose(adv, ref, rtol=1e-6)
     np.testing.assert_allclose(adv[:2], [1 + 0.5 * (1 + 0.5 * 10), 1 + 0.5 * 10])
     # treating the same step as a termination drops the bootstrap
-    adv_term, _ = gae(
-        rewards=rewards,
-        values=values,
-        dones=dones,
-        next_values=next_values,
-        discount=0.5,
-        gae_lambda=1.0,
-    )
+    adv_term, _ = run(discount=0.5, gae_lambda=1.0)  # terminations default to dones
     np.testing.assert_allclose(adv_term[:2], [1.5, 1.0])
 
 
@@ -71,24 +59,18 @@ def test_gae_lambda_zero_is_one_step_td_and_lambda_one_is_monte_carlo():
     rng = np.random.default_rng(1)
     rewards, values = rng.normal(size=6), rng.normal(size=6)
     dones = np.zeros(6)
-    adv0, _ = gae(
+    run = lambda lam: gae(
         rewards=rewards,
         values=values,
         dones=dones,
         last_value=jnp.float32(0.0),
         discount=0.9,
-        gae_lambda=0.0,
+        gae_lambda=lam,
     )
+    adv0, _ = run(0.0)
     td = rewards + 0.9 * np.append(values[1:], 0.0) - values
     np.testing.assert_allclose(adv0, td, rtol=1e-5, atol=1e-6)
-    _, ret1 = gae(
-        rewards=rewards,
-        values=values,
-        dones=dones,
-        last_value=jnp.float32(0.0),
-        discount=0.9,
-        gae_lambda=1.0,
-    )
+    _, ret1 = run(1.0)
     mc = [sum(0.9**k * rewards[t + k] for k in range(6 - t)) for t in range(6)]
     np.testing.assert_allclose(ret1, mc, rtol=1e-5, atol=1e-5)
 

@@ -9,6 +9,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 from flax import struct
+from jax import Array
 
 from . import _common as c
 from ._batches import Rollout, Transition
@@ -139,16 +140,10 @@ class DiscreteBC(_BehaviourCloning):
     config: DiscreteBCConfig = nonpytree_field()
 
     @classmethod
-    def create(
-        cls, key: jax.Array, observations: jax.Array, actions: jax.Array, **config: Any
-    ) -> DiscreteBC:
-        """Initialise the policy from example observations/actions.
-
-        Args:
-            key: PRNG key.
-            observations: example observation(s), float ``(obs_dim,)`` or ``(B, obs_dim)``.
-            actions: example integer action(s) (only the dtype is used).
-            **config: fields of `DiscreteBCConfig` (``n_actions`` is required).
+    def create(cls, key: Array, observations: Array, actions: Array, **config: Any) -> DiscreteBC:
+        """Initialise the policy from a PRNG ``key``, example ``observations`` (float
+        ``(obs_dim,)`` or ``(B, obs_dim)``) and example integer ``actions`` (only the dtype is
+        used); ``config`` holds fields of `DiscreteBCConfig` (``n_actions`` is required).
 
         Example:
             >>> agent = DiscreteBC.create(key=jax.random.key(0), observations=jnp.zeros(4),
@@ -220,16 +215,10 @@ class ContinuousBC(_BehaviourCloning):
     config: ContinuousBCConfig = nonpytree_field()
 
     @classmethod
-    def create(
-        cls, key: jax.Array, observations: jax.Array, actions: jax.Array, **config: Any
-    ) -> ContinuousBC:
-        """Initialise the policy from example observations/actions.
-
-        Args:
-            key: PRNG key.
-            observations: example observation(s), float ``(obs_dim,)`` or ``(B, obs_dim)``.
-            actions: example action(s), float ``(action_dim,)`` or ``(B, action_dim)``.
-            **config: fields of `ContinuousBCConfig`.
+    def create(cls, key: Array, observations: Array, actions: Array, **config: Any) -> ContinuousBC:
+        """Initialise the policy from a PRNG ``key``, example ``observations`` (float
+        ``(obs_dim,)`` or ``(B, obs_dim)``) and example float ``actions`` (``(action_dim,)``
+        or ``(B, action_dim)``); ``config`` holds fields of `ContinuousBCConfig`.
 
         Example:
             >>> agent = ContinuousBC.create(key=jax.random.key(0), observations=jnp.zeros(3),

@@ -96,7 +96,7 @@ def check_pmap_axis(owner: str, pmap_axis: Any) -> None:
 def check_network_config(owner: str, cfg: Any) -> None:
     """Validate the fields most agent configs share (those ``cfg`` has) and normalise
     ``hidden_dims`` to a tuple: ``learning_rate``, ``hidden_dims``, ``activation``,
-    ``max_grad_norm`` (None or > 0) and ``pmap_axis``."""
+    ``max_grad_norm`` (None or > 0), ``pmap_axis`` and ``anneal_lr_steps`` (None or an int)."""
     if hasattr(cfg, "learning_rate"):
         check_positive(owner, "learning_rate", cfg.learning_rate)
     object.__setattr__(cfg, "hidden_dims", check_hidden_dims(owner, cfg.hidden_dims))
@@ -104,6 +104,8 @@ def check_network_config(owner: str, cfg: Any) -> None:
     if getattr(cfg, "max_grad_norm", None) is not None:
         check_positive(owner, "max_grad_norm", cfg.max_grad_norm)
     check_pmap_axis(owner, cfg.pmap_axis)
+    if getattr(cfg, "anneal_lr_steps", None) is not None:
+        check_int(owner, "anneal_lr_steps", cfg.anneal_lr_steps)
 
 
 def axis_of(pmap_axis: Any, cfg: Any) -> Any:

@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 import optax
 from flax import struct
+from jax import Array
 
 from . import _common as c
 from ._batches import Transition, as_transition
@@ -72,9 +73,7 @@ class DQNConfig:
 
     def __post_init__(self) -> None:
         owner = "DQN"
-        c.check_network_config(owner, self)
-        if self.anneal_lr_steps is not None:
-            c.check_int(owner, "anneal_lr_steps", self.anneal_lr_steps)
+        c.check_network_config(owner, self)  # also anneal_lr_steps
         c.check_unit_interval(owner, "discount", self.discount)
         if self.tau is not None:
             c.check_unit_interval(owner, "tau", self.tau)
@@ -122,16 +121,11 @@ class DQN(struct.PyTreeNode):
     config: DQNConfig = nonpytree_field()
 
     @classmethod
-    def create(
-        cls, key: jax.Array, observations: jax.Array, actions: jax.Array, **config: Any
-    ) -> DQN:
-        """Initialise online and target Q-networks (identical parameters).
-
-        Args:
-            key: PRNG key.
-            observations: example observation(s), float ``(obs_dim,)`` or ``(B, obs_dim)``.
-            actions: example integer action(s) (only the dtype is used).
-            **config: fields of `DQNConfig` (``n_actions`` is required).
+    def create(cls, key: Array, observations: Array, actions: Array, **config: Any) -> DQN:
+        """Initialise online and target Q-networks (identical parameters) from a PRNG ``key``,
+        example ``observations`` (float ``(obs_dim,)`` or ``(B, obs_dim)``) and example integer
+        ``actions`` (only the dtype is used); ``config``: fields of `DQNConfig` (``n_actions``
+        is required).
 
         Example:
             >>> agent = DQN.create(key=jax.random.key(0), observations=jnp.zeros(4),
@@ -161,12 +155,9 @@ class DQN(struct.PyTreeNode):
     def update(
         self, batch: Transition | Mapping[str, jax.Array], *, pmap_axis: str | None = None
     ) -> tuple[DQN, dict[str, jax.Array]]:
-        """One TD step on ``batch``, then the (soft or periodic) target update.
-
-        Args:
-            batch: a `Transition` (see the class docstring).
-            pmap_axis: axis name of an enclosing pmap/shard_map to average gradients over
-                (default ``config.pmap_axis``).
+        """One TD step on ``batch`` (a `Transition`, see the class docstring), then the (soft
+        or periodic) target update. ``pmap_axis``: axis name of an enclosing pmap/shard_map to
+        average gradients over (default ``config.pmap_axis``).
 
         Returns:
             ``(new_agent, info)`` with float32 scalars ``loss``, ``q`` (mean Q of taken

@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 import optax
 from flax import struct
+from jax import Array
 
 from . import _common as c
 from ._batches import Rollout, as_rollout
@@ -71,9 +72,7 @@ class PPOConfig:
 
     def __post_init__(self) -> None:
         owner = "PPO"
-        c.check_network_config(owner, self)
-        if self.anneal_lr_steps is not None:
-            c.check_int(owner, "anneal_lr_steps", self.anneal_lr_steps)
+        c.check_network_config(owner, self)  # also anneal_lr_steps
         c.check_positive(owner, "adam_eps", self.adam_eps)
         c.check_unit_interval(owner, "discount", self.discount)
         c.check_unit_interval(owner, "gae_lambda", self.gae_lambda)
@@ -117,18 +116,13 @@ class PPO(struct.PyTreeNode):
     config: PPOConfig = nonpytree_field()
 
     @classmethod
-    def create(
-        cls, key: jax.Array, observations: jax.Array, actions: jax.Array, **config: Any
-    ) -> PPO:
+    def create(cls, key: Array, observations: Array, actions: Array, **config: Any) -> PPO:
         """Initialise the actor-critic; integer example actions mean discrete actions.
 
-        Args:
-            key: PRNG key.
-            observations: example observation(s), float ``(obs_dim,)`` or ``(B, obs_dim)``.
-            actions: example action(s): integer (discrete, needs ``n_actions``) or float
-                ``(action_dim,)`` (continuous, unbounded Gaussian; clip to the action
-                bounds in the environment).
-            **config: fields of `PPOConfig`.
+        ``key`` is a PRNG key, ``observations`` example observation(s), float ``(obs_dim,)``
+        or ``(B, obs_dim)``; ``actions`` example action(s): integer (discrete, needs
+        ``n_actions``) or float ``(action_dim,)`` (continuous, unbounded Gaussian; clip to the
+        action bounds in the environment); ``config``: fields of `PPOConfig`.
 
         Example:
             >>> agent = PPO.create(key=jax.random.key(0), observations=jnp.zeros(3),

@@ -12,6 +12,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 from flax import struct
+from jax import Array
 
 from . import _common as c
 from ._batches import Transition, as_transition
@@ -139,16 +140,12 @@ class SAC(struct.PyTreeNode):
     config: SACConfig = nonpytree_field()
 
     @classmethod
-    def create(
-        cls, key: jax.Array, observations: jax.Array, actions: jax.Array, **config: Any
-    ) -> SAC:
+    def create(cls, key: Array, observations: Array, actions: Array, **config: Any) -> SAC:
         """Initialise actor, twin critics (and their targets) and the temperature.
 
-        Args:
-            key: PRNG key.
-            observations: example observation(s), float ``(obs_dim,)`` or ``(B, obs_dim)``.
-            actions: example action(s), float ``(action_dim,)`` or ``(B, action_dim)``.
-            **config: fields of `SACConfig`.
+        From a PRNG ``key``, example ``observations`` (float ``(obs_dim,)`` or ``(B, obs_dim)``)
+        and example float ``actions`` (``(action_dim,)`` or ``(B, action_dim)``); ``config``:
+        fields of `SACConfig`.
 
         Example:
             >>> agent = SAC.create(key=jax.random.key(0), observations=jnp.zeros(3),
@@ -189,12 +186,9 @@ class SAC(struct.PyTreeNode):
     def update(
         self, batch: Transition | Mapping[str, jax.Array], *, pmap_axis: str | None = None
     ) -> tuple[SAC, dict[str, jax.Array]]:
-        """One critic, actor and temperature step on ``batch``, then the target update.
-
-        Args:
-            batch: a `Transition` (see the class docstring).
-            pmap_axis: axis name of an enclosing pmap/shard_map to average gradients over
-                (default ``config.pmap_axis``).
+        """One critic, actor and temperature step on ``batch`` (a `Transition`, see the class
+        docstring), then the target update. ``pmap_axis``: axis name of an enclosing
+        pmap/shard_map to average gradients over (default ``config.pmap_axis``).
 
         Actions inside the update are sampled with one key per batch row (folded from the
         row's index in the whole batch), so splitting a batch over devices with `shard_batch`
@@ -255,16 +249,8 @@ class SAC(struct.PyTreeNode):
         )
         new_target = target_update(new_critic, self.target_critic, cfg.tau)
         info = c.mean_info({**critic_info, **actor_info, **temp_info})
-        return (
-            self.replace(
-                actor=new_actor,
-                critic=new_critic,
-                target_critic=new_target,
-                temperature=new_temperature,
-                key=key,
-            ),
-            info,
-        )
+        new = self.replace(actor=new_actor, critic=new_critic, target_critic=new_target)
+        return new.replace(temperature=new_temperature, key=key), info
 
     @functools.partial(jax.jit, static_argnames=("deterministic",))
     def sample_actions(

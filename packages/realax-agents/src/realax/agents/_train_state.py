@@ -123,16 +123,9 @@ class TrainState(struct.PyTreeNode):
                 "extra_variables must not contain the 'params' collection; pass it as params"
             )
         opt_state = tx.init(params) if tx is not None else None
-        return cls(
-            step=jnp.asarray(0, dtype=jnp.int32),
-            apply_fn=model_def.apply,
-            model_def=model_def,
-            params=params,
-            extra_variables=extra,
-            tx=tx,
-            opt_state=opt_state,
-            **kwargs,
-        )
+        step = jnp.asarray(0, dtype=jnp.int32)
+        nets = {"apply_fn": model_def.apply, "model_def": model_def, "params": params}
+        return cls(step=step, **nets, extra_variables=extra, tx=tx, opt_state=opt_state, **kwargs)
 
     def __call__(
         self,

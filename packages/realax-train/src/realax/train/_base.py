@@ -64,14 +64,23 @@ class BaseTrainer:
 
     def _run_loop(self, state: Any, data: Any, n_steps: int, scan: bool, logger, progress_bar):
         self._check_ready(state.data if data is None else data)
-        return _loops.run(
-            self.algorithm,
-            state,
-            n_steps=n_steps,
-            data=data,
-            scan=scan,
-            **self._options(logger, progress_bar),
-        )
+        opts = self._options(logger, progress_bar)
+        return _loops.run(self.algorithm, state, n_steps=n_steps, data=data, scan=scan, **opts)
+
+    def _train(self, state, key, data, n_steps, scan: bool, logger, progress_bar) -> Any:
+        """:meth:`train` (``scan``) or :meth:`train_`."""
+        state = self._rekey(state, key)
+        return self._run_loop(state, data, self._n_steps(n_steps), scan, logger, progress_bar)
+
+    def _init_and_train(self, key: Any, data: Any, scan: bool, logger, progress_bar) -> Any:
+        """:meth:`init_and_train` (``scan``) or :meth:`init_and_train_`."""
+        if key_batch_size(key) is not None:
+            return self.init_and_train_seeds(
+                key, data, use_scan=scan, logger=logger, progress_bar=progress_bar
+            )
+        self._check_ready(data)  # the user's functions, before anything is compiled
+        run = self.train if scan else self.train_
+        return run(self.initialize(key, data), logger=logger, progress_bar=progress_bar)
 
     # -- state and one step ----------------------------------------------------------------
 
@@ -89,16 +98,11 @@ class BaseTrainer:
 
     # -- compiled loops ----------------------------------------------------------------------
 
-    def train(
-        self,
-        state: Any,
-        key: Any = None,
-        data: Any = None,
-        *,
-        n_steps: int | None = None,
-        logger: Logger | None = None,
-        progress_bar: bool | None = None,
-    ) -> tuple[Any, dict]:
+    # The run signatures are kept compact (positional arguments, then the keyword-only run
+    # options); ruff would put one argument a line and repeat these blocks method after method.
+    # fmt: off
+    def train(self, state: Any, key: Any = None, data: Any = None, *, n_steps: int | None = None,
+              logger: Logger | None = None, progress_bar: bool | None = None) -> tuple[Any, dict]:
         """Run ``train_steps`` steps (or ``n_steps``) from ``state`` with ``lax.scan``.
 
         Args:
@@ -113,93 +117,42 @@ class BaseTrainer:
         Returns:
             ``(final_state, metrics)``, each metric stacked over the steps.
         """
-        state = self._rekey(state, key)
-        n = self._n_steps(n_steps)
-        return self._run_loop(state, data, n, True, logger, progress_bar)
+        return self._train(state, key, data, n_steps, True, logger, progress_bar)
 
-    def train_(
-        self,
-        state: Any,
-        key: Any = None,
-        data: Any = None,
-        *,
-        n_steps: int | None = None,
-        logger: Logger | None = None,
-        progress_bar: bool | None = None,
-    ) -> Any:
+    def train_(self, state: Any, key: Any = None, data: Any = None, *, n_steps: int | None = None,
+               logger: Logger | None = None, progress_bar: bool | None = None) -> Any:
         """Like :meth:`train` with ``lax.fori_loop``: returns the final state only, memory flat."""
-        state = self._rekey(state, key)
-        n = self._n_steps(n_steps)
-        return self._run_loop(state, data, n, False, logger, progress_bar)
+        return self._train(state, key, data, n_steps, False, logger, progress_bar)
 
-    def resume(
-        self,
-        state: Any,
-        data: Any = None,
-        *,
-        logger: Logger | None = None,
-        progress_bar: bool | None = None,
-    ) -> tuple[Any, dict]:
+    def resume(self, state: Any, data: Any = None, *, logger: Logger | None = None,
+               progress_bar: bool | None = None) -> tuple[Any, dict]:
         """Run the remaining ``train_steps - state.step`` steps (scan) in one compiled call.
 
         A run restored at step ``k`` and resumed is bit-identical to an uninterrupted run.
         """
         return self._run_loop(state, data, self._remaining(state), True, logger, progress_bar)
 
-    def resume_(
-        self,
-        state: Any,
-        data: Any = None,
-        *,
-        logger: Logger | None = None,
-        progress_bar: bool | None = None,
-    ) -> Any:
+    def resume_(self, state: Any, data: Any = None, *, logger: Logger | None = None,
+                progress_bar: bool | None = None) -> Any:
         """Like :meth:`resume` with ``lax.fori_loop`` (final state only)."""
         return self._run_loop(state, data, self._remaining(state), False, logger, progress_bar)
 
-    def init_and_train(
-        self,
-        key: Any,
-        data: Any = None,
-        *,
-        logger: Logger | None = None,
-        progress_bar: bool | None = None,
-    ) -> tuple[Any, dict]:
+    def init_and_train(self, key: Any, data: Any = None, *, logger: Logger | None = None,
+                       progress_bar: bool | None = None) -> tuple[Any, dict]:
         """Initialise from ``key`` and train with ``lax.scan``.
 
         Given a batch of keys (``jax.random.split(key, n)``), trains ``n`` independent runs in
         one compiled program and returns states and metrics with a leading seed axis.
         """
-        if key_batch_size(key) is not None:
-            return self.init_and_train_seeds(key, data, logger=logger, progress_bar=progress_bar)
-        self._check_ready(data)  # the user's functions, before anything is compiled
-        return self.train(self.initialize(key, data), logger=logger, progress_bar=progress_bar)
+        return self._init_and_train(key, data, True, logger, progress_bar)
 
-    def init_and_train_(
-        self,
-        key: Any,
-        data: Any = None,
-        *,
-        logger: Logger | None = None,
-        progress_bar: bool | None = None,
-    ) -> Any:
+    def init_and_train_(self, key: Any, data: Any = None, *, logger: Logger | None = None,
+                        progress_bar: bool | None = None) -> Any:
         """Initialise from ``key`` and train with ``lax.fori_loop`` (final state only)."""
-        if key_batch_size(key) is not None:
-            return self.init_and_train_seeds(
-                key, data, use_scan=False, logger=logger, progress_bar=progress_bar
-            )
-        self._check_ready(data)
-        return self.train_(self.initialize(key, data), logger=logger, progress_bar=progress_bar)
+        return self._init_and_train(key, data, False, logger, progress_bar)
 
-    def init_and_train_seeds(
-        self,
-        keys: Any,
-        data: Any = None,
-        use_scan: bool = True,
-        *,
-        logger: Logger | None = None,
-        progress_bar: bool | None = None,
-    ) -> Any:
+    def init_and_train_seeds(self, keys: Any, data: Any = None, use_scan: bool = True, *,
+                             logger: Logger | None = None, progress_bar: bool | None = None) -> Any:
         """Train one independent run per key in a single compiled program (``jax.vmap``).
 
         Args:
@@ -215,14 +168,9 @@ class BaseTrainer:
                 "use jax.random.split(key, n_seeds)."
             )
         self._check_ready(data)
-        return _loops.run_seeds(
-            self.algorithm,
-            as_typed_key(keys),
-            n_steps=self.train_steps,
-            data=data,
-            scan=bool(use_scan),
-            **self._options(logger, progress_bar),
-        )
+        opts = self._options(logger, progress_bar)
+        return _loops.run_seeds(self.algorithm, as_typed_key(keys), n_steps=self.train_steps,
+                                data=data, scan=bool(use_scan), **opts)
 
     def __call__(self, key: Any, data: Any = None) -> tuple[Any, dict]:
         """Same as :meth:`init_and_train`."""
@@ -230,15 +178,9 @@ class BaseTrainer:
 
     # -- Python-driven loop -------------------------------------------------------------
 
-    def train_python(
-        self,
-        state: Any,
-        data: Any = None,
-        n_steps: int | None = None,
-        *,
-        logger: Logger | None = None,
-        progress_bar: bool | None = None,
-    ) -> tuple[Any, dict]:
+    def train_python(self, state: Any, data: Any = None, n_steps: int | None = None, *,
+                     logger: Logger | None = None,
+                     progress_bar: bool | None = None) -> tuple[Any, dict]:
         """Run ``n_steps`` (default ``train_steps``) steps driven from Python.
 
         Each step is compiled on its own; EvosaxTrainer runs the user's evaluation as plain
@@ -266,14 +208,8 @@ class BaseTrainer:
         population in plain Python; elsewhere the same as :meth:`initialize`)."""
         return self.initialize(key, data)
 
-    def init_and_train_python(
-        self,
-        key: Any,
-        data: Any = None,
-        *,
-        logger: Logger | None = None,
-        progress_bar: bool | None = None,
-    ) -> tuple[Any, dict]:
+    def init_and_train_python(self, key: Any, data: Any = None, *, logger: Logger | None = None,
+                              progress_bar: bool | None = None) -> tuple[Any, dict]:
         """Initialise (:meth:`initialize_python`) and run :meth:`train_python`, e.g. for an ES
         task that cannot be jitted (numpy, simulators): jitted ask and tell around a plain
         Python evaluation of each member.
@@ -281,9 +217,9 @@ class BaseTrainer:
         Returns:
             ``(state, metrics)``, metrics stacked over steps as numpy arrays.
         """
-        return self.train_python(
-            self.initialize_python(key, data), data, logger=logger, progress_bar=progress_bar
-        )
+        return self.train_python(self.initialize_python(key, data), data, logger=logger,
+                                 progress_bar=progress_bar)
+    # fmt: on
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -308,3 +244,13 @@ class BaseTrainer:
                 "resume each seed separately, e.g. jax.tree.map(lambda x: x[i], state)."
             )
         return max(self.train_steps - int(step), 0)
+
+
+def train_from_key(trainer: BaseTrainer, key: Any, use_scan: bool, result: str) -> tuple:
+    """``(state.<result>, state, metrics)`` of ``trainer.init_and_train(key)``, or with
+    ``use_scan=False`` ``(state.<result>, state)`` of ``init_and_train_`` (evolve, optimize)."""
+    if use_scan:
+        state, metrics = trainer.init_and_train(key)
+        return getattr(state, result), state, metrics
+    state = trainer.init_and_train_(key)
+    return getattr(state, result), state

@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 
 from . import _loops
-from ._base import BaseTrainer
+from ._base import BaseTrainer, train_from_key
 from ._es_algorithm import EvoAlgorithm, EvoState, check_task_output
 from ._es_algorithm import _fitness_stats as _fitness_stats  # (tests of the metrics)
 from ._mesh import make_mesh
@@ -377,16 +377,6 @@ def evolve(
         >>> bool(metrics["best_fitness"][-1] < 0.1)
         True
     """
-    trainer = EvosaxTrainer(
-        train_steps=steps,
-        strategy=strategy,
-        task=fitness_fn,
-        params_like=prms,
-        popsize=popsize,
-        **kwargs,
-    )
-    if use_scan:
-        state, metrics = trainer.init_and_train(key)
-        return state.best_params, state, metrics
-    state = trainer.init_and_train_(key)
-    return state.best_params, state
+    # EvosaxTrainer(train_steps, strategy, task, params_like, ...)
+    trainer = EvosaxTrainer(steps, strategy, fitness_fn, prms, popsize=popsize, **kwargs)
+    return train_from_key(trainer, key, use_scan, "best_params")

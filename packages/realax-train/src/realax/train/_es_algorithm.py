@@ -291,17 +291,11 @@ class EvoAlgorithm:
             state.best_params, state.best_fitness, population, raw
         )
         es_state, best_params = replicated((es_state, best_params), self.mesh)
-        new_data = state.data
         if self.update_data is not None:
-            new_data = self.update_data(data, infos)
+            state = state.replace(data=self.update_data(data, infos))
         step = state.step + 1
-        state = state.replace(
-            es_state=es_state,
-            step=step,
-            best_params=best_params,
-            best_fitness=best_fitness,
-            data=new_data,
-        )
+        state = state.replace(es_state=es_state, step=step, best_params=best_params)
+        state = state.replace(best_fitness=best_fitness)
         metrics = {"generation": step, **_fitness_stats(raw, finite), "best_fitness": best_fitness}
         return state, metrics
 

@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import optax
 
 from . import _loops
-from ._base import BaseTrainer
+from ._base import BaseTrainer, train_from_key
 from ._datasets import (
     check_dataset,
     check_dataset_sharding,
@@ -335,16 +335,6 @@ def optimize(
         [1.0, 1.0]
     """
     prms = jax.tree.map(jnp.asarray, prms)
-    trainer = OptaxTrainer(
-        epochs=steps,
-        optimizer=optimizer,
-        initializer=lambda key: prms,
-        loss_fn=loss_fn,
-        learning_rate=learning_rate,
-        **kwargs,
-    )
-    if use_scan:
-        state, metrics = trainer.init_and_train(key)
-        return state.params, state, metrics
-    state = trainer.init_and_train_(key)
-    return state.params, state
+    # OptaxTrainer(epochs, optimizer, initializer, loss_fn, learning_rate, ...)
+    trainer = OptaxTrainer(steps, optimizer, lambda key: prms, loss_fn, learning_rate, **kwargs)
+    return train_from_key(trainer, key, use_scan, "params")

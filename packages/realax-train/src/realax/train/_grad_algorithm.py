@@ -168,12 +168,7 @@ class GradAlgorithm:
             lambda new, old: jnp.where(better, new, old), start_params, state.best_params
         )
         step = state.step + 1
-        state = state.replace(
-            params=params,
-            opt_state=opt_state,
-            step=step,
-            best_loss=best_loss,
-            best_params=best_params,
-        )
+        state = state.replace(params=params, opt_state=opt_state, step=step)
+        state = state.replace(best_loss=best_loss, best_params=best_params)
         metrics = {"step": step, "loss": loss, "best_loss": best_loss, "grad_norm": gnorm}
         return state, metrics

@@ -266,58 +266,21 @@ def prepare(
     )
 
 
-def run(
-    alg: Algorithm,
-    state: Any,
-    *,
-    n_steps: int,
-    data: Any = None,
-    consts: Any = None,
-    scan: bool = True,
-    logger: Logger | None = None,
-    progress_bar: bool = False,
-) -> Any:
-    """Run ``n_steps`` steps of ``alg`` from ``state`` in one compiled program.
+def run(alg: Algorithm, state: Any, **options: Any) -> Any:
+    """Run ``n_steps`` steps of ``alg`` from ``state`` in one compiled program; ``options``
+    are those of :func:`prepare` (``n_steps`` required, ``data``, ``consts``, ``scan``,
+    ``logger``, ``progress_bar``).
 
     Returns ``(state, metrics)`` with ``scan=True`` (``lax.scan``, metrics stacked over steps),
     else the final state (``lax.fori_loop``, memory flat in ``n_steps``).
     """
-    return prepare(
-        alg,
-        state,
-        n_steps=n_steps,
-        data=data,
-        consts=consts,
-        scan=scan,
-        logger=logger,
-        progress_bar=progress_bar,
-    )()
+    return prepare(alg, state, seeds=False, **options)()
 
 
-def run_seeds(
-    alg: Algorithm,
-    keys: jax.Array,
-    *,
-    n_steps: int,
-    data: Any = None,
-    consts: Any = None,
-    scan: bool = True,
-    logger: Logger | None = None,
-    progress_bar: bool = False,
-) -> Any:
+def run_seeds(alg: Algorithm, keys: jax.Array, **options: Any) -> Any:
     """Initialise one run per key and train them together (``vmap``) in one program; every
-    result has a leading seed axis."""
-    return prepare(
-        alg,
-        keys,
-        n_steps=n_steps,
-        data=data,
-        consts=consts,
-        scan=scan,
-        seeds=True,
-        logger=logger,
-        progress_bar=progress_bar,
-    )()
+    result has a leading seed axis. ``options`` as in :func:`run`."""
+    return prepare(alg, keys, seeds=True, **options)()
 
 
 def run_python(

@@ -91,10 +91,8 @@ def check_divisible(value: int, name: str, n_devices: int, fix: str = "use") -> 
     """Raise unless ``value`` splits evenly over ``n_devices`` (suggests the next multiple)."""
     if value % n_devices:
         ok = -(-value // n_devices) * n_devices
-        raise ValueError(
-            f"{name} must be divisible by n_devices (got {name}={value}, n_devices={n_devices}); "
-            f"{fix} {name}={ok}"
-        )
+        got = f"got {name}={value}, n_devices={n_devices}"
+        raise ValueError(f"{name} must be divisible by n_devices ({got}); {fix} {name}={ok}")
 
 
 def check_bool(value: Any, name: str) -> bool:

@@ -135,30 +135,30 @@ def _state_specs(state: RLState) -> RLState:
     return RLState(**specs, buffer=buffer)
 
 
+#: the RLState fields a rollout carries from step to step, in the order of its carry tuple
+ENV_CARRY = ("env_state", "obs", "episode_return", "episode_length")
+
+
+def carry_of(state: RLState, fields: tuple[str, ...] = ENV_CARRY) -> tuple:
+    """The rollout carry: the ``fields`` of ``state``, in order (:func:`with_carry` inverts)."""
+    return tuple(getattr(state, f) for f in fields)
+
+
+def with_carry(state: RLState, carry: tuple, fields: tuple[str, ...] = ENV_CARRY, **other):
+    """``state`` with the rollout ``carry`` of ``fields`` and the ``other`` fields replaced."""
+    return state.replace(**dict(zip(fields, carry, strict=True)), **other)
+
+
 class RLTrainer(BaseTrainer):
     """What the on- and off-policy trainers share (not public).
 
-    A subclass validates its own arguments, calls :meth:`_setup_common`, and defines
-    ``_initialize(key, data)``, ``_local_step(state, axis)`` and ``env_action(actions)``; its
+    A subclass validates its own arguments, calls :meth:`_setup_env`, :meth:`_setup_eval` and
+    :meth:`_setup_agent` (in that order), and defines ``_initialize(key, data)``,
+    ``_local_step(state, axis)`` and ``env_action(actions)``; its
     algorithm is ``Algorithm(self._initialize, self._step, None, "episode_return")``.
     """
 
-    def _setup_common(
-        self,
-        *,
-        agent: Any,
-        env: Any,
-        train_steps: int,
-        num_envs: int,
-        agent_kwargs: Mapping[str, Any] | None,
-        env_kwargs: Mapping[str, Any] | None,
-        eval_freq: int | None,
-        eval_episodes: int,
-        eval_max_steps: int | None,
-        logger: Logger | None,
-        progress_bar: bool,
-        n_devices: int,
-    ) -> None:
+    def _setup_env(self, train_steps: int, env: Any, env_kwargs: Any, num_envs, n_devices) -> None:
         self.train_steps = check_positive_int(
             train_steps, "train_steps", "pass the number of train steps, e.g. train_steps=100"
         )
@@ -169,6 +169,10 @@ class RLTrainer(BaseTrainer):
         self.num_envs = check_positive_int(num_envs, "num_envs", "e.g. num_envs=4")
         self.n_devices = check_n_devices(n_devices)
         check_divisible(self.num_envs, "num_envs", self.n_devices)
+
+    def _setup_eval(
+        self, eval_freq: int | None, eval_episodes: int, eval_max_steps: int | None
+    ) -> None:
         self.eval_episodes = check_nonneg_int(eval_episodes, "eval_episodes")
         if self.eval_episodes:
             check_divisible(self.eval_episodes, "eval_episodes", self.n_devices)
@@ -178,6 +182,8 @@ class RLTrainer(BaseTrainer):
         if eval_max_steps is None:
             eval_max_steps = int(self.env.max_steps)
         self.eval_max_steps = check_positive_int(eval_max_steps, "eval_max_steps")
+
+    def _setup_agent(self, agent: Any, agent_kwargs: Any, logger: Any, progress_bar) -> None:
         self.logger = check_logger(logger)
         self.progress_bar = check_bool(progress_bar, "progress_bar")
         self._agent = agent

@@ -14,10 +14,13 @@ from realax.agents import Transition
 
 from .._validate import check_divisible, check_nonneg_int, check_positive_int
 from ._buffer import ReplayBuffer
-from ._common import RLState, RLTrainer, steps_from_total
+from ._common import ENV_CARRY, RLState, RLTrainer, carry_of, steps_from_total, with_carry
 from ._envs import example_action
 
 __all__ = ["OffPolicyTrainer"]
+
+
+_CARRY = (*ENV_CARRY, "buffer", "env_steps")  # the collection scan's carry
 
 
 class OffPolicyTrainer(RLTrainer):
@@ -86,9 +89,7 @@ class OffPolicyTrainer(RLTrainer):
     """
 
     def __init__(
-        self,
-        agent: Any,
-        env: Any,
+        self, agent: Any, env: Any,
         buffer_size: int = 100_000,
         batch_size: int = 128,
         learning_starts: int = 1_000,
@@ -99,15 +100,11 @@ class OffPolicyTrainer(RLTrainer):
         total_env_steps: int | None = None,
         num_envs: int = 1,
         epsilon: float | Callable[[jax.Array], jax.Array] | None = None,
-        agent_kwargs: Mapping[str, Any] | None = None,
-        env_kwargs: Mapping[str, Any] | None = None,
-        eval_freq: int | None = None,
-        eval_episodes: int = 16,
-        eval_max_steps: int | None = None,
-        logger: Any = None,
-        progress_bar: bool = False,
-        n_devices: int = 1,
-    ):
+        # the options every RL trainer shares (see RLTrainer._setup_*)
+        agent_kwargs: Mapping[str, Any] | None = None, env_kwargs: Mapping[str, Any] | None = None,
+        eval_freq: int | None = None, eval_episodes: int = 16, eval_max_steps: int | None = None,
+        logger: Any = None, progress_bar: bool = False, n_devices: int = 1,
+    ):  # fmt: skip
         num_envs = check_positive_int(num_envs, "num_envs", "e.g. num_envs=1")
         self.train_freq = check_positive_int(train_freq, "train_freq", "e.g. train_freq=1")
         train_steps = steps_from_total(
@@ -116,20 +113,9 @@ class OffPolicyTrainer(RLTrainer):
             num_envs * self.train_freq,
             f"num_envs={num_envs} x train_freq={train_freq}",
         )
-        self._setup_common(
-            agent=agent,
-            env=env,
-            train_steps=train_steps,
-            num_envs=num_envs,
-            agent_kwargs=agent_kwargs,
-            env_kwargs=env_kwargs,
-            eval_freq=eval_freq,
-            eval_episodes=eval_episodes,
-            eval_max_steps=eval_max_steps,
-            logger=logger,
-            progress_bar=progress_bar,
-            n_devices=n_devices,
-        )
+        self._setup_env(train_steps, env, env_kwargs, num_envs, n_devices)
+        self._setup_eval(eval_freq, eval_episodes, eval_max_steps)
+        self._setup_agent(agent, agent_kwargs, logger, progress_bar)
         self.buffer_size = check_positive_int(buffer_size, "buffer_size", "e.g. 100_000")
         self.batch_size = check_positive_int(batch_size, "batch_size", "e.g. batch_size=128")
         self.learning_starts = check_nonneg_int(learning_starts, "learning_starts")
@@ -247,18 +233,10 @@ class OffPolicyTrainer(RLTrainer):
             )
             return carry, (finished, extra)
 
-        carry = (
-            state.env_state,
-            state.obs,
-            state.episode_return,
-            state.episode_length,
-            state.buffer,
-            state.env_steps,
-        )
         carry, (finished, extra) = lax.scan(
-            env_step, carry, jax.random.split(k_collect, self.train_freq)
+            env_step, carry_of(state, _CARRY), jax.random.split(k_collect, self.train_freq)
         )
-        env_state, obs, ep_ret, ep_len, buffer, env_steps = carry
+        *_, buffer, env_steps = carry
 
         local_batch = self.batch_size // self.n_devices
         info_shape = jax.eval_shape(
@@ -280,15 +258,7 @@ class OffPolicyTrainer(RLTrainer):
         if axis is not None:
             info = lax.pmean(info, axis)
 
-        new = state.replace(
-            agent=agent,
-            env_state=env_state,
-            obs=obs,
-            episode_return=ep_ret,
-            episode_length=ep_len,
-            buffer=buffer,
-            env_steps=env_steps,
-        )
+        new = with_carry(state, carry, _CARRY, agent=agent)
         own = {
             "updates": n_updates,
             **({"epsilon": extra["epsilon"][-1]} if "epsilon" in extra else {}),

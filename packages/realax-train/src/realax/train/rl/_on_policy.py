@@ -11,7 +11,7 @@ from jax import lax
 from realax.agents import Rollout
 
 from .._validate import check_bool, check_positive_int
-from ._common import RLState, RLTrainer, steps_from_total
+from ._common import RLState, RLTrainer, carry_of, steps_from_total, with_carry
 
 __all__ = ["OnPolicyTrainer"]
 
@@ -80,44 +80,27 @@ class OnPolicyTrainer(RLTrainer):
     """
 
     def __init__(
-        self,
-        agent: Any,
-        env: Any,
+        self, agent: Any, env: Any,
         num_envs: int = 4,
         num_steps: int = 128,
         train_steps: int | None = None,
         *,
         total_env_steps: int | None = None,
         anneal_lr: bool = False,
-        agent_kwargs: Mapping[str, Any] | None = None,
-        env_kwargs: Mapping[str, Any] | None = None,
-        eval_freq: int | None = None,
-        eval_episodes: int = 16,
-        eval_max_steps: int | None = None,
-        logger: Any = None,
-        progress_bar: bool = False,
-        n_devices: int = 1,
-    ):
+        # the options every RL trainer shares (see RLTrainer._setup_*)
+        agent_kwargs: Mapping[str, Any] | None = None, env_kwargs: Mapping[str, Any] | None = None,
+        eval_freq: int | None = None, eval_episodes: int = 16, eval_max_steps: int | None = None,
+        logger: Any = None, progress_bar: bool = False, n_devices: int = 1,
+    ):  # fmt: skip
         num_envs = check_positive_int(num_envs, "num_envs", "e.g. num_envs=4")
         self.num_steps = check_positive_int(num_steps, "num_steps", "e.g. num_steps=128")
         per_step = num_envs * self.num_steps
         train_steps = steps_from_total(
             total_env_steps, train_steps, per_step, f"num_envs={num_envs} x num_steps={num_steps}"
         )
-        self._setup_common(
-            agent=agent,
-            env=env,
-            train_steps=train_steps,
-            num_envs=num_envs,
-            agent_kwargs=agent_kwargs,
-            env_kwargs=env_kwargs,
-            eval_freq=eval_freq,
-            eval_episodes=eval_episodes,
-            eval_max_steps=eval_max_steps,
-            logger=logger,
-            progress_bar=progress_bar,
-            n_devices=n_devices,
-        )
+        self._setup_env(train_steps, env, env_kwargs, num_envs, n_devices)
+        self._setup_eval(eval_freq, eval_episodes, eval_max_steps)
+        self._setup_agent(agent, agent_kwargs, logger, progress_bar)
         self.anneal_lr = check_bool(anneal_lr, "anneal_lr")
         abstract = self._abstract_agent()
         for method in ("act", "value", "update", "sample_actions"):
@@ -181,21 +164,13 @@ class OnPolicyTrainer(RLTrainer):
             )
             done = jnp.logical_or(term, trunc)
             ep_ret, ep_len, finished = self._track_episodes(ep_ret, ep_len, reward, done)
-            step = Rollout(
-                obs=obs,
-                actions=actions,
-                log_probs=log_probs,
-                values=values,
-                rewards=reward,
-                dones=done,
-                terminated=term,
-            )
+            policy = {"obs": obs, "actions": actions, "log_probs": log_probs, "values": values}
+            step = Rollout(**policy, rewards=reward, dones=done, terminated=term)
             carry = (env_state, next_obs.astype(jnp.float32), ep_ret, ep_len)
             return carry, (step, info["final_obs"].astype(jnp.float32), finished)
 
-        carry = (state.env_state, state.obs, state.episode_return, state.episode_length)
         carry, (rollout, final_obs, finished) = lax.scan(
-            env_step, carry, jax.random.split(key, self.num_steps)
+            env_step, carry_of(state), jax.random.split(key, self.num_steps)
         )
         # V of the state reached after each step: the final observation of an episode that
         # ended there (bootstrapped at truncation; GAE drops it at termination).
@@ -205,19 +180,12 @@ class OnPolicyTrainer(RLTrainer):
     def _local_step(self, state: RLState, axis: str | None) -> tuple[RLState, dict]:
         key = jax.random.fold_in(state.key, state.step)
         k_roll, k_eval = jax.random.split(key)
-        (env_state, obs, ep_ret, ep_len), rollout, finished = self._rollout(state, k_roll, axis)
+        carry, rollout, finished = self._rollout(state, k_roll, axis)
         agent, info = state.agent.update(rollout, pmap_axis=axis)
         if axis is not None:
             info = lax.pmean(info, axis)
 
         env_steps = state.env_steps + self.num_steps * self.num_envs
-        new = state.replace(
-            agent=agent,
-            env_state=env_state,
-            obs=obs,
-            episode_return=ep_ret,
-            episode_length=ep_len,
-            env_steps=env_steps,
-        )
+        new = with_carry(state, carry, agent=agent, env_steps=env_steps)
         own = {k: jnp.asarray(v, jnp.float32) for k, v in info.items()}
         return self._finish_step(state, new, k_eval, axis, finished, own)

@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from . import _run
 from ._common import (
     describe_env,
     draw_curves,
@@ -33,7 +34,7 @@ PLOT_METRICS = ("fitness_max", "fitness_mean", "fitness_min", "best_fitness")
 
 
 @dataclasses.dataclass
-class Setup:
+class Setup(_run.Setup):
     """Everything a run is made of, rebuilt identically from its configuration."""
 
     config: EvolveConfig
@@ -41,11 +42,12 @@ class Setup:
     policy: Any
     task: Any
     params_like: Any
-    trainer: Any
-    key: jax.Array
 
-    def initial_state(self) -> Any:
-        return self.trainer.initialize(jax.random.fold_in(self.key, 1))
+    def header(self) -> str:
+        return (
+            f"realax evolve: {describe_env(self.env)}, {self.trainer.strategy_name}, "
+            f"popsize {self.trainer.popsize}, {self.trainer.num_dims} parameters"
+        )
 
 
 def make_env(name: str) -> Any:
@@ -143,7 +145,7 @@ def build(config: EvolveConfig) -> Setup:
         )
     except (ValueError, TypeError) as e:
         raise CliError(_build_error(e, name, config)) from None
-    return Setup(config, env, policy, task, params, trainer, key)
+    return Setup(config, trainer, key, env=env, policy=policy, task=task, params_like=params)
 
 
 def _build_error(e: BaseException, strategy: str, config: EvolveConfig) -> str:
@@ -289,19 +291,9 @@ def _metrics_fn() -> Any:
     return rlog.default_es_metrics
 
 
-def _header(setup: Setup) -> str:
-    trainer = setup.trainer
-    return (
-        f"realax evolve: {describe_env(setup.env)}, {trainer.strategy_name}, "
-        f"popsize {trainer.popsize}, {trainer.num_dims} parameters"
-    )
-
-
 def evolve(config: EvolveConfig) -> int:
     """``realax evolve``: a new run."""
-    return start(
-        config, config.strategy, build, _header, kind=KIND, metrics_fn=_metrics_fn, finish=finish
-    )
+    return start(config, config.strategy, build, kind=KIND, metrics_fn=_metrics_fn, finish=finish)
 
 
 def resume(config: EvolveConfig, run_dir: Path) -> int:

@@ -9,6 +9,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from . import _run
 from ._common import (
     describe_env,
     draw_curves,
@@ -30,13 +31,14 @@ ACTIONS = {"dqn": "discrete", "sac": "continuous"}
 
 
 @dataclasses.dataclass
-class RLSetup:
+class RLSetup(_run.Setup):
     config: TrainConfig
-    trainer: Any
-    key: jax.Array
 
-    def initial_state(self) -> Any:
-        return self.trainer.initialize(jax.random.fold_in(self.key, 1))
+    def header(self) -> str:
+        return (
+            f"realax train: {self.config.algo} on {describe_env(self.trainer.env)}, "
+            f"{self.trainer.train_steps} train steps"
+        )
 
 
 def check_actions(algo: str, env: Any) -> None:
@@ -183,19 +185,10 @@ def _metrics_fn() -> Any:
     return default_rl_metrics
 
 
-def _header(setup: RLSetup) -> str:
-    trainer = setup.trainer
-    return (
-        f"realax train: {setup.config.algo} on {describe_env(trainer.env)}, "
-        f"{trainer.train_steps} train steps"
-    )
-
-
 def train(config: TrainConfig) -> int:
     """``realax train``: a new run."""
-    return start(
-        config, str(config.algo), build, _header, kind=KIND, metrics_fn=_metrics_fn, finish=finish
-    )
+    method = str(config.algo)
+    return start(config, method, build, kind=KIND, metrics_fn=_metrics_fn, finish=finish)
 
 
 def resume(config: TrainConfig, run_dir: Path) -> int:

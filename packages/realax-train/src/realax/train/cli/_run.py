@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from ._common import load_pytree, make_logger, plural
 from ._config import CliError
@@ -35,13 +35,23 @@ class Kind:
     total_flag: str  # "--generations" or "--steps"
 
 
-class Setup(Protocol):
+@dataclasses.dataclass
+class Setup:
     """What both commands build from a configuration (``_evolve.Setup``, ``_rl.RLSetup``)."""
 
     config: Any  # EvolveConfig or TrainConfig
     trainer: Any
+    key: Any  # the run's PRNG key
 
-    def initial_state(self) -> Any: ...
+    def initial_state(self) -> Any:
+        """The trainer's state before the first step (from the run's key)."""
+        import jax
+
+        return self.trainer.initialize(jax.random.fold_in(self.key, 1))
+
+    def header(self) -> str:
+        """The line printed when a new run starts."""
+        raise NotImplementedError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -167,19 +177,18 @@ def start(
     config: Any,
     method: str,
     build: Callable[[Any], Setup],
-    header: Callable[[Any], str],
     *,
     kind: Kind,
     metrics_fn: Callable[[], Any],
     finish: Finish,
 ) -> int:
-    """A new run: its folder (never one holding a run), its setup, the header line,
+    """A new run: its folder (never one holding a run), its setup, its header line,
     config.toml, the run from the initial state, then ``finish``. ``method`` names the
     default folder; ``metrics_fn()`` gives the Logger's metrics function."""
     run_dir = run_folder(config, method)
     check_fresh(run_dir)
     setup = build(config.replace(out=run_dir.as_posix()))
-    print(header(setup), flush=True)
+    print(setup.header(), flush=True)
     save_config(run_dir, setup.config)
     state = setup.initial_state()
     session = drive(setup, run_dir, state, kind=kind, metrics_fn=metrics_fn(), resumed=False)

@@ -104,7 +104,7 @@ def saved_policy(
         raise CliError(f"{run_dir} holds neither {POLICY_FILE} nor a checkpoint to evaluate")
     state = restore_latest(setup, run_dir)
     source = f"checkpoint at {kind.noun} {int(state.step)}"
-    return of_state(state), f"{part} of the {source}" if part else source
+    return of_state(state), (f"{part} of the {source}" if part else source)
 
 
 def drive(

@@ -22,7 +22,7 @@ from . import _hosts, _options, _rundir
 from ._ckpt_writer import Checkpoints
 from ._emit import Emitter, abstract, call_metrics_fn, final_checkpoint
 from ._interrupt import StopOnSignal, StopTraining, Terminated
-from ._sinks import ConsoleSink, MetricsFileSink, Sink, WandbSink
+from ._sinks import WandbSink, run_sinks
 from ._writer import RowWriter
 
 MetricsFn = Callable[[Any, Any], tuple[Mapping[str, Any], Any, Any]]
@@ -113,47 +113,35 @@ class Logger:
         overwrite: bool = False,
         checkpoint_on_interrupt: bool = True,
     ):
+        # the arguments are checked (each error names one) before anything is written
         _options.check_functions(metrics_fn, host_log_transform)
-        ckpt_path = _options.ckpt_dir_of(ckpt_dir, ckpt_file)
-        mode = _options.check_all(
-            wandb_log=wandb_log,
-            ckpt_freq=ckpt_freq,
-            max_to_keep=max_to_keep,
-            mode=mode,
-            resume=resume,
-            overwrite=overwrite,
-            checkpoint_on_interrupt=checkpoint_on_interrupt,
+        self.ckpt_dir = _options.ckpt_dir_of(ckpt_dir, ckpt_file)
+        self.wandb_log = _options.wandb_log_flag(wandb_log)
+        self.ckpt_freq = int(_options.positive_int("ckpt_freq", ckpt_freq))
+        self.max_to_keep = _options.positive_int("max_to_keep", max_to_keep, allow_none=True)
+        self.mode = _options.wandb_mode(mode)
+        self.resume = _options.flag("resume", resume)
+        self.overwrite = _options.flag("overwrite", overwrite)
+        self.checkpoint_on_interrupt = _options.flag(
+            "checkpoint_on_interrupt", checkpoint_on_interrupt
         )
-        log_path = None if log_dir is None else Path(log_dir).expanduser().resolve()
-        for directory in (ckpt_path, log_path):
-            if directory is not None:
-                _rundir.prepare_dir(
-                    directory,
-                    resume=bool(resume),
-                    overwrite=bool(overwrite),
-                    checkpoints=directory == ckpt_path,
-                )
-        self.resume = bool(resume)
-        self.overwrite = bool(overwrite)
-        self.checkpoint_on_interrupt = bool(checkpoint_on_interrupt)
-        self.wandb_log = bool(wandb_log)
+        _options.check_resume_or_overwrite(self.resume, self.overwrite)
+        self._log_dir = None if log_dir is None else Path(log_dir).expanduser().resolve()
+        _rundir.prepare_dirs(
+            self.ckpt_dir, self._log_dir, resume=self.resume, overwrite=self.overwrite
+        )
         self.metrics_fn = metrics_fn
         self.host_log_transform = host_log_transform
-        self.ckpt_dir = ckpt_path
-        self.ckpt_freq = int(ckpt_freq)
-        self.max_to_keep = max_to_keep
         self.verbose = bool(verbose)
-        self.mode = mode
-        self._log_dir = log_path
         self._lock = threading.Lock()
         self._wandb = WandbSink()
         self._writer = RowWriter([], host_log_transform)
         self._opened = False
         self._ckpt = None
-        if ckpt_path is not None:
+        if self.ckpt_dir is not None:
             drain, verbose = self._writer.drain, self.verbose
             self._ckpt = Checkpoints(
-                ckpt_path, max_to_keep=max_to_keep, verbose=verbose, before_save=drain
+                self.ckpt_dir, max_to_keep=max_to_keep, verbose=verbose, before_save=drain
             )
         self._emitter = Emitter(self._on_log, self._on_ckpt, self.ckpt_freq)
         self._stop = StopOnSignal(on_hard_stop=self._writer.hard_flush)
@@ -213,12 +201,8 @@ class Logger:
     def _open(self) -> None:
         with self._lock:
             if not self._opened:
-                sinks: list[Sink] = [MetricsFileSink(self.run_dir, resume=self.resume)]
-                if self.wandb_log:
-                    sinks.append(self._wandb)
-                if self.verbose:
-                    sinks.append(ConsoleSink())
-                self._writer.sinks = sinks
+                wandb = self._wandb if self.wandb_log else None
+                self._writer.sinks = run_sinks(self.run_dir, self.resume, wandb, self.verbose)
                 self._opened = True
             self._writer.start()
 

@@ -77,14 +77,8 @@ def default_grad_metrics(state: Any, data: Mapping[str, Any]) -> tuple[dict, Any
 
     Logs every scalar entry of the trainer's metrics dict (``step``, ``loss``, ``best_loss``
     and scalar extras) and checkpoints the whole ``GradState`` (parameters, optimiser state,
-    PRNG key, step, best parameters, data). The step is ``state.step``.
-
-    Args:
-        state: trainer state after the step.
-        data: metrics dict returned by the trainer's ``train_step``.
-
-    Returns:
-        ``(log_data, ckpt_data, step)``.
+    PRNG key, step, best parameters, data). The step is ``state.step``. Arguments and result
+    as for :func:`default_es_metrics`.
 
     Example:
         >>> import realax.log as rlog

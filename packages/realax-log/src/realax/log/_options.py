@@ -11,20 +11,41 @@ import numpy as np
 from . import _wandb
 
 
-def positive_int(name: str, value: Any, *, allow_none: bool = False) -> None:
+def positive_int(name: str, value: Any, *, allow_none: bool = False) -> Any:
+    """``value``, checked: an int >= 1 (numpy's too; not a bool), or None where allowed."""
     if allow_none and value is None:
-        return
+        return None
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-        raise ValueError(
-            f"{name} must be a positive int{' or None' if allow_none else ''} (got {name}="
-            f"{value!r}); e.g. {name}=100"
-        )
+        what = "a positive int or None" if allow_none else "a positive int"
+        raise ValueError(f"{name} must be {what} (got {name}={value!r}); e.g. {name}=100")
+    return value
 
 
 def flag(name: str, value: Any) -> bool:
+    """``value`` as a bool, checked: True or False (numpy's too)."""
     if not isinstance(value, bool | np.bool_):
         raise TypeError(f"{name} must be True or False, got {name}={value!r}")
     return bool(value)
+
+
+def wandb_log_flag(wandb_log: Any) -> bool:
+    """``wandb_log`` as a bool, checked like :func:`flag` (its message shows the value only)."""
+    if not isinstance(wandb_log, bool | np.bool_):
+        raise TypeError(f"wandb_log must be True or False, got {wandb_log!r}")
+    return bool(wandb_log)
+
+
+def wandb_mode(mode: str | None) -> str | None:
+    """The wandb mode resolved (``None``: decided at init)."""
+    return None if mode is None else _wandb.resolve_mode(mode)
+
+
+def check_resume_or_overwrite(resume: bool, overwrite: bool) -> None:
+    if resume and overwrite:
+        raise ValueError(
+            "resume=True and overwrite=True contradict each other; pass resume=True to "
+            "continue the run in ckpt_dir or overwrite=True to replace it"
+        )
 
 
 def check_functions(metrics_fn: Any, host_log_transform: Any) -> None:
@@ -49,31 +70,3 @@ def ckpt_dir_of(ckpt_dir: Any, ckpt_file: Any) -> Path | None:
             )
         ckpt_dir = ckpt_file
     return None if ckpt_dir is None else Path(ckpt_dir).expanduser().resolve()
-
-
-def check_all(
-    *,
-    wandb_log: Any,
-    ckpt_freq: Any,
-    max_to_keep: Any,
-    mode: str | None,
-    resume: Any,
-    overwrite: Any,
-    checkpoint_on_interrupt: Any,
-) -> str | None:
-    """Check the plain arguments; return the wandb mode resolved (``None``: decided at init)."""
-    if not isinstance(wandb_log, bool | np.bool_):
-        raise TypeError(f"wandb_log must be True or False, got {wandb_log!r}")
-    positive_int("ckpt_freq", ckpt_freq)
-    positive_int("max_to_keep", max_to_keep, allow_none=True)
-    if mode is not None:
-        mode = _wandb.resolve_mode(mode)
-    flag("resume", resume)
-    flag("overwrite", overwrite)
-    flag("checkpoint_on_interrupt", checkpoint_on_interrupt)
-    if resume and overwrite:
-        raise ValueError(
-            "resume=True and overwrite=True contradict each other; pass resume=True to "
-            "continue the run in ckpt_dir or overwrite=True to replace it"
-        )
-    return mode

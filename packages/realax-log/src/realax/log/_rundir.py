@@ -80,6 +80,16 @@ def _check_writable(directory: Path) -> None:
         ) from e
 
 
+def prepare_dirs(
+    ckpt_dir: Path | None, log_dir: Path | None, *, resume: bool, overwrite: bool
+) -> None:
+    """:func:`prepare_dir` for a Logger's checkpoint directory and its log directory."""
+    for directory in (ckpt_dir, log_dir):
+        if directory is not None:
+            checkpoints = directory == ckpt_dir
+            prepare_dir(directory, resume=resume, overwrite=overwrite, checkpoints=checkpoints)
+
+
 def prepare_dir(directory: Path, *, resume: bool, overwrite: bool, checkpoints: bool) -> None:
     """Create ``directory``, check that it is writable, and resume or refuse an existing run.
 

@@ -161,3 +161,13 @@ class WandbSink:
             run, self.run = self.run, None
             _wandb.finish_run(run)
         self.initialized = False
+
+
+def run_sinks(run_dir: Path, resume: bool, wandb: WandbSink | None, console: bool) -> list[Sink]:
+    """A Logger's sinks: ``metrics.jsonl`` in ``run_dir``, the wandb run, the console."""
+    sinks: list[Sink] = [MetricsFileSink(run_dir, resume=resume)]
+    if wandb is not None:
+        sinks.append(wandb)
+    if console:
+        sinks.append(ConsoleSink())
+    return sinks

@@ -11,18 +11,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from . import _run
 from ._common import (
     describe_env,
     draw_curves,
-    load_pytree,
     returns_line,
     save_pytree,
     table,
     wandb_run_dirs,
 )
 from ._config import CliError, in_flag_words
-from ._folders import POLICY_FILE, check_fresh, checkpoint_steps, run_folder, write_summary
-from ._run import Kind, Session, restore_latest, resume_from_disk, start
+from ._folders import POLICY_FILE, checkpoint_steps, write_summary
+from ._run import Kind, Session, resume_from_disk, saved_policy, start
 from ._schema import EvolveConfig
 
 KIND = Kind("evolve", "generation", "--generations")
@@ -34,7 +34,7 @@ PLOT_METRICS = ("fitness_max", "fitness_mean", "fitness_min", "best_fitness")
 
 
 @dataclasses.dataclass
-class Setup:
+class Setup(_run.Setup):
     """Everything a run is made of, rebuilt identically from its configuration."""
 
     config: EvolveConfig
@@ -42,11 +42,12 @@ class Setup:
     policy: Any
     task: Any
     params_like: Any
-    trainer: Any
-    key: jax.Array
 
-    def initial_state(self) -> Any:
-        return self.trainer.initialize(jax.random.fold_in(self.key, 1))
+    def header(self) -> str:
+        return (
+            f"realax evolve: {describe_env(self.env)}, {self.trainer.strategy_name}, "
+            f"popsize {self.trainer.popsize}, {self.trainer.num_dims} parameters"
+        )
 
 
 def make_env(name: str) -> Any:
@@ -95,20 +96,23 @@ def strategy_kwargs(name: str, cls: type, config: EvolveConfig) -> dict[str, Any
         sigma = OPEN_ES_SIGMA if sigma is None else sigma
     kws: dict[str, Any] = {}
     if lr is not None:
-        if "optimizer" not in params:
-            raise CliError(
-                f"--lr does not apply to strategy {name!r} (it has no optimizer); drop --lr, or "
-                "pick a strategy with one (Open_ES, SNES, PGPE, ARS, ...)"
-            )
+        _check_applies(name, params, "--lr", "optimizer", "optimizer", "Open_ES, SNES, PGPE, ARS")
         kws["optimizer"] = optax.adam(lr)
     if sigma is not None:
-        if "std_schedule" not in params:
-            raise CliError(
-                f"--sigma does not apply to strategy {name!r} (it has no std schedule); drop "
-                "--sigma, or pick a strategy with one (Open_ES, ARS, ...)"
-            )
+        _check_applies(name, params, "--sigma", "std_schedule", "std schedule", "Open_ES, ARS")
         kws["std_schedule"] = optax.constant_schedule(sigma)
     return kws
+
+
+def _check_applies(
+    strategy: str, params: Any, flag: str, argument: str, thing: str, examples: str
+) -> None:
+    """Refuse ``flag`` for a strategy whose constructor has no ``argument`` (its ``thing``)."""
+    if argument not in params:
+        raise CliError(
+            f"{flag} does not apply to strategy {strategy!r} (it has no {thing}); drop {flag}, "
+            f"or pick a strategy with one ({examples}, ...)"
+        )
 
 
 def build(config: EvolveConfig) -> Setup:
@@ -141,7 +145,7 @@ def build(config: EvolveConfig) -> Setup:
         )
     except (ValueError, TypeError) as e:
         raise CliError(_build_error(e, name, config)) from None
-    return Setup(config, env, policy, task, params, trainer, key)
+    return Setup(config, trainer, key, env=env, policy=policy, task=task, params_like=params)
 
 
 def _build_error(e: BaseException, strategy: str, config: EvolveConfig) -> str:
@@ -289,40 +293,37 @@ def _metrics_fn() -> Any:
 
 def evolve(config: EvolveConfig) -> int:
     """``realax evolve``: a new run."""
-    run_dir = run_folder(config, config.strategy)
-    check_fresh(run_dir)
-    setup = build(config.replace(out=run_dir.as_posix()))
-    trainer = setup.trainer
-    header = (
-        f"realax evolve: {describe_env(setup.env)}, {trainer.strategy_name}, "
-        f"popsize {trainer.popsize}, {trainer.num_dims} parameters"
-    )
-    return start(setup, run_dir, kind=KIND, metrics_fn=_metrics_fn(), finish=finish, header=header)
+    return start(config, config.strategy, build, kind=KIND, metrics_fn=_metrics_fn, finish=finish)
 
 
 def resume(config: EvolveConfig, run_dir: Path) -> int:
     """``realax resume`` of an evolve run."""
-    setup = build(config)
-    return resume_from_disk(setup, run_dir, kind=KIND, metrics_fn=_metrics_fn(), finish=finish)
+    return resume_from_disk(
+        build(config), run_dir, kind=KIND, metrics_fn=_metrics_fn(), finish=finish
+    )
+
+
+def _policy_like(setup: Setup) -> dict[str, Any]:
+    """The structure of the policy file: the parameters, and the task data if it has any."""
+    like = {"params": setup.params_like}
+    data_like = setup.task.init_data(jax.random.key(0))
+    if data_like is not None:
+        like["data"] = data_like
+    return like
 
 
 def eval_policy(config: EvolveConfig, run_dir: Path, episodes: int, seed: int) -> int:
     """``realax eval`` of an evolve run: the saved policy (else the latest checkpoint's mean)."""
     setup = build(config.replace(devices=1))  # evaluation needs no population split
-    path = run_dir / POLICY_FILE
-    data_like = setup.task.init_data(jax.random.key(0))
-    if path.is_file():
-        like = {"params": setup.params_like}
-        if data_like is not None:
-            like["data"] = data_like
-        saved = load_pytree(path, like)
-        params, data, source = saved["params"], saved.get("data"), POLICY_FILE
-    else:
-        if not checkpoint_steps(run_dir):
-            raise CliError(f"{run_dir} holds neither {POLICY_FILE} nor a checkpoint to evaluate")
-        state = restore_latest(setup, run_dir)
-        params, data = state.mean, state.data
-        source = f"search mean of the checkpoint at generation {int(state.step)}"
+    saved, source = saved_policy(
+        setup,
+        run_dir,
+        KIND,
+        like=lambda: _policy_like(setup),
+        of_state=lambda s: {"params": s.mean, "data": s.data},
+        part="search mean",
+    )
+    params, data = saved["params"], saved.get("data")
     returns = evaluate(setup.task, params, data, jax.random.key(seed), episodes)
     print(returns_line(setup.env.name, returns, episodes, source))
     return 0

@@ -43,6 +43,11 @@ def _add_keys(parser: argparse.ArgumentParser, keys: dict[str, Key], skip=()) ->
     )
 
 
+def _positional(parser: argparse.ArgumentParser, name: str, help: str) -> None:
+    """An optional positional argument (ENV, ALGO): a key like the flags, absent if not given."""
+    parser.add_argument(name, nargs="?", default=argparse.SUPPRESS, metavar=name.upper(), help=help)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``realax`` argument parser (one sub-parser per command)."""
     parser = argparse.ArgumentParser(
@@ -60,13 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
         "gets config.toml, metrics.jsonl, orbax checkpoints, the wandb run, learning_curves.png "
         "and the final policy. Ctrl-C saves a checkpoint and stops; `realax resume` continues.",
     )
-    p.add_argument(
-        "env",
-        nargs="?",
-        default=argparse.SUPPRESS,
-        metavar="ENV",
-        help="environment name, e.g. CartPole-v1 (see `realax envs`)",
-    )
+    _positional(p, "env", "environment name, e.g. CartPole-v1 (see `realax envs`)")
     _add_keys(p, EVOLVE_KEYS, skip=("env",))
 
     p = sub.add_parser(
@@ -74,62 +73,41 @@ def build_parser() -> argparse.ArgumentParser:
         help="train an RL agent (ppo, dqn or sac)",
         description="Train a PPO, DQN or SAC agent on an environment; same run folder as evolve.",
     )
-    p.add_argument(
-        "algo", nargs="?", default=argparse.SUPPRESS, metavar="ALGO", help="ppo, dqn or sac"
-    )
-    p.add_argument(
-        "env",
-        nargs="?",
-        default=argparse.SUPPRESS,
-        metavar="ENV",
-        help="environment name, e.g. CartPole-v1",
-    )
+    _positional(p, "algo", "ppo, dqn or sac")
+    _positional(p, "env", "environment name, e.g. CartPole-v1")
     _add_keys(p, TRAIN_KEYS, skip=("algo", "env"))
 
-    p = sub.add_parser("resume", help="continue a stopped run from its latest checkpoint")
-    p.add_argument(
-        "run",
-        metavar="RUN_DIR",
-        help="the run folder, e.g. runs/CartPole-v1-Open_ES-s0",
+    p = _run_command(
+        sub,
+        "resume",
+        "continue a stopped run from its latest checkpoint",
+        run_help="the run folder, e.g. runs/CartPole-v1-Open_ES-s0",
     )
     p.add_argument(
         "--generations",
         "--steps",
         dest="total",
         metavar="N",
-        default=None,
         help="new total length of the run (default: the configured one)",
     )
     p.add_argument(
-        "--wandb",
-        choices=WANDB_MODES,
-        default=None,
-        help="wandb mode of the resumed part (default: the run's)",
+        "--wandb", choices=WANDB_MODES, help="wandb mode of the resumed part (default: the run's)"
     )
 
-    p = sub.add_parser("eval", help="run a run's final policy and print its mean return")
-    p.add_argument("run", metavar="RUN_DIR")
+    p = _run_command(sub, "eval", "run a run's final policy and print its mean return")
     p.add_argument(
         "--episodes",
         metavar="N",
-        default=None,
         help="episodes (default: the run's --eval-episodes, 32 unless set)",
     )
     p.add_argument("--seed", metavar="S", default="1", help="seed of the episodes (default: 1)")
 
-    p = sub.add_parser("plot", help="redraw a run's learning curves")
-    p.add_argument("run", metavar="RUN_DIR")
+    p = _run_command(sub, "plot", "redraw a run's learning curves")
     p.add_argument(
-        "--metrics",
-        metavar="A,B",
-        default=None,
-        help="comma-separated metrics to draw (default: all)",
+        "--metrics", metavar="A,B", help="comma-separated metrics to draw (default: all)"
     )
     p.add_argument(
-        "--out",
-        metavar="PNG",
-        default=None,
-        help="output file (default: RUN_DIR/learning_curves.png)",
+        "--out", metavar="PNG", help="output file (default: RUN_DIR/learning_curves.png)"
     )
 
     p = sub.add_parser("envs", help="list environments with their dimensions and suite")
@@ -137,6 +115,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("strategies", help="list evolution strategies (evosax names and aliases)")
     return parser
+
+
+def _run_command(
+    sub: Any, name: str, help: str, run_help: str | None = None
+) -> argparse.ArgumentParser:
+    """The sub-parser of a command on an existing run folder (its first argument, RUN_DIR)."""
+    p = sub.add_parser(name, help=help)
+    p.add_argument("run", metavar="RUN_DIR", help=run_help)
+    return p
 
 
 def split_args(ns: argparse.Namespace) -> tuple[str, dict[str, Any]]:

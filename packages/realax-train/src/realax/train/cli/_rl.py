@@ -9,10 +9,10 @@ from typing import Any
 import jax
 import numpy as np
 
+from . import _run
 from ._common import (
     describe_env,
     draw_curves,
-    load_pytree,
     plural,
     returns_line,
     save_pytree,
@@ -20,8 +20,8 @@ from ._common import (
     wandb_run_dirs,
 )
 from ._config import CliError, in_flag_words
-from ._folders import POLICY_FILE, check_fresh, checkpoint_steps, run_folder, write_summary
-from ._run import Kind, Session, restore_latest, resume_from_disk, start
+from ._folders import POLICY_FILE, checkpoint_steps, write_summary
+from ._run import Kind, Session, resume_from_disk, saved_policy, start
 from ._schema import TrainConfig
 
 KIND = Kind("train", "train step", "--steps")
@@ -31,13 +31,14 @@ ACTIONS = {"dqn": "discrete", "sac": "continuous"}
 
 
 @dataclasses.dataclass
-class RLSetup:
+class RLSetup(_run.Setup):
     config: TrainConfig
-    trainer: Any
-    key: jax.Array
 
-    def initial_state(self) -> Any:
-        return self.trainer.initialize(jax.random.fold_in(self.key, 1))
+    def header(self) -> str:
+        return (
+            f"realax train: {self.config.algo} on {describe_env(self.trainer.env)}, "
+            f"{self.trainer.train_steps} train steps"
+        )
 
 
 def check_actions(algo: str, env: Any) -> None:
@@ -103,7 +104,7 @@ def build(config: TrainConfig, *, eval_episodes: int | None = None, devices=None
                 config.env,
                 learning_starts=int(config.learning_starts or 0),
                 buffer_size=int(config.buffer_size or 1),
-                **(dqn_settings(config.steps) if algo == "dqn" else {"batch_size": 256}),
+                **(dqn_settings(int(config.steps or 0)) if algo == "dqn" else {"batch_size": 256}),
                 **common,
             )
     except (ValueError, TypeError) as e:
@@ -186,34 +187,23 @@ def _metrics_fn() -> Any:
 
 def train(config: TrainConfig) -> int:
     """``realax train``: a new run."""
-    run_dir = run_folder(config, str(config.algo))
-    check_fresh(run_dir)
-    setup = build(config.replace(out=run_dir.as_posix()))
-    trainer = setup.trainer
-    header = (
-        f"realax train: {config.algo} on {describe_env(trainer.env)}, "
-        f"{trainer.train_steps} train steps"
-    )
-    return start(setup, run_dir, kind=KIND, metrics_fn=_metrics_fn(), finish=finish, header=header)
+    method = str(config.algo)
+    return start(config, method, build, kind=KIND, metrics_fn=_metrics_fn, finish=finish)
 
 
 def resume(config: TrainConfig, run_dir: Path) -> int:
     """``realax resume`` of a train run."""
-    setup = build(config)
-    return resume_from_disk(setup, run_dir, kind=KIND, metrics_fn=_metrics_fn(), finish=finish)
+    return resume_from_disk(
+        build(config), run_dir, kind=KIND, metrics_fn=_metrics_fn(), finish=finish
+    )
 
 
 def eval_policy(config: TrainConfig, run_dir: Path, episodes: int, seed: int) -> int:
     """``realax eval`` of a train run: the saved agent (else the latest checkpoint's)."""
     setup = build(config, eval_episodes=episodes, devices=1)
-    path = run_dir / POLICY_FILE
-    if path.is_file():
-        agent, source = load_pytree(path, setup.initial_state().agent), POLICY_FILE
-    elif checkpoint_steps(run_dir):
-        state = restore_latest(setup, run_dir)
-        agent, source = state.agent, f"checkpoint at train step {int(state.step)}"
-    else:
-        raise CliError(f"{run_dir} holds neither {POLICY_FILE} nor a checkpoint to evaluate")
+    agent, source = saved_policy(
+        setup, run_dir, KIND, like=lambda: setup.initial_state().agent, of_state=lambda s: s.agent
+    )
     from realax.train import rl
 
     trainer = setup.trainer

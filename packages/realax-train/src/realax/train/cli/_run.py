@@ -17,11 +17,11 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from ._common import make_logger, plural
+from ._common import load_pytree, make_logger, plural
 from ._config import CliError
-from ._folders import checkpoint_steps, save_config
+from ._folders import POLICY_FILE, check_fresh, checkpoint_steps, run_folder, save_config
 
 INTERRUPTED = 130
 
@@ -35,13 +35,23 @@ class Kind:
     total_flag: str  # "--generations" or "--steps"
 
 
-class Setup(Protocol):
+@dataclasses.dataclass
+class Setup:
     """What both commands build from a configuration (``_evolve.Setup``, ``_rl.RLSetup``)."""
 
     config: Any  # EvolveConfig or TrainConfig
     trainer: Any
+    key: Any  # the run's PRNG key
 
-    def initial_state(self) -> Any: ...
+    def initial_state(self) -> Any:
+        """The trainer's state before the first step (from the run's key)."""
+        import jax
+
+        return self.trainer.initialize(jax.random.fold_in(self.key, 1))
+
+    def header(self) -> str:
+        """The line printed when a new run starts."""
+        raise NotImplementedError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,6 +84,27 @@ def restore_latest(setup: Setup, run_dir: Path) -> Any:
     if not checkpoint_steps(run_dir):
         return like
     return rlog.restore(run_dir, like=like)
+
+
+def saved_policy(
+    setup: Setup,
+    run_dir: Path,
+    kind: Kind,
+    *,
+    like: Callable[[], Any],
+    of_state: Callable[[Any], Any],
+    part: str = "",
+) -> tuple[Any, str]:
+    """What ``realax eval`` evaluates, and where it comes from: policy.msgpack read into the
+    structure ``like()``, else ``of_state`` of the newest checkpoint (``part`` of it)."""
+    path = run_dir / POLICY_FILE
+    if path.is_file():
+        return load_pytree(path, like()), POLICY_FILE
+    if not checkpoint_steps(run_dir):
+        raise CliError(f"{run_dir} holds neither {POLICY_FILE} nor a checkpoint to evaluate")
+    state = restore_latest(setup, run_dir)
+    source = f"checkpoint at {kind.noun} {int(state.step)}"
+    return of_state(state), (f"{part} of the {source}" if part else source)
 
 
 def drive(
@@ -143,13 +174,24 @@ def _end(setup: Setup, run_dir: Path, session: Session | None, finish: Finish) -
 
 
 def start(
-    setup: Setup, run_dir: Path, *, kind: Kind, metrics_fn: Any, finish: Finish, header: str
+    config: Any,
+    method: str,
+    build: Callable[[Any], Setup],
+    *,
+    kind: Kind,
+    metrics_fn: Callable[[], Any],
+    finish: Finish,
 ) -> int:
-    """A new run: print its header, write config.toml, run from the initial state, finish."""
-    print(header, flush=True)
+    """A new run: its folder (never one holding a run), its setup, its header line,
+    config.toml, the run from the initial state, then ``finish``. ``method`` names the
+    default folder; ``metrics_fn()`` gives the Logger's metrics function."""
+    run_dir = run_folder(config, method)
+    check_fresh(run_dir)
+    setup = build(config.replace(out=run_dir.as_posix()))
+    print(setup.header(), flush=True)
     save_config(run_dir, setup.config)
     state = setup.initial_state()
-    session = drive(setup, run_dir, state, kind=kind, metrics_fn=metrics_fn, resumed=False)
+    session = drive(setup, run_dir, state, kind=kind, metrics_fn=metrics_fn(), resumed=False)
     return _end(setup, run_dir, session, finish)
 
 

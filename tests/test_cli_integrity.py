@@ -38,13 +38,14 @@ def test_a_resumed_run_reports_the_whole_run_and_this_session(tmp_path):
 
 
 def test_resume_keeps_the_shapes_of_the_run(tmp_path):
-    dqn = ["train", "dqn", "CartPole-v1", "--steps", "600", "--width", "8", "--depth", "1"]
+    # a DQN train step is 256 environment steps: 2,560 steps are 10 train steps
+    dqn = ["train", "dqn", "CartPole-v1", "--steps", "2560", "--width", "8", "--depth", "1"]
     _ok(
         realax(
             tmp_path,
             *dqn,
             "--ckpt-freq",
-            "200",
+            "5",
             "--eval-episodes",
             "2",
             "--wandb",
@@ -54,8 +55,9 @@ def test_resume_keeps_the_shapes_of_the_run(tmp_path):
         )
     )
     # the buffer size came from --steps; a longer run keeps it (it is in config.toml)
-    _ok(realax(tmp_path, "resume", "dqn", "--steps", "900"))
-    assert _summary(tmp_path / "dqn")["train_steps"] == 900
+    _ok(realax(tmp_path, "resume", "dqn", "--steps", "5120"))
+    summary = _summary(tmp_path / "dqn")
+    assert summary["train_steps"] == 20 and summary["env_steps"] == 5120
     # settings that fix the checkpointed arrays cannot change on resume
     line = _error_line(realax(tmp_path, "resume", "dqn", "--buffer-size", "50"))
     assert "--buffer-size" in line and "--config dqn/config.toml" in line

@@ -16,6 +16,7 @@ from ._bc import ContinuousBC as ContinuousBC
 from ._bc import ContinuousBCConfig as ContinuousBCConfig
 from ._bc import DiscreteBC as DiscreteBC
 from ._bc import DiscreteBCConfig as DiscreteBCConfig
+from ._dataset import Dataset as Dataset
 from ._devices import replicate as replicate
 from ._devices import shard_batch as shard_batch
 from ._devices import unreplicate as unreplicate
@@ -59,6 +60,7 @@ __all__ = [
     "ContinuousBC",
     "ContinuousBCConfig",
     "DQNConfig",
+    "Dataset",
     "DiagGaussian",
     "DiscreteActor",
     "DiscreteBC",

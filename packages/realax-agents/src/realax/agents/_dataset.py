@@ -203,6 +203,30 @@ class Dataset(struct.PyTreeNode, Mapping):
 
         return cls(arrays={k: jnp.asarray(v) for k, v in load_arrays(path).items()})
 
+    # ------------------------------------------------------------------ Minari
+    @classmethod
+    def from_minari(cls, dataset: Any) -> Dataset:
+        """Read a Minari dataset (a ``minari.MinariDataset`` or its id under
+        ``$MINARI_DATASETS_PATH``); needs ``realax-agents[minari]``.
+
+        ``masks = 1 - terminations``, ``dones = terminations | truncations``,
+        ``next_observations`` are each episode's observations shifted by one.
+        """
+        from ._minari import from_minari
+
+        return from_minari(dataset)
+
+    def to_minari(self, dataset_id: str, **kwargs: Any) -> Any:
+        """Write the episodes (split at ``dones``) as Minari dataset ``dataset_id``; needs
+        ``realax-agents[minari]``. Keyword arguments go to
+        ``minari.create_dataset_from_buffers`` (``env``, ``algorithm_name``, ...); returns
+        the ``minari.MinariDataset``. Terminations are the rows where ``masks`` is 0,
+        truncations the other rows where ``dones`` is true.
+        """
+        from ._minari import to_minari
+
+        return to_minari(self, dataset_id, **kwargs)
+
     # ------------------------------------------------------------------ checks
     def validate(
         self, required_keys: Sequence[str] = (), *, owner: str = "Dataset.validate", **kwargs: Any

@@ -212,9 +212,9 @@ class Dataset(struct.PyTreeNode, Mapping):
         ``masks = 1 - terminations``, ``dones = terminations | truncations``,
         ``next_observations`` are each episode's observations shifted by one.
         """
-        from ._minari import from_minari
+        from ._minari import read_minari
 
-        return from_minari(dataset)
+        return cls.create(**read_minari(dataset))
 
     def to_minari(self, dataset_id: str, **kwargs: Any) -> Any:
         """Write the episodes (split at ``dones``) as Minari dataset ``dataset_id``; needs
@@ -223,9 +223,10 @@ class Dataset(struct.PyTreeNode, Mapping):
         the ``minari.MinariDataset``. Terminations are the rows where ``masks`` is 0,
         truncations the other rows where ``dones`` is true.
         """
-        from ._minari import to_minari
+        from ._minari import write_minari
 
-        return to_minari(self, dataset_id, **kwargs)
+        starts, ends = self.episode_starts(), self.episode_ends()
+        return write_minari(self.arrays, dataset_id, starts=starts, ends=ends, **kwargs)
 
     # ------------------------------------------------------------------ checks
     def validate(

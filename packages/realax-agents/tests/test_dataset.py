@@ -188,3 +188,11 @@ def test_check_dataset_errors():
         check_dataset(ds, [], owner="X", action_shape=(1,))
     with pytest.raises(ValueError, match="expected a realax.agents.Dataset"):
         check_dataset([1, 2], [], owner="X")  # type: ignore[arg-type]
+
+
+def test_jaxrl_m_habits_get_clear_errors():
+    ds = _dataset(12)
+    with pytest.raises(TypeError, match=r"takes a PRNG key first"):
+        ds.sample(256)
+    with pytest.raises(ValueError, match=r"\['observations'\] are nested dicts"):
+        Dataset.create(observations={"image": np.zeros((3, 2)), "state": np.zeros((3, 1))})

@@ -113,3 +113,10 @@ def test_import_realax_agents_does_not_load_minari():
     code = "import sys, realax.agents; print('minari' in sys.modules, 'gymnasium' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_missing_extra_names_it():
+    from realax.agents._minari import _import
+
+    with pytest.raises(ImportError, match=r'pip install "realax-agents\[minari\]"'):
+        _import("minari_not_installed_here")

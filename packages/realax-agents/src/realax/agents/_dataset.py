@@ -71,6 +71,13 @@ class Dataset(struct.PyTreeNode, Mapping):
                 "Dataset.create needs at least one array, e.g. Dataset.create(observations=..., "
                 "actions=..., rewards=..., masks=..., dones=..., next_observations=...)"
             )
+        nested = [k for k, v in arrays.items() if isinstance(v, Mapping)]
+        if nested:
+            raise ValueError(
+                f"Dataset.create: {nested} are nested dicts; a Dataset holds flat arrays, so "
+                "pass each leaf as its own key (e.g. observations_image=..., "
+                "observations_state=...) or concatenate them"
+            )
         converted = {k: jnp.asarray(v) for k, v in arrays.items()}
         lengths = {}
         for k, v in converted.items():
@@ -276,8 +283,14 @@ class Dataset(struct.PyTreeNode, Mapping):
             idx = jnp.nonzero(idx)[0]
         return Dataset(arrays={k: v[idx] for k, v in self.arrays.items()})
 
-    def sample(self, key: jax.Array, batch_size: int) -> Dataset:
+    def sample(self, key: jax.Array, batch_size: int | None = None) -> Dataset:
         """``batch_size`` rows drawn uniformly with replacement (jit-able)."""
+        if batch_size is None:
+            raise TypeError(
+                "Dataset.sample(key, batch_size) takes a PRNG key first (jaxrl_m's "
+                "sample(batch_size) used numpy's global RNG); e.g. "
+                "dataset.sample(jax.random.key(0), 256)"
+            )
         idx = jax.random.randint(key, (batch_size,), 0, self.size)
         return self.subset(idx)
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import subprocess
 import sys
 
-import gymnasium as gym
 import jax.numpy as jnp
 import numpy as np
 import pytest
 from realax.agents import Dataset
 
-minari = pytest.importorskip("minari")
+minari = pytest.importorskip("minari")  # the extra realax-agents[minari]
+gym = pytest.importorskip("gymnasium")  # comes with minari
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")  # minari's metadata advice
 

@@ -99,15 +99,20 @@ class Dataset(struct.PyTreeNode, Mapping):
         return cls(arrays=converted)
 
     @classmethod
-    def from_transition(cls, transition: Transition, *, dones: Any = None, **extra: Any) -> Dataset:
-        """The dataset of a `Transition` (rows on its leading axis; more leading axes, e.g.
-        ``(T, n_envs)``, are flattened in C order).
+    def from_transition(
+        cls, transition: Transition, *, dones: Any = None, time_major: bool = False, **extra: Any
+    ) -> Dataset:
+        """The dataset of a `Transition` (rows on its leading axis; more leading axes are
+        flattened in C order).
 
         Args:
             transition: the batch; ``masks = 1 - terminated``.
             dones: bool per row, true where an episode ended (terminated *or* truncated).
                 Without it, ``dones`` is derived as `Dataset.create` does (terminations and
                 jumps between ``next_observations`` and the next row's ``observations``).
+            time_major: the leading axes are ``(T, n_envs)`` (a rollout of vectorised
+                environments); they are swapped before flattening, so each environment's
+                steps are consecutive rows and episodes stay contiguous.
             **extra: more arrays to keep (same leading shape).
 
         Example:
@@ -124,6 +129,11 @@ class Dataset(struct.PyTreeNode, Mapping):
                 f"{type(transition).__name__}); for a dict use Dataset.create(**arrays)"
             )
         lead = jnp.shape(transition.rewards)
+        if time_major and len(lead) != 2:
+            raise ValueError(
+                f"Dataset.from_transition: time_major=True needs leading axes (T, n_envs); "
+                f"rewards has shape {lead}"
+            )
         arrays = {
             "observations": transition.obs,
             "actions": transition.actions,
@@ -140,6 +150,8 @@ class Dataset(struct.PyTreeNode, Mapping):
                     f"Dataset.from_transition: {k!r} has shape {jnp.shape(v)}, expected a "
                     f"leading shape {lead} like rewards"
                 )
+        if time_major:
+            arrays = {k: jnp.swapaxes(v, 0, 1) for k, v in arrays.items()}
         return cls.create(
             **{k: jnp.reshape(v, (n, *jnp.shape(v)[len(lead) :])) for k, v in arrays.items()}
         )

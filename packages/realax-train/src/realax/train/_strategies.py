@@ -1,4 +1,5 @@
-"""Strategy names: every evosax 0.3 algorithm, plus the pre-0.2 names as aliases."""
+"""Strategy names: every evosax 0.3 algorithm, the pre-0.2 names as aliases, and the
+restart strategies of ``_restarts.py``."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from evosax.algorithms.population_based.base import PopulationBasedAlgorithm
 from evosax.core import fitness_shaping as _fs
 from evosax.core.fitness_shaping import identity_fitness_shaping_fn
 
+from ._restarts import RESTART_STRATEGIES
 from ._suggest import did_you_mean, normalise
 from ._validate import check_positive_int
 
@@ -42,8 +44,6 @@ STRATEGY_ALIASES: dict[str, str] = {
 
 #: pre-0.2 names with no evosax 0.3 counterpart, and what to use instead.
 _REMOVED: dict[str, str] = {
-    "IPOP_CMA_ES": "evosax 0.3 has no restart wrappers in its algorithm list; use 'CMA_ES'",
-    "BIPOP_CMA_ES": "evosax 0.3 has no restart wrappers in its algorithm list; use 'CMA_ES'",
     "PBT": "population based training was removed in evosax 0.2; use e.g. 'SimpleGA'",
 }
 
@@ -57,8 +57,9 @@ _VALUE_SHAPERS = (
 
 
 def available_strategies() -> list[str]:
-    """All accepted strategy names: evosax 0.3's algorithm names and the pre-0.2 aliases."""
-    return sorted({*_EVOSAX_ALGORITHMS, *STRATEGY_ALIASES}, key=str.lower)
+    """All accepted strategy names: evosax 0.3's algorithm names, the pre-0.2 aliases and
+    realax's restart strategies (``IPOP_CMA_ES``, ``BIPOP_CMA_ES``)."""
+    return sorted({*_EVOSAX_ALGORITHMS, *STRATEGY_ALIASES, *RESTART_STRATEGIES}, key=str.lower)
 
 
 def resolve_strategy(name: str) -> tuple[str, type]:
@@ -76,6 +77,8 @@ def resolve_strategy(name: str) -> tuple[str, type]:
         raise TypeError(f"strategy must be a str or an evosax algorithm (got {name!r})")
     if name in _EVOSAX_ALGORITHMS:
         return name, _EVOSAX_ALGORITHMS[name]
+    if name in RESTART_STRATEGIES:
+        return name, RESTART_STRATEGIES[name]
     if name in STRATEGY_ALIASES:
         target = STRATEGY_ALIASES[name]
         return target, _EVOSAX_ALGORITHMS[target]

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 from evosax.algorithms import CMA_ES
 from evosax.problems.bbob.bbob_fns import rastrigin
-
 from realax.train import EvosaxTrainer, available_strategies
 from realax.train._restarts import BIPOP_CMA_ES, IPOP_CMA_ES, cma_params
 

@@ -41,8 +41,7 @@ __all__ = [
 _MODES = ("ipop", "bipop")
 
 
-@struct.dataclass
-class RestartParams:
+class RestartParams(struct.PyTreeNode):
     """Parameters of :class:`RestartCMA_ES` (all may be traced).
 
     ``std_init`` / ``std_min`` / ``std_max`` are CMA-ES's; the rest are evosax's
@@ -61,8 +60,7 @@ class RestartParams:
     population_size_multiplier: int = 2
 
 
-@struct.dataclass
-class RestartState:
+class RestartState(struct.PyTreeNode):
     """State of :class:`RestartCMA_ES`: the CMA-ES state of the current run, evosax's
     restart state, the initial mean (restarts start there unless ``copy_mean``), the
     current run's ``std_init`` and the number of evaluations of active members so far."""

@@ -5,7 +5,6 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from evosax.algorithms import CMA_ES, SNES
-
 from realax.tasks import MetaEvoTask, generation_weights
 from realax.train import EvosaxTrainer, FitnessShaper
 

@@ -134,3 +134,15 @@ def test_ipop_solves_rastrigin_where_cma_es_does_not_at_the_same_budget():
     cma_best = np.asarray(cma.init_and_train_seeds(keys, use_scan=False).best_fitness)
     assert (ipop_best < 1e-6).sum() >= 4, ipop_best
     assert (cma_best > 0.9).all(), cma_best  # a local minimum: f >= ~1 per wrong coordinate
+
+
+def test_split_run_equals_one_run_across_restarts():
+    t = restart_trainer("BIPOP_CMA_ES", 240)
+    key = jax.random.key(3)
+    whole, _ = t.train(t.initialize(key))
+    half, _ = t.train(t.initialize(key), n_steps=120)
+    rest, _ = t.train(half, n_steps=120)
+    assert int(whole.es_state.restart.restart_counter) >= 2
+    whole, rest = (s.replace(key=jax.random.key_data(s.key)) for s in (whole, rest))
+    for a, b in zip(jax.tree.leaves(whole), jax.tree.leaves(rest), strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))

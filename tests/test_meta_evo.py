@@ -23,8 +23,16 @@ def draw_shift(key):
 def make_meta(**kw):
     inner = SNES(8, jnp.zeros(2))
     params = inner.default_params.replace(std_init=0.2)
-    return MetaEvoTask(shifted_sphere, jnp.zeros(2), 8, 8, inner, inner_es_params=params,
-                       inner_data_fn=draw_shift, **kw)
+    return MetaEvoTask(
+        shifted_sphere,
+        jnp.zeros(2),
+        8,
+        8,
+        inner,
+        inner_es_params=params,
+        inner_data_fn=draw_shift,
+        **kw,
+    )
 
 
 def test_weights_and_aggregates():
@@ -44,8 +52,9 @@ def test_weights_and_aggregates():
 def test_es_params_mode_and_errors():
     inner = CMA_ES(8, jnp.zeros(2))
     sphere = lambda x, key: (-jnp.sum(jnp.square(x - 1.0)), {})  # noqa: E731
-    meta = MetaEvoTask(sphere, jnp.zeros(2), 6, 8, inner, outer="es_params",
-                       generation_weights="linear")
+    meta = MetaEvoTask(
+        sphere, jnp.zeros(2), 6, 8, inner, outer="es_params", generation_weights="linear"
+    )
     fitness, info = meta({"std_init": jnp.float32(0.5)}, jax.random.key(1))
     assert info["generation_fitness"].shape == (6,) and np.isfinite(float(fitness))
     with pytest.raises(ValueError, match="inner_popsize=4 disagrees.*population_size=8"):
@@ -64,8 +73,15 @@ def test_meta_evolution_of_the_initial_mean_improves_the_outer_fitness():
     family of shifted spheres (shift ~ N((3, -2), 0.3^2)); the inner runs (8 generations,
     popsize 8, std 0.2) cannot travel far, so a good initial mean is what counts."""
     meta = make_meta(generation_weights="linear")
-    trainer = EvosaxTrainer(25, "SNES", meta, params_like=jnp.zeros(2), popsize=16,
-                            fitness_shaper=FitnessShaper(maximize=True), eval_reps=2)
+    trainer = EvosaxTrainer(
+        25,
+        "SNES",
+        meta,
+        params_like=jnp.zeros(2),
+        popsize=16,
+        fitness_shaper=FitnessShaper(maximize=True),
+        eval_reps=2,
+    )
     state, metrics = trainer(jax.random.key(0))
     fitness = np.asarray(metrics["fitness_mean"])
     # fitness <= 0, the (weighted) squared distance the inner runs leave: -4.8 at the start

@@ -14,8 +14,14 @@ def sphere(x, key=None):
 
 def test_random_search_with_the_old_range_arguments():
     # evosax < 0.2: RandomSearch(popsize, num_dims, range_min=0.0, range_max=1.0)
-    t = EvosaxTrainer(20, "RandomSearch", sphere, params_like=jnp.zeros(3), popsize=16,
-                      es_kws={"range_min": -2.0, "range_max": 2.0})
+    t = EvosaxTrainer(
+        20,
+        "RandomSearch",
+        sphere,
+        params_like=jnp.zeros(3),
+        popsize=16,
+        es_kws={"range_min": -2.0, "range_max": 2.0},
+    )
     state, m = t(jax.random.key(0))
     assert float(state.best_fitness) < 1.0
     best = np.asarray(state.best_params)
@@ -29,23 +35,39 @@ def test_random_search_with_the_old_range_arguments():
 
 def test_random_search_with_a_sampling_fn_as_evosax_0_3():
     fn = lambda key: jax.random.normal(key, (3,))  # noqa: E731
-    t = EvosaxTrainer(3, "RandomSearch", sphere, params_like=jnp.zeros(3), popsize=8,
-                      es_kws={"sampling_fn": fn})
+    t = EvosaxTrainer(
+        3, "RandomSearch", sphere, params_like=jnp.zeros(3), popsize=8, es_kws={"sampling_fn": fn}
+    )
     assert t.strategy.sampling_fn is fn
     state, _ = t(jax.random.key(0))
     assert np.isfinite(float(state.best_fitness))
 
 
 def test_sv_cma_es_old_arguments_fail_with_the_new_call():
-    with pytest.raises(ValueError, match=r"popsize=32, es_kws=\{'num_populations': 4\}, "
-                                         r"es_params=\{'std_init': 0.5\}"):
-        EvosaxTrainer(3, "SV_CMA_ES", sphere, params_like=jnp.zeros(2), popsize=32,
-                      es_kws={"npop": 4, "subpopsize": 8, "sigma_init": 0.5})
+    with pytest.raises(
+        ValueError,
+        match=r"popsize=32, es_kws=\{'num_populations': 4\}, "
+        r"es_params=\{'std_init': 0.5\}",
+    ):
+        EvosaxTrainer(
+            3,
+            "SV_CMA_ES",
+            sphere,
+            params_like=jnp.zeros(2),
+            popsize=32,
+            es_kws={"npop": 4, "subpopsize": 8, "sigma_init": 0.5},
+        )
     with pytest.raises(ValueError, match=r"needs es_kws=\{'num_populations': k\}"):
         EvosaxTrainer(3, "SV_CMA_ES", sphere, params_like=jnp.zeros(2), popsize=32)
     with pytest.raises(ValueError, match="divisible"):
-        EvosaxTrainer(3, "SV_CMA_ES", sphere, params_like=jnp.zeros(2), popsize=30,
-                      es_kws={"num_populations": 4})
+        EvosaxTrainer(
+            3,
+            "SV_CMA_ES",
+            sphere,
+            params_like=jnp.zeros(2),
+            popsize=30,
+            es_kws={"num_populations": 4},
+        )
 
 
 def far_sphere(x, key=None):
@@ -54,8 +76,9 @@ def far_sphere(x, key=None):
 
 @pytest.mark.parametrize("name", ["SV_CMA_ES", "SV_Open_ES"])
 def test_sv_strategies_train(name):
-    t = EvosaxTrainer(40, name, far_sphere, params_like=jnp.zeros(2), popsize=32,
-                      es_kws={"num_populations": 4})
+    t = EvosaxTrainer(
+        40, name, far_sphere, params_like=jnp.zeros(2), popsize=32, es_kws={"num_populations": 4}
+    )
     assert t.popsize == 32 and t.strategy.num_populations == 4
     state, m = t(jax.random.key(0))
     means = np.asarray(state.es_state.mean)

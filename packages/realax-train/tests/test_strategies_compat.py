@@ -33,6 +33,19 @@ def test_random_search_with_the_old_range_arguments():
     assert (best >= 0.0).all() and (best < 1.0).all()
 
 
+def test_random_search_range_as_old_params_gives_the_new_call():
+    # evosax 0.2 kept range_min / range_max in the strategy's params
+    with pytest.raises(ValueError, match=r"pass es_kws=\{'range_min': -1.0, 'range_max': 1.0\}"):
+        EvosaxTrainer(
+            3,
+            "RandomSearch",
+            sphere,
+            params_like=jnp.zeros(3),
+            popsize=8,
+            es_params={"range_min": -1.0, "range_max": 1.0},
+        )
+
+
 def test_random_search_with_a_sampling_fn_as_evosax_0_3():
     fn = lambda key: jax.random.normal(key, (3,))  # noqa: E731
     t = EvosaxTrainer(

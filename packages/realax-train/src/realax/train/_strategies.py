@@ -298,6 +298,12 @@ def build_es_params(strategy: Any, name: str, es_params: Any) -> Any:
     if isinstance(es_params, dict):
         fields = [f.name for f in dataclasses.fields(default)]
         unknown = sorted(set(es_params) - set(fields))
+        ranges = {k: es_params[k] for k in ("range_min", "range_max") if k in es_params}
+        if name == "RandomSearch" and ranges:
+            raise ValueError(
+                f"RandomSearch's sampling range is no longer a param (evosax < 0.3 had "
+                f"{sorted(ranges)} in its params); pass es_kws={ranges} instead of es_params."
+            )
         if unknown:
             raise ValueError(
                 f"es_params has fields {unknown} unknown to {name}; valid fields: {fields}."

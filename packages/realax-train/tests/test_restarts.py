@@ -136,6 +136,7 @@ def test_ipop_solves_rastrigin_where_cma_es_does_not_at_the_same_budget():
     assert (cma_best > 0.9).all(), cma_best  # a local minimum: f >= ~1 per wrong coordinate
 
 
+@pytest.mark.slow
 def test_split_run_equals_one_run_across_restarts():
     t = restart_trainer("BIPOP_CMA_ES", 240)
     key = jax.random.key(3)

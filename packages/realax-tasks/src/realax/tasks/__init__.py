@@ -18,6 +18,8 @@ from ._gymnax import GymnaxEnv as GymnaxEnv
 from ._jumanji import JUMANJI_OBS_FNS as JUMANJI_OBS_FNS
 from ._jumanji import JumanjiEnv as JumanjiEnv
 from ._jumanji import flatten_observation as flatten_observation
+from ._meta import MetaEvoTask as MetaEvoTask
+from ._meta import generation_weights as generation_weights
 from ._obs_norm import RunningStats as RunningStats
 from ._obs_norm import merge_stats as merge_stats
 from ._policy import BasePolicy as BasePolicy
@@ -56,12 +58,14 @@ __all__ = [
     "JumanjiEnv",
     "JumanjiTask",
     "MLPPolicy",
+    "MetaEvoTask",
     "MultiTaskAggregator",
     "RunningStats",
     "Task",
     "check_policy",
     "env_info",
     "flatten_observation",
+    "generation_weights",
     "get_env_dimensions",
     "import_suite",
     "make",

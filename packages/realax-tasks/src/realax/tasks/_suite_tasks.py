@@ -35,7 +35,9 @@ class GymnaxTask(EnvTask):
     Args:
         env: a gymnax id (e.g. ``"CartPole-v1"``), a gymnax ``Environment`` instance or a
             :class:`GymnaxEnv`.
-        policy: a policy module (see :class:`BasePolicy`); ``params`` are its variables.
+        policy: a policy module (see :class:`BasePolicy`); ``params`` are its variables. A
+            callable that is not a flax module is taken as ``model_factory`` (the
+            original's ``GymnaxTask(env, model_factory)``).
         model_factory: alternatively, ``params -> model`` (see :func:`make_model_factory`).
         env_params: gymnax ``EnvParams`` (default: the environment's defaults).
         max_steps: step limit of a rollout (default: the environment's episode limit).
@@ -78,7 +80,8 @@ class BraxTask(EnvTask):
         env: a brax environment name (e.g. ``"inverted_pendulum"``), a brax ``Env`` or a
             :class:`BraxEnv`.
         max_steps: episode length (brax environments have no limit of their own).
-        policy: a policy module; ``params`` are its variables.
+        policy: a policy module; ``params`` are its variables. A callable that is not a
+            flax module is taken as ``model_factory`` (the original's positional call).
         model_factory: alternatively, ``params -> model``.
         backend: brax physics pipeline (``"positional"``, ``"generalized"``, ``"spring"``,
             ``"mjx"``) when ``env`` is a name; ``None`` (default): ``"positional"``, or one
@@ -130,7 +133,8 @@ class JumanjiTask(EnvTask):
             :class:`JumanjiEnv`.
         max_steps: step limit of a rollout (default: the environment's ``time_limit``, or
             1000 for environments without one).
-        policy: a policy module; ``params`` are its variables.
+        policy: a policy module; ``params`` are its variables. A callable that is not a
+            flax module is taken as ``model_factory`` (the original's positional call).
         model_factory: alternatively, ``params -> model``.
         data_fn: map applied to the trajectory dict in trajectory mode.
         env_kwargs: keyword arguments of ``jumanji.make`` (e.g. ``num_rows=6``).

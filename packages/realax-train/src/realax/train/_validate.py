@@ -112,6 +112,15 @@ def check_logger(logger: Any) -> Logger | None:
 
 
 def check_n_devices(n_devices: Any) -> int:
+    """``n_devices`` as an int in ``[1, jax.device_count()]``; an integral float (the
+    original's ``n_devices=1.``) is accepted, any other float raises."""
+    if isinstance(n_devices, float | np.floating) and not isinstance(n_devices, bool):
+        if not float(n_devices).is_integer():
+            raise TypeError(
+                f"n_devices must be a whole number of devices (got n_devices={n_devices!r}); "
+                f"pass an int, e.g. n_devices={max(int(n_devices), 1)}."
+            )
+        n_devices = int(n_devices)
     n = check_positive_int(n_devices, "n_devices")
     available = jax.device_count()
     if n > available:

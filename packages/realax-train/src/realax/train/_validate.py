@@ -19,10 +19,12 @@ __all__ = [
     "call_with_data",
     "check_bool",
     "check_divisible",
+    "check_init_mean",
     "check_logger",
     "check_n_devices",
     "check_nonneg_int",
     "check_pair_output",
+    "check_params_like",
     "check_positive_int",
     "key_batch_size",
     "n_positional",
@@ -199,6 +201,47 @@ def traces(
         raise ValueError(f"{failed}: {type(e).__name__}: {e}. {hint}") from e
     check_output(out)
     return True
+
+
+def check_params_like(params_like: Any, name: str = "params_like") -> Any:
+    leaves = jax.tree.leaves(params_like)
+    if not leaves:
+        raise ValueError(
+            f"{name} must be a pytree of arrays with at least one leaf (got {params_like!r}); "
+            "pass e.g. jnp.zeros((dims,))."
+        )
+    out = []
+    for leaf in leaves:
+        try:
+            arr = jnp.asarray(leaf)
+        except TypeError as e:
+            raise TypeError(
+                f"{name} leaves must be arrays (got a leaf of type {type(leaf).__name__}); "
+                "pass a pytree of jnp arrays, e.g. the output of model.init(...)."
+            ) from e
+        if not jnp.issubdtype(arr.dtype, jnp.floating):
+            raise TypeError(
+                f"{name} leaves must be floating arrays (got dtype {arr.dtype}); cast them, "
+                "e.g. jnp.asarray(x, jnp.float32)."
+            )
+        out.append(arr)
+    return jax.tree.unflatten(jax.tree.structure(params_like), out)
+
+
+def check_init_mean(init_mean: Any, params_like: Any) -> Any:
+    if init_mean is None:
+        return params_like
+    init_mean = check_params_like(init_mean, "init_mean")
+    want = jax.tree.map(lambda x: x.shape, params_like)
+    got = jax.tree.map(lambda x: x.shape, init_mean)
+    want_tree: Any = jax.tree.structure(params_like)  # (PyTreeDef has no typed __eq__)
+    same_tree = want_tree == jax.tree.structure(init_mean)
+    if not same_tree or want != got:
+        raise ValueError(
+            f"init_mean must have the structure and shapes of params_like (expected "
+            f"{shape_str(params_like)}, got {shape_str(init_mean)})."
+        )
+    return jax.tree.map(lambda x, y: jnp.asarray(x, y.dtype), init_mean, params_like)
 
 
 def shape_str(x: Any) -> str:

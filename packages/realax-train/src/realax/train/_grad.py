@@ -316,6 +316,27 @@ class OptaxTrainer(BaseTrainer):
         """
         return _loops.init(self.algorithm, as_typed_key(key), data)
 
+    def train_params(self, params: Any, key: jax.Array) -> tuple[GradState, dict]:
+        """Train from given parameters (the original's ``train_params(params, key)``):
+        ``train`` from :meth:`initialize` with ``params`` (and a fresh optimiser state for
+        them) in place of ``initializer``'s output.
+
+        Example:
+            >>> import jax, jax.numpy as jnp
+            >>> from realax.train import OptaxTrainer
+            >>> loss = lambda p, key: (jnp.sum((p - 3.0) ** 2), {})
+            >>> t = OptaxTrainer(100, "adam", lambda key: jnp.zeros(2), loss, 0.1)
+            >>> state, metrics = t.train_params(jnp.full(2, 2.9), jax.random.key(0))
+            >>> bool(metrics["loss"][0] < 0.1)
+            True
+        """
+        params = jax.tree.map(jnp.asarray, params)
+        state = self.initialize(key)
+        state = state.replace(
+            params=params, best_params=params, opt_state=self.optimizer.init(params)
+        )
+        return self.train(state)
+
 
 def optimize(
     prms: Any,

@@ -9,9 +9,10 @@ step returns, next to the scalar metrics:
   reducer makes of it inside the compiled step.
 
 The scan stacks them over steps like every metric. On the way out, :func:`nest` copies the
-scalar metrics into ``"metrics"`` too (the same arrays, no copy), so both
-``data["fitness_max"]`` and the original's ``data["metrics"]["fitness"]`` /
-``data["metrics"]["loss"]`` work. ``fori`` runs return no metrics: the logger's
+scalar metrics and ``eval_data`` into ``"metrics"`` too (the same arrays, no copy), so
+``data["fitness_max"]``, the original's ``data["metrics"]["fitness"]`` /
+``data["metrics"]["loss"]`` / ``data["metrics"]["eval_data"]`` and ``data["eval_data"]`` all
+work. ``fori`` runs return no metrics: the logger's
 ``log(state, metrics)`` receives the step's entries instead. Off (the default), the step's
 metrics, and so the compiled program, are what they were.
 """
@@ -55,4 +56,6 @@ def nest(metrics: Any) -> Any:
     if not isinstance(metrics, Mapping) or not isinstance(metrics.get(METRICS), Mapping):
         return metrics
     scalars = {k: v for k, v in metrics.items() if k not in (METRICS, EVAL_DATA)}
-    return {**metrics, METRICS: {**scalars, **metrics[METRICS]}}
+    # the original kept eval_data inside "metrics": both places hold the same arrays
+    extra = {EVAL_DATA: metrics[EVAL_DATA]} if EVAL_DATA in metrics else {}
+    return {**metrics, METRICS: {**scalars, **metrics[METRICS], **extra}}

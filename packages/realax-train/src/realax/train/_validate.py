@@ -26,6 +26,7 @@ __all__ = [
     "check_pair_output",
     "check_params_like",
     "check_positive_int",
+    "is_typed_key",
     "key_batch_size",
     "n_positional",
     "shape_str",
@@ -34,7 +35,8 @@ __all__ = [
 ]
 
 
-def _is_typed_key(x: Any) -> bool:
+def is_typed_key(x: Any) -> bool:
+    """Whether ``x`` is a typed PRNG key (or a batch of them)."""
     return hasattr(x, "dtype") and jnp.issubdtype(x.dtype, jax.dtypes.prng_key)
 
 
@@ -44,7 +46,7 @@ def as_typed_key(key: Any, *, name: str = "key") -> jax.Array:
         raise TypeError(
             f"{name} must be a JAX PRNG key (got {key!r}); create one with jax.random.key(seed)."
         )
-    if _is_typed_key(key):
+    if is_typed_key(key):
         return key
     arr = jnp.asarray(key)
     if arr.dtype == jnp.uint32 and arr.ndim >= 1 and arr.shape[-1] == 2:
@@ -261,7 +263,7 @@ def strong_types(tree: Any) -> Any:
     def strong(x: Any) -> Any:
         if isinstance(x, bool | int | float | complex):  # a Python scalar traces weakly typed
             return jnp.asarray(x, jnp.asarray(x).dtype)
-        if getattr(x, "weak_type", False) and not _is_typed_key(x):
+        if getattr(x, "weak_type", False) and not is_typed_key(x):
             return jnp.asarray(x, x.dtype)
         return x
 

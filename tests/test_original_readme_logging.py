@@ -93,3 +93,28 @@ def test_original_gymnax_task_positional_factory():
         rt.GymnaxTask("CartPole-v1", factory, model_factory=factory)
     # a flax module in the policy position is still a policy
     assert rt.GymnaxTask("CartPole-v1", policy).policy is policy
+
+
+def test_original_full_positional_orders():
+    """``GymnaxTask(env, model_factory, env_params, data_fn)`` and ``BraxTask(env, max_steps,
+    model_factory, backend, data_fn, env_kwargs)``: the original's whole positional order."""
+    import gymnax
+
+    policy = rt.MLPPolicy(action_dims=2, discrete=True, width=8, depth=1)
+    params, factory = rt.make_model_factory(policy, jnp.zeros(4), jr.key(0))
+    _, env_params = gymnax.make("CartPole-v1")
+    env_params = env_params.replace(max_steps_in_episode=20)
+    data_fn = lambda trajectory: trajectory["rewards"].sum()
+    task = rt.GymnaxTask("CartPole-v1", factory, env_params, data_fn)
+    assert task.model_factory is factory and task.data_fn is data_fn
+    assert task.env.env_params.max_steps_in_episode == 20
+    fitness, _ = jax.jit(task)(params, jr.key(1))
+    assert 1.0 <= float(fitness) <= 20.0
+
+    brax_policy = rt.MLPPolicy(action_dims=1, width=8, depth=1)
+    _, brax_factory = rt.make_model_factory(brax_policy, jnp.zeros(4), jr.key(0))
+    task = rt.BraxTask("inverted_pendulum", 20, brax_factory, "generalized", data_fn, {})
+    assert task.model_factory is brax_factory and task.data_fn is data_fn
+    assert task.env.env.unwrapped._backend == "generalized" and task.max_steps == 20
+    with pytest.raises(ValueError, match="backend must be one of"):
+        rt.BraxTask("inverted_pendulum", 20, brax_factory, "nope")

@@ -55,6 +55,12 @@ class BasePolicy(nn.Module):
         check_policy(policy, example_obs)
 
 
+def is_model_factory(value: Any) -> bool:
+    """Whether ``value``, given where a policy goes, is a model factory: a callable that is
+    not a flax module."""
+    return callable(value) and not isinstance(value, nn.Module)
+
+
 def policy_or_factory(owner: str, policy: Any, model_factory: Any) -> tuple[Any, Any]:
     """``(policy, model_factory)`` with a model factory given in the policy position moved
     to ``model_factory`` (the original realax's positional calls, e.g.
@@ -68,7 +74,7 @@ def policy_or_factory(owner: str, policy: Any, model_factory: Any) -> tuple[Any,
     >>> policy_or_factory("GymnaxTask", factory, None) == (None, factory)
     True
     """
-    if policy is None or isinstance(policy, nn.Module) or not callable(policy):
+    if not is_model_factory(policy):
         return policy, model_factory
     if model_factory is not None:
         raise TypeError(

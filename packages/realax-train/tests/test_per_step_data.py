@@ -139,3 +139,50 @@ def test_grad_minibatches_and_off():
     reduced = make(step_data=lambda losses, aux: jnp.max(losses))
     _, data = reduced.init_and_train(jax.random.key(0))
     np.testing.assert_array_equal(data["eval_data"], on["metrics"]["batch_loss"].max(1))
+
+
+DEVICES_SCRIPT = """
+import json
+import jax, jax.numpy as jnp, numpy as np
+from realax.train import EvosaxTrainer, OptaxTrainer
+
+assert jax.device_count() == 2, jax.devices()
+ds = {"x": jnp.arange(16.0)}
+loss = lambda p, key, b: (jnp.mean((p[0] - b["x"]) ** 2), {"m": b["x"].mean()})
+grad = lambda n, **kw: OptaxTrainer(3, "adam", lambda key: jnp.zeros(2), loss, 0.1,
+                                    dataset=ds, batch_size=8, n_devices=n, **kw)
+_, two = grad(2, step_data=True).init_and_train(jax.random.key(0))
+_, off = grad(2).init_and_train(jax.random.key(0))
+f = lambda x, key, data=None: (jnp.sum(x**2), {"x0": x[0]})
+es = lambda n: EvosaxTrainer(3, "SNES", f, params_like=jnp.ones(3), popsize=8, n_devices=n,
+                             step_data=True)
+_, es2 = es(2).init_and_train(jax.random.key(0))
+_, es1 = es(1).init_and_train(jax.random.key(0))
+print(json.dumps({
+    "batch_loss": list(two["metrics"]["batch_loss"].shape),
+    "aux": list(two["eval_data"]["m"].shape),
+    "same_loss": bool(np.array_equal(two["loss"], off["loss"])),
+    "fitness": list(es2["metrics"]["fitness"].shape),
+    "same_fitness": bool(np.array_equal(es2["metrics"]["fitness"], es1["metrics"]["fitness"])),
+}))
+"""
+
+
+@pytest.mark.slow
+def test_per_step_data_on_two_devices():
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    run = subprocess.run(
+        [sys.executable, "-c", DEVICES_SCRIPT], env=env, capture_output=True, text=True,
+        timeout=900,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    out = json.loads(run.stdout.strip().splitlines()[-1])
+    assert out["batch_loss"] == [3, 2]  # (epochs, n_batches)
+    assert out["aux"] == [3, 2, 2]  # (epochs, n_batches, n_devices)
+    assert out["same_loss"] and out["same_fitness"]
+    assert out["fitness"] == [3, 8]  # (steps, popsize): the gathered population

@@ -36,7 +36,8 @@ def test_readme_es_snippet():
     np.testing.assert_array_equal(final_es_state_.best_fitness, final_es_state.best_fitness)
 
     evolved_prms, final_es_state, data = evolve(
-        prms + 1.0, rastrigin, jr.key(1), popsize=32, strategy="DES", steps=64
+        prms + 1.0, rastrigin, jr.key(1), popsize=32, strategy="DES", steps=64,
+        return_best=True,  # evolve returns the distribution's mean by default (issue #16)
     )
     assert evolved_prms.shape == (dims,)
     assert float(rastrigin(evolved_prms)[0]) == float(final_es_state.best_fitness)

@@ -40,8 +40,13 @@ def _scalars(data: Mapping[str, Any], first: tuple[str, ...]) -> dict[str, jax.A
     out = {}
     for k in (*[k for k in first if k in data], *[k for k in data if k not in first]):
         v = data[k]
-        if v is None:
-            continue
+        if (
+            v is None
+            or isinstance(v, Mapping)
+            or not hasattr(v, "shape")
+            and not isinstance(v, int | float)
+        ):
+            continue  # per-step data (``step_data``: "metrics", "eval_data") is not a scalar
         shape = getattr(v, "shape", ())
         if shape == ():
             out[k] = jnp.asarray(v)

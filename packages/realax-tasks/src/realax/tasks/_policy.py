@@ -55,6 +55,37 @@ class BasePolicy(nn.Module):
         check_policy(policy, example_obs)
 
 
+def is_model_factory(value: Any) -> bool:
+    """Whether ``value``, given where a policy goes, is a model factory: a callable that is
+    not a flax module."""
+    return callable(value) and not isinstance(value, nn.Module)
+
+
+def policy_or_factory(owner: str, policy: Any, model_factory: Any) -> tuple[Any, Any]:
+    """``(policy, model_factory)`` with a model factory given in the policy position moved
+    to ``model_factory`` (the original realax's positional calls, e.g.
+    ``BraxTask(env_name, 500, model_factory)``).
+
+    A value in the policy position that is callable but not a flax module is a model
+    factory ``params -> model``; with ``model_factory=`` also given, the call is ambiguous
+    and the error says how to write it.
+
+    >>> factory = lambda params: (lambda obs, state, key: (obs, state))
+    >>> policy_or_factory("GymnaxTask", factory, None) == (None, factory)
+    True
+    """
+    if not is_model_factory(policy):
+        return policy, model_factory
+    if model_factory is not None:
+        raise TypeError(
+            f"{owner}: the policy argument is a {type(policy).__name__}, not a flax policy "
+            "module, and model_factory= is given as well; pass one of them: "
+            f"{owner}(env, ..., policy=<flax module>) or {owner}(env, ..., "
+            "model_factory=<params -> model>)"
+        )
+    return None, policy
+
+
 def check_policy(policy: Any, example_obs: Any) -> None:
     """Verifies the policy protocol (see :class:`BasePolicy`) by abstract evaluation.
 

@@ -16,12 +16,49 @@ from ._brax import BraxEnv
 from ._env import Env
 from ._gymnax import GymnaxEnv
 from ._jumanji import JumanjiEnv
+from ._policy import is_model_factory
 from ._task import EnvTask, check_max_steps
 
 Array = jax.Array
 
 _OPTIONS: tuple[str, ...] = ("policy", "model_factory", "max_steps", "data_fn")
 _OPTIONS += ("obs_norm", "obs_clip", "mode", "compact")
+
+
+def _gymnax_original_order(args: dict[str, Any]) -> None:
+    """The original's positional ``GymnaxTask(env, model_factory, env_params, data_fn)``: the
+    values that landed one slot later (env params in ``model_factory``, data_fn in
+    ``env_params``) are moved back, when their types say so."""
+    if (
+        is_model_factory(args["policy"])
+        and args["model_factory"] is not None
+        and not callable(args["model_factory"])
+        and (args["env_params"] is None or callable(args["env_params"]))
+        and args["data_fn"] is None
+    ):
+        args["model_factory"], args["env_params"], args["data_fn"] = (
+            None,
+            args["model_factory"],
+            args["env_params"],
+        )
+
+
+def _brax_original_order(args: dict[str, Any]) -> None:
+    """The original's positional ``BraxTask(env, max_steps, model_factory, backend, data_fn,
+    env_kwargs)``: backend, data_fn and env_kwargs landed one slot later; moved back."""
+    if (
+        is_model_factory(args["policy"])
+        and isinstance(args["model_factory"], str)
+        and (args["backend"] is None or callable(args["backend"]))
+        and (args["data_fn"] is None or isinstance(args["data_fn"], dict))
+        and args["env_kwargs"] is None
+    ):
+        args["model_factory"], args["backend"], args["data_fn"], args["env_kwargs"] = (
+            None,
+            args["model_factory"],
+            args["backend"],
+            args["data_fn"],
+        )
 
 
 def _options(args: dict[str, Any]) -> dict[str, Any]:
@@ -35,7 +72,9 @@ class GymnaxTask(EnvTask):
     Args:
         env: a gymnax id (e.g. ``"CartPole-v1"``), a gymnax ``Environment`` instance or a
             :class:`GymnaxEnv`.
-        policy: a policy module (see :class:`BasePolicy`); ``params`` are its variables.
+        policy: a policy module (see :class:`BasePolicy`); ``params`` are its variables. A
+            callable that is not a flax module is taken as ``model_factory`` (the
+            original's ``GymnaxTask(env, model_factory)``).
         model_factory: alternatively, ``params -> model`` (see :func:`make_model_factory`).
         env_params: gymnax ``EnvParams`` (default: the environment's defaults).
         max_steps: step limit of a rollout (default: the environment's episode limit).
@@ -64,11 +103,14 @@ class GymnaxTask(EnvTask):
         mode: str = "early_exit",
         compact: bool = False,
     ):
+        args = dict(locals())  # a copy: edited below
+        _gymnax_original_order(args)
+        env_params = args["env_params"]
         if not isinstance(env, Env):
             env = GymnaxEnv(env, env_params, autoreset=False)
         elif env_params is not None:
             raise ValueError("GymnaxTask: env_params can't be combined with an Env instance")
-        super().__init__(env, **_options(locals()))
+        super().__init__(env, **_options(args))
 
 
 class BraxTask(EnvTask):
@@ -78,7 +120,8 @@ class BraxTask(EnvTask):
         env: a brax environment name (e.g. ``"inverted_pendulum"``), a brax ``Env`` or a
             :class:`BraxEnv`.
         max_steps: episode length (brax environments have no limit of their own).
-        policy: a policy module; ``params`` are its variables.
+        policy: a policy module; ``params`` are its variables. A callable that is not a
+            flax module is taken as ``model_factory`` (the original's positional call).
         model_factory: alternatively, ``params -> model``.
         backend: brax physics pipeline (``"positional"``, ``"generalized"``, ``"spring"``,
             ``"mjx"``) when ``env`` is a name; ``None`` (default): ``"positional"``, or one
@@ -111,13 +154,15 @@ class BraxTask(EnvTask):
         mode: str = "early_exit",
         compact: bool = False,
     ):
+        args = dict(locals())  # a copy: edited below
+        _brax_original_order(args)
         if not isinstance(env, Env):
-            kwargs = dict(env_kwargs or {})
+            kwargs = dict(args["env_kwargs"] or {})
             if isinstance(env, str):
-                kwargs["backend"] = backend
+                kwargs["backend"] = args["backend"]
             episode_length = check_max_steps("BraxTask", max_steps)
             env = BraxEnv(env, episode_length=episode_length, autoreset=False, **kwargs)
-        super().__init__(env, **_options(locals()))
+        super().__init__(env, **_options(args))
 
 
 class JumanjiTask(EnvTask):
@@ -130,7 +175,8 @@ class JumanjiTask(EnvTask):
             :class:`JumanjiEnv`.
         max_steps: step limit of a rollout (default: the environment's ``time_limit``, or
             1000 for environments without one).
-        policy: a policy module; ``params`` are its variables.
+        policy: a policy module; ``params`` are its variables. A callable that is not a
+            flax module is taken as ``model_factory`` (the original's positional call).
         model_factory: alternatively, ``params -> model``.
         data_fn: map applied to the trajectory dict in trajectory mode.
         env_kwargs: keyword arguments of ``jumanji.make`` (e.g. ``num_rows=6``).

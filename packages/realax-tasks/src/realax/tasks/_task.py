@@ -12,7 +12,7 @@ import jax.numpy as jnp
 
 from ._env import Env
 from ._obs_norm import RunningStats, merge_stats
-from ._policy import check_policy
+from ._policy import check_policy, policy_or_factory
 from ._rollout import Runner, compacting, early_exit, trajectory
 
 Array = jax.Array
@@ -117,6 +117,8 @@ class EnvTask:
         cls = type(self).__name__
         if not isinstance(env, Env):
             raise TypeError(f"{cls}: env must be a realax.tasks.Env (got {type(env).__name__})")
+        # a model factory in the policy position (the original's positional calls)
+        policy, model_factory = policy_or_factory(cls, policy, model_factory)
         _check_policy_args(cls, policy, model_factory, data_fn)
         max_steps = check_max_steps(cls, env.max_steps if max_steps is None else max_steps)
         if mode not in _MODES:

@@ -62,7 +62,21 @@ __all__ = sorted(_WHERE)
 _RL_NAMES = ("OnPolicyTrainer", "OffPolicyTrainer", "ReplayBuffer", "RLState")
 
 
+#: the original realax's names kept as deprecated aliases (see the root README's table)
+_DEPRECATED = {"Evosaxtrainer": "EvosaxTrainer"}
+
+
 def __getattr__(name: str) -> Any:
+    if name in _DEPRECATED:
+        import warnings
+
+        new = _DEPRECATED[name]
+        warnings.warn(
+            f"realax.train.{name} is the original README's spelling; use realax.train.{new}",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return __getattr__(new)
     if name in _RL_NAMES:
         from . import rl
 

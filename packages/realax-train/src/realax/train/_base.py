@@ -9,6 +9,7 @@ or passing ``logger=...`` takes effect on the next run (the loops are jitted on 
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import jax
@@ -17,7 +18,14 @@ import numpy as np
 from . import _loops
 from ._algorithm import Algorithm
 from ._protocols import Logger
-from ._validate import as_typed_key, check_bool, check_logger, check_positive_int, key_batch_size
+from ._validate import (
+    as_typed_key,
+    check_bool,
+    check_logger,
+    check_positive_int,
+    is_typed_key,
+    key_batch_size,
+)
 
 __all__ = ["BaseTrainer"]
 
@@ -88,12 +96,22 @@ class BaseTrainer:
         """The initial state from ``key`` (compiled)."""
         return _loops.init(self.algorithm, as_typed_key(key), data)
 
-    def train_step(self, state: Any, data: Any = None) -> tuple[Any, dict]:
+    def train_step(self, state: Any, data: Any = None, *old: Any) -> tuple[Any, dict]:
         """Run one training step: ``(state, data) -> (state, metrics)``.
 
         ``data`` overrides ``state.data`` for this step when given. The step's randomness is
-        ``jax.random.fold_in(state.key, state.step)``.
+        ``jax.random.fold_in(state.key, state.step)``. The original's ``train_step(state,
+        key, data)`` still works: a typed PRNG key in the data position replaces
+        ``state.key`` (as ``train(state, key)`` does) and the next argument is the data.
         """
+        if old or is_typed_key(data):
+            if not is_typed_key(data) or len(old) > 1:
+                raise TypeError(
+                    "train_step takes (state, data=None), or the original's (state, key, data) "
+                    f"with a typed key (got {1 + len(old)} arguments after state); e.g. "
+                    "trainer.train_step(state, data)."
+                )
+            state, data = state.replace(key=data), (old[0] if old else None)
         return self.algorithm.step(state, data, self.consts, None)
 
     # -- compiled loops ----------------------------------------------------------------------
@@ -219,6 +237,19 @@ class BaseTrainer:
         """
         return self.train_python(self.initialize_python(key, data), data, logger=logger,
                                  progress_bar=progress_bar)
+    # -- the original's Python-loop names (deprecated) ----------------------------------
+
+    def train__(self, state: Any, key: Any = None, data: Any = None, **_: Any) -> Any:
+        """Deprecated alias of :meth:`train_python` (the original's Python-driven loop);
+        returns the final state, as the original did (its ``jit_*`` / ``vmap_eval`` flags
+        are ignored: ask and tell are always compiled)."""
+        _deprecated("train__(state, key, data)", "train_python(state, data)")
+        return self.train_python(self._rekey(state, key), data)[0]
+
+    def init_and_train__(self, key: Any, data: Any = None) -> Any:
+        """Deprecated alias of :meth:`init_and_train_python`; returns the final state."""
+        _deprecated("init_and_train__(key, data)", "init_and_train_python(key, data)")
+        return self.init_and_train_python(key, data)[0]
     # fmt: on
 
     # -- helpers -------------------------------------------------------------------------
@@ -244,6 +275,14 @@ class BaseTrainer:
                 "resume each seed separately, e.g. jax.tree.map(lambda x: x[i], state)."
             )
         return max(self.train_steps - int(step), 0)
+
+
+def _deprecated(old: str, new: str) -> None:
+    warnings.warn(
+        f"{old} is the original realax's name; use {new} (it returns (state, metrics)).",
+        DeprecationWarning,
+        stacklevel=3,
+    )
 
 
 def train_from_key(trainer: BaseTrainer, key: Any, use_scan: bool, result: str) -> tuple:

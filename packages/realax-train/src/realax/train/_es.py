@@ -15,12 +15,15 @@ from ._es_algorithm import _fitness_stats as _fitness_stats  # (tests of the met
 from ._mesh import make_mesh
 from ._protocols import InitsData, Logger, Task, UpdatesData
 from ._shaping import FitnessShaper
+from ._step_data import check_step_data
 from ._strategies import build_es_params, build_strategy, is_population_based
 from ._validate import (
     as_typed_key,
     check_bool,
+    check_init_mean,
     check_logger,
     check_n_devices,
+    check_params_like,
     check_positive_int,
     n_positional,
     shape_str,
@@ -28,47 +31,6 @@ from ._validate import (
 )
 
 __all__ = ["EvoState", "EvosaxTrainer", "evolve"]
-
-
-def _check_params_like(params_like: Any, name: str = "params_like") -> Any:
-    leaves = jax.tree.leaves(params_like)
-    if not leaves:
-        raise ValueError(
-            f"{name} must be a pytree of arrays with at least one leaf (got {params_like!r}); "
-            "pass e.g. jnp.zeros((dims,))."
-        )
-    out = []
-    for leaf in leaves:
-        try:
-            arr = jnp.asarray(leaf)
-        except TypeError as e:
-            raise TypeError(
-                f"{name} leaves must be arrays (got a leaf of type {type(leaf).__name__}); "
-                "pass a pytree of jnp arrays, e.g. the output of model.init(...)."
-            ) from e
-        if not jnp.issubdtype(arr.dtype, jnp.floating):
-            raise TypeError(
-                f"{name} leaves must be floating arrays (got dtype {arr.dtype}); cast them, "
-                "e.g. jnp.asarray(x, jnp.float32)."
-            )
-        out.append(arr)
-    return jax.tree.unflatten(jax.tree.structure(params_like), out)
-
-
-def _check_init_mean(init_mean: Any, params_like: Any) -> Any:
-    if init_mean is None:
-        return params_like
-    init_mean = _check_params_like(init_mean, "init_mean")
-    want = jax.tree.map(lambda x: x.shape, params_like)
-    got = jax.tree.map(lambda x: x.shape, init_mean)
-    want_tree: Any = jax.tree.structure(params_like)  # (PyTreeDef has no typed __eq__)
-    same_tree = want_tree == jax.tree.structure(init_mean)
-    if not same_tree or want != got:
-        raise ValueError(
-            f"init_mean must have the structure and shapes of params_like (expected "
-            f"{shape_str(params_like)}, got {shape_str(init_mean)})."
-        )
-    return jax.tree.map(lambda x, y: jnp.asarray(x, y.dtype), init_mean, params_like)
 
 
 def _init_data(task: Any) -> Callable | None:
@@ -165,6 +127,15 @@ class EvosaxTrainer(BaseTrainer):
             process gets the same state and metrics.
         init_mean: starting point overriding ``params_like``'s value.
         init_std: spread of the initial population of population-based algorithms.
+        step_data: per-generation data, off by default (keyword only). ``True``: the
+            metrics of ``train`` also hold ``metrics["metrics"]["fitness"]`` (every member's
+            fitness, ``(steps, popsize)``, next to the scalar metrics, which are also at the
+            top level) and ``metrics["eval_data"]`` (the task's ``info``, leaves
+            ``(steps, popsize, eval_reps, ...)``). A callable ``fn(fitness, info) -> pytree``
+            runs inside the compiled step and its output is stored as ``eval_data`` instead
+            (keep memory flat: e.g. one array per generation). Memory: ``steps * popsize * 4``
+            bytes plus the stored ``eval_data``. ``fori`` runs (``train_``) return no metrics:
+            ``logger.log(state, metrics)`` receives the generation's entries.
 
     Example:
         >>> import jax, jax.numpy as jnp
@@ -192,6 +163,8 @@ class EvosaxTrainer(BaseTrainer):
         n_devices: int = 1,
         init_mean: Any = None,
         init_std: float = 1.0,
+        *,
+        step_data: bool | Callable = False,
     ):
         self.train_steps = check_positive_int(
             train_steps, "train_steps", "pass the number of generations, e.g. train_steps=100"
@@ -212,7 +185,8 @@ class EvosaxTrainer(BaseTrainer):
         if isinstance(init_std, bool) or not isinstance(init_std, int | float) or init_std <= 0:
             raise ValueError(f"init_std must be a float > 0 (got init_std={init_std!r})")
         self.init_std = float(init_std)
-        solution = None if params_like is None else _check_params_like(params_like)
+        self.step_data = check_step_data(step_data, "EvosaxTrainer", "fn(fitness, info)")
+        solution = None if params_like is None else check_params_like(params_like)
         self.strategy_name, self.strategy = build_strategy(
             strategy,
             solution,
@@ -221,12 +195,12 @@ class EvosaxTrainer(BaseTrainer):
             self.fitness_shaper.transforms_values,
         )
         self.popsize = int(self.strategy.population_size)
-        self.params_like = _check_params_like(
+        self.params_like = check_params_like(
             self.strategy.solution if params_like is None else params_like
         )
         self._check_sizes()
         self.es_params = build_es_params(self.strategy, self.strategy_name, es_params)
-        self.init_mean = _check_init_mean(init_mean, self.params_like)
+        self.init_mean = check_init_mean(init_mean, self.params_like)
         self.population_based = is_population_based(self.strategy)
         self._alg = EvoAlgorithm(
             strategy=self.strategy,
@@ -241,6 +215,7 @@ class EvosaxTrainer(BaseTrainer):
             mesh=make_mesh(self.n_devices),
             init_data=_init_data(task),
             update_data=_update_data(task),
+            step_data=self.step_data,
         )
         self.algorithm = self._alg.algorithm()
         self._unravel = self._alg.unravel
@@ -356,17 +331,24 @@ def evolve(
     strategy: Any = "OpenES",
     steps: int = 1024,
     use_scan: bool = True,
+    *,
+    return_best: bool = False,
     **kwargs: Any,
 ):
     """Evolve ``prms`` against ``fitness_fn`` in one call.
 
     Builds an :class:`EvosaxTrainer` (``kwargs`` go to it: ``fitness_shaper``, ``eval_reps``,
-    ``es_kws``, ``logger``, ...) starting from ``prms`` and runs ``steps`` generations.
+    ``es_kws``, ``logger``, ``step_data``, ...) starting from ``prms`` and runs ``steps``
+    generations.
 
     Returns:
-        ``(best_params, state, metrics)`` with ``use_scan=True``, ``(best_params, state)``
-        otherwise (``fori_loop``, memory flat). ``best_params`` is the best member seen
-        (``state.best_params``); the distribution mean is ``state.mean``.
+        ``(params, state, metrics)`` with ``use_scan=True``, ``(params, state)`` otherwise
+        (``fori_loop``, memory flat). ``params`` is, as in the original realax and the
+        command line, the search distribution's mean (``state.mean``) for distribution-based
+        strategies (CMA-ES, SNES, Open-ES, DES, ...): the best single evaluation is noisy, the
+        mean is what the strategy learned. Population-based strategies (GAs, PSO, DE, ...)
+        have no distribution and return the best member seen. ``return_best=True`` returns
+        the best member seen (``state.best_params``) for every strategy.
 
     Example:
         >>> import jax, jax.numpy as jnp
@@ -374,9 +356,15 @@ def evolve(
         >>> f = lambda x, key=None, data=None: (jnp.sum(x**2), {})
         >>> params, state, metrics = evolve(jnp.ones(2), f, jax.random.key(0), popsize=16,
         ...                                 strategy="CMA_ES", steps=30)
-        >>> bool(metrics["best_fitness"][-1] < 0.1)
+        >>> bool(metrics["best_fitness"][-1] < 0.1), bool(f(params)[0] < 0.1)
+        (True, True)
+        >>> best, state = evolve(jnp.ones(2), f, jax.random.key(0), popsize=16,
+        ...                      strategy="CMA_ES", steps=30, use_scan=False, return_best=True)
+        >>> bool(f(best)[0] == state.best_fitness)
         True
     """
+    return_best = check_bool(return_best, "return_best")
     # EvosaxTrainer(train_steps, strategy, task, params_like, ...)
     trainer = EvosaxTrainer(steps, strategy, fitness_fn, prms, popsize=popsize, **kwargs)
-    return train_from_key(trainer, key, use_scan, "best_params")
+    best = return_best or trainer.population_based
+    return train_from_key(trainer, key, use_scan, "best_params" if best else "mean")

@@ -17,6 +17,7 @@ from ._algorithm import Algorithm
 from ._mesh import AXIS, replicated
 from ._protocols import Task
 from ._shaping import FitnessShaper
+from ._step_data import EVAL_DATA, METRICS
 from ._validate import as_typed_key, call_with_data, check_pair_output, strong_types
 
 __all__ = ["EvoAlgorithm", "EvoState"]
@@ -134,11 +135,14 @@ class EvoAlgorithm:
         mesh: Mesh | None,
         init_data: Callable | None,
         update_data: Callable | None,
+        step_data: Callable | None = None,
     ):
         self.strategy, self.es_params, self.task, self.nargs = strategy, es_params, task, nargs
         self.shaper, self.eval_reps, self.init_mean = shaper, eval_reps, init_mean
         self.init_std, self.population_based, self.mesh = init_std, population_based, mesh
         self.init_data, self.update_data = init_data, update_data
+        #: per-step data reducer ``fn(fitness, info)`` (``_step_data``), None when off
+        self.step_data = step_data
         self.popsize = int(strategy.population_size)
         flat, self.unravel = ravel_pytree(init_mean)
         self.num_dims = int(flat.size)
@@ -297,6 +301,10 @@ class EvoAlgorithm:
         state = state.replace(es_state=es_state, step=step, best_params=best_params)
         state = state.replace(best_fitness=best_fitness)
         metrics = {"generation": step, **_fitness_stats(raw, finite), "best_fitness": best_fitness}
+        if self.step_data is not None:
+            # the original's data["metrics"]["fitness"] / data["eval_data"] (opt in)
+            metrics[METRICS] = {"fitness": raw}
+            metrics[EVAL_DATA] = self.step_data(raw, infos)
         return state, metrics
 
     def step(self, state: EvoState, data: Any, consts: Any, keys: Any) -> tuple[EvoState, dict]:

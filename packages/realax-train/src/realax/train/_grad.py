@@ -22,6 +22,7 @@ from ._datasets import (
 from ._grad_algorithm import GradAlgorithm, GradState
 from ._mesh import make_mesh
 from ._protocols import Logger, LossFn
+from ._step_data import check_step_data
 from ._suggest import did_you_mean
 from ._validate import (
     as_typed_key,
@@ -181,6 +182,14 @@ class OptaxTrainer(BaseTrainer):
             ``"process_local"`` (each process passes its own part: equal sizes, divisible by
             its device count; needs ``n_devices=jax.device_count()`` in a multi-process run).
             ``n_examples`` then counts the examples of every process.
+        step_data: per-epoch data, off by default (keyword only). ``True``: the metrics of
+            ``train`` also hold ``metrics["metrics"]`` (the scalar metrics, so the original's
+            ``data["metrics"]["loss"]``, plus ``"batch_loss"``, ``(epochs, n_batches)``) and
+            ``metrics["eval_data"]`` (the loss's ``aux`` of every minibatch, leaves
+            ``(epochs, n_batches, ...)``; with ``n_devices > 1`` a device axis follows). A
+            callable ``fn(batch_losses, aux) -> pytree`` runs inside the compiled epoch and
+            its output is stored as ``eval_data`` instead. ``fori`` runs hand the entries to
+            ``logger.log`` instead.
 
     Example:
         >>> import jax, jax.numpy as jnp
@@ -206,6 +215,8 @@ class OptaxTrainer(BaseTrainer):
         dataset: Any = None,
         batch_size: int | None = None,
         dataset_sharding: str = "replicated",
+        *,
+        step_data: bool | Callable = False,
     ):
         self.train_steps = check_positive_int(
             epochs, "epochs", "pass the number of epochs, e.g. epochs=100"
@@ -241,6 +252,7 @@ class OptaxTrainer(BaseTrainer):
             n_examples=self.n_examples,
             batch_size=self.batch_size,
             sharded_dataset=sharded,
+            step_data=check_step_data(step_data, "OptaxTrainer", "fn(batch_losses, aux)"),
         )
         self.n_batches = self._alg.n_batches
         self.algorithm = self._alg.algorithm()
@@ -303,6 +315,27 @@ class OptaxTrainer(BaseTrainer):
             [1.0, 1.0]
         """
         return _loops.init(self.algorithm, as_typed_key(key), data)
+
+    def train_params(self, params: Any, key: jax.Array) -> tuple[GradState, dict]:
+        """Train from given parameters (the original's ``train_params(params, key)``):
+        ``train`` from :meth:`initialize` with ``params`` (and a fresh optimiser state for
+        them) in place of ``initializer``'s output.
+
+        Example:
+            >>> import jax, jax.numpy as jnp
+            >>> from realax.train import OptaxTrainer
+            >>> loss = lambda p, key: (jnp.sum((p - 3.0) ** 2), {})
+            >>> t = OptaxTrainer(100, "adam", lambda key: jnp.zeros(2), loss, 0.1)
+            >>> state, metrics = t.train_params(jnp.full(2, 2.9), jax.random.key(0))
+            >>> bool(metrics["loss"][0] < 0.1)
+            True
+        """
+        params = jax.tree.map(jnp.asarray, params)
+        state = self.initialize(key)
+        state = state.replace(
+            params=params, best_params=params, opt_state=self.optimizer.init(params)
+        )
+        return self.train(state)
 
 
 def optimize(

@@ -16,6 +16,7 @@ from ._algorithm import Algorithm
 from ._datasets import take
 from ._mesh import AXIS
 from ._protocols import LossFn
+from ._step_data import EVAL_DATA, METRICS
 from ._validate import as_typed_key, call_with_data
 
 __all__ = ["GradAlgorithm", "GradState"]
@@ -73,11 +74,14 @@ class GradAlgorithm:
         n_examples: int,
         batch_size: int | None,
         sharded_dataset: bool,
+        step_data: Callable | None = None,
     ):
         self.optimizer, self.initializer, self.loss_fn = optimizer, initializer, loss_fn
         self.nargs, self.mesh, self.n_examples = nargs, mesh, n_examples
         self.batch_size, self.sharded_dataset = batch_size, sharded_dataset
         self.n_batches = 1 if batch_size is None else n_examples // batch_size
+        #: per-step data reducer ``fn(batch_losses, aux)`` (``_step_data``), None when off
+        self.step_data = step_data
 
     def algorithm(self) -> Algorithm:
         return Algorithm(self.init, self.step, None, "loss")
@@ -99,16 +103,20 @@ class GradAlgorithm:
 
         grad_fn = jax.value_and_grad(lossf, has_aux=True)
         if self.mesh is None:
-            (loss, _), grads = grad_fn(params, key, batch)
-            return loss, grads
+            (loss, aux), grads = grad_fn(params, key, batch)
+            return loss, grads, (aux if self.step_data is not None else None)
 
         def sharded(p, k, b):
             # Gather every device's loss and gradients and average them in device order:
             # an exact, topology-independent reduction (the same bits whether the devices sit
             # in one process or in several), at the cost of n_devices copies of the gradients.
-            (loss, _), grads = grad_fn(p, k, b)
+            (loss, aux), grads = grad_fn(p, k, b)
             gathered = jax.lax.all_gather((loss, grads), AXIS)
-            return jax.tree.map(lambda x: jnp.mean(x, axis=0), gathered)
+            loss, grads = jax.tree.map(lambda x: jnp.mean(x, axis=0), gathered)
+            if self.step_data is None:
+                return loss, grads, None
+            # per-step data: every device's aux, stacked on a leading device axis
+            return loss, grads, jax.lax.all_gather(aux, AXIS)
 
         fn = jax.shard_map(
             sharded,
@@ -120,7 +128,7 @@ class GradAlgorithm:
         return fn(params, key, batch)
 
     def update(self, params, opt_state, key, batch):
-        loss, grads = self.grads(params, key, batch)
+        loss, grads, aux = self.grads(params, key, batch)
         extra = {}
         if isinstance(self.optimizer, optax.GradientTransformationExtraArgs):
             # line-search optimisers (optax.lbfgs, ...) need the loss value and a loss function
@@ -131,7 +139,7 @@ class GradAlgorithm:
             }
         updates, opt_state = self.optimizer.update(grads, opt_state, params, **extra)
         params = optax.apply_updates(params, updates)
-        return params, opt_state, loss, optax.global_norm(grads)
+        return params, opt_state, loss, optax.global_norm(grads), aux
 
     def step(self, state: GradState, data: Any, consts: Any, keys: Any) -> tuple[GradState, dict]:
         del keys
@@ -140,7 +148,10 @@ class GradAlgorithm:
         start_params = state.params
         if dataset is None:
             batch = state.data if data is None else data
-            params, opt_state, loss, gnorm = self.update(state.params, state.opt_state, key, batch)
+            out = self.update(state.params, state.opt_state, key, batch)
+            params, opt_state, loss, gnorm, aux = out
+            if self.step_data is not None:  # one "minibatch" per epoch: the same leading axis
+                losses, auxs = loss[None], jax.tree.map(lambda x: x[None], aux)
         else:
             k_perm, k_batches = jax.random.split(key)
             perm = jax.random.permutation(k_perm, self.n_examples)
@@ -153,12 +164,12 @@ class GradAlgorithm:
                 batch = take(
                     dataset, batch_idx, self.mesh if self.sharded_dataset else None, self.n_examples
                 )
-                params, opt_state, loss, gnorm = self.update(
+                params, opt_state, loss, gnorm, aux = self.update(
                     params, opt_state, jax.random.fold_in(k_batches, i), batch
                 )
-                return (params, opt_state), (loss, gnorm)
+                return (params, opt_state), (loss, gnorm, aux)
 
-            (params, opt_state), (losses, gnorms) = jax.lax.scan(
+            (params, opt_state), (losses, gnorms, auxs) = jax.lax.scan(
                 body, (state.params, state.opt_state), (jnp.arange(self.n_batches), idx)
             )
             loss, gnorm = jnp.mean(losses), jnp.mean(gnorms)
@@ -171,4 +182,8 @@ class GradAlgorithm:
         state = state.replace(params=params, opt_state=opt_state, step=step)
         state = state.replace(best_loss=best_loss, best_params=best_params)
         metrics = {"step": step, "loss": loss, "best_loss": best_loss, "grad_norm": gnorm}
+        if self.step_data is not None:
+            # the original's data["metrics"]["loss"] / data["eval_data"] (opt in)
+            metrics[METRICS] = {"batch_loss": losses}
+            metrics[EVAL_DATA] = self.step_data(losses, auxs)
         return state, metrics

@@ -21,6 +21,7 @@ from jax import lax
 from ._algorithm import Algorithm
 from ._progress import ProgressBar
 from ._protocols import Logger, RunEndLogger, SavesOnInterrupt
+from ._step_data import nest
 from ._validate import strong_types
 
 __all__ = ["Prepared", "init", "lower", "prepare", "run", "run_python", "run_seeds", "step"]
@@ -54,6 +55,10 @@ def _pack_metrics(metrics: dict) -> tuple[dict, list]:
     groups: dict[str, list] = {}
     layout: list[tuple[str, str | None, int | None]] = []
     for name, value in metrics.items():
+        if not isinstance(value, jax.Array | np.ndarray | np.generic | int | float):
+            # a pytree (per-step data, ``_step_data``): stacked as it is
+            layout.append((name, None, None))
+            continue
         value = jnp.asarray(value)
         if value.ndim == 0:
             group = groups.setdefault(str(value.dtype), [])
@@ -228,6 +233,8 @@ class Prepared(NamedTuple):
                 jax.effects_barrier()
             if isinstance(logger, RunEndLogger):
                 logger.on_run_end(out[0] if self.with_metrics else out)
+        if self.with_metrics:  # per-step data: the scalars also under "metrics" (no copy)
+            out = (out[0], nest(out[1]))
         return out
 
 
@@ -311,5 +318,11 @@ def run_python(
         if isinstance(logger, RunEndLogger):
             jax.effects_barrier()
             logger.on_run_end(state)
-    stacked = {k: np.stack([h[k] for h in history]) for k in history[0]} if history else {}
-    return state, stacked
+    return state, nest(_stack_history(history))
+
+
+def _stack_history(history: list[dict]) -> dict:
+    """Host metrics of every step stacked over steps (nested per-step data leaf by leaf)."""
+    if not history:
+        return {}
+    return {k: jax.tree.map(lambda *xs: np.stack(xs), *[h[k] for h in history]) for k in history[0]}

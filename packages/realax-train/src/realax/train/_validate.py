@@ -19,11 +19,14 @@ __all__ = [
     "call_with_data",
     "check_bool",
     "check_divisible",
+    "check_init_mean",
     "check_logger",
     "check_n_devices",
     "check_nonneg_int",
     "check_pair_output",
+    "check_params_like",
     "check_positive_int",
+    "is_typed_key",
     "key_batch_size",
     "n_positional",
     "shape_str",
@@ -32,7 +35,8 @@ __all__ = [
 ]
 
 
-def _is_typed_key(x: Any) -> bool:
+def is_typed_key(x: Any) -> bool:
+    """Whether ``x`` is a typed PRNG key (or a batch of them)."""
     return hasattr(x, "dtype") and jnp.issubdtype(x.dtype, jax.dtypes.prng_key)
 
 
@@ -42,7 +46,7 @@ def as_typed_key(key: Any, *, name: str = "key") -> jax.Array:
         raise TypeError(
             f"{name} must be a JAX PRNG key (got {key!r}); create one with jax.random.key(seed)."
         )
-    if _is_typed_key(key):
+    if is_typed_key(key):
         return key
     arr = jnp.asarray(key)
     if arr.dtype == jnp.uint32 and arr.ndim >= 1 and arr.shape[-1] == 2:
@@ -112,6 +116,15 @@ def check_logger(logger: Any) -> Logger | None:
 
 
 def check_n_devices(n_devices: Any) -> int:
+    """``n_devices`` as an int in ``[1, jax.device_count()]``; an integral float (the
+    original's ``n_devices=1.``) is accepted, any other float raises."""
+    if isinstance(n_devices, float | np.floating) and not isinstance(n_devices, bool):
+        if not float(n_devices).is_integer():
+            raise TypeError(
+                f"n_devices must be a whole number of devices (got n_devices={n_devices!r}); "
+                f"pass an int, e.g. n_devices={max(int(n_devices), 1)}."
+            )
+        n_devices = int(n_devices)
     n = check_positive_int(n_devices, "n_devices")
     available = jax.device_count()
     if n > available:
@@ -192,6 +205,47 @@ def traces(
     return True
 
 
+def check_params_like(params_like: Any, name: str = "params_like") -> Any:
+    leaves = jax.tree.leaves(params_like)
+    if not leaves:
+        raise ValueError(
+            f"{name} must be a pytree of arrays with at least one leaf (got {params_like!r}); "
+            "pass e.g. jnp.zeros((dims,))."
+        )
+    out = []
+    for leaf in leaves:
+        try:
+            arr = jnp.asarray(leaf)
+        except TypeError as e:
+            raise TypeError(
+                f"{name} leaves must be arrays (got a leaf of type {type(leaf).__name__}); "
+                "pass a pytree of jnp arrays, e.g. the output of model.init(...)."
+            ) from e
+        if not jnp.issubdtype(arr.dtype, jnp.floating):
+            raise TypeError(
+                f"{name} leaves must be floating arrays (got dtype {arr.dtype}); cast them, "
+                "e.g. jnp.asarray(x, jnp.float32)."
+            )
+        out.append(arr)
+    return jax.tree.unflatten(jax.tree.structure(params_like), out)
+
+
+def check_init_mean(init_mean: Any, params_like: Any) -> Any:
+    if init_mean is None:
+        return params_like
+    init_mean = check_params_like(init_mean, "init_mean")
+    want = jax.tree.map(lambda x: x.shape, params_like)
+    got = jax.tree.map(lambda x: x.shape, init_mean)
+    want_tree: Any = jax.tree.structure(params_like)  # (PyTreeDef has no typed __eq__)
+    same_tree = want_tree == jax.tree.structure(init_mean)
+    if not same_tree or want != got:
+        raise ValueError(
+            f"init_mean must have the structure and shapes of params_like (expected "
+            f"{shape_str(params_like)}, got {shape_str(init_mean)})."
+        )
+    return jax.tree.map(lambda x, y: jnp.asarray(x, y.dtype), init_mean, params_like)
+
+
 def shape_str(x: Any) -> str:
     try:
         return str(jax.tree.map(lambda a: f"{a.dtype}{list(a.shape)}", x))
@@ -209,7 +263,7 @@ def strong_types(tree: Any) -> Any:
     def strong(x: Any) -> Any:
         if isinstance(x, bool | int | float | complex):  # a Python scalar traces weakly typed
             return jnp.asarray(x, jnp.asarray(x).dtype)
-        if getattr(x, "weak_type", False) and not _is_typed_key(x):
+        if getattr(x, "weak_type", False) and not is_typed_key(x):
             return jnp.asarray(x, x.dtype)
         return x
 

@@ -29,6 +29,7 @@ from ._gae import gae as gae
 from ._networks import MLP as MLP
 from ._networks import ActorCritic as ActorCritic
 from ._networks import ContinuousActor as ContinuousActor
+from ._networks import DeterministicActor as DeterministicActor
 from ._networks import DiscreteActor as DiscreteActor
 from ._networks import Ensemble as Ensemble
 from ._networks import QCritic as QCritic
@@ -41,6 +42,10 @@ from ._protocols import OnPolicyAgent as OnPolicyAgent
 from ._sac import SAC as SAC
 from ._sac import SACConfig as SACConfig
 from ._sac import Temperature as Temperature
+from ._td3 import DDPG as DDPG
+from ._td3 import TD3 as TD3
+from ._td3 import DDPGConfig as DDPGConfig
+from ._td3 import TD3Config as TD3Config
 from ._train_state import TrainState as TrainState
 from ._train_state import nonpytree_field as nonpytree_field
 from ._train_state import target_update as target_update
@@ -54,6 +59,11 @@ __all__ = [
     "PPO",
     "SAC",
     "DQN",
+    "DDPG",
+    "DDPGConfig",
+    "TD3",
+    "TD3Config",
+    "DeterministicActor",
     "ActorCritic",
     "Categorical",
     "ContinuousActor",

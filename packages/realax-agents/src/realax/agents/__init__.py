@@ -16,6 +16,8 @@ from ._bc import ContinuousBC as ContinuousBC
 from ._bc import ContinuousBCConfig as ContinuousBCConfig
 from ._bc import DiscreteBC as DiscreteBC
 from ._bc import DiscreteBCConfig as DiscreteBCConfig
+from ._cql import CQL as CQL
+from ._cql import CQLConfig as CQLConfig
 from ._dataset import Dataset as Dataset
 from ._devices import replicate as replicate
 from ._devices import shard_batch as shard_batch
@@ -59,6 +61,8 @@ __all__ = [
     "PPO",
     "SAC",
     "DQN",
+    "CQL",
+    "CQLConfig",
     "DDPG",
     "DDPGConfig",
     "TD3",

@@ -219,17 +219,18 @@ class IQL(struct.PyTreeNode):
         )
         return new, c.mean_info({**critic_info, **value_info, **actor_info})
 
-    @functools.partial(jax.jit, static_argnames=("deterministic",))
+    @functools.partial(jax.jit, static_argnames=("deterministic", "argmax"))
     def sample_actions(
         self,
         observations: jax.Array,
         *,
         seed: jax.Array,
         deterministic: bool = False,
+        argmax: bool = False,
         temperature: float | jax.Array = 1.0,
     ) -> jax.Array:
         """Gaussian actions (std scaled by ``temperature``) clipped to ``[-1, 1]``;
-        ``deterministic=True``: the clipped mean.
+        ``deterministic=True`` (or ``argmax=True``): the clipped mean.
 
         Example:
             >>> agent = IQL.create(key=0, observations=jnp.zeros(3), actions=jnp.zeros(2))
@@ -237,6 +238,7 @@ class IQL(struct.PyTreeNode):
             >>> a.shape, bool(jnp.all(jnp.abs(a) <= 1))
             ((2,), True)
         """
+        deterministic = deterministic or argmax  # jaxrl_m's spelling
         dist = self.actor(observations, temperature=temperature)
         actions = dist.mode() if deterministic else dist.sample(seed=seed)
         return jnp.clip(actions, -1.0, 1.0)

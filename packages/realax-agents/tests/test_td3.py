@@ -1,5 +1,10 @@
 """TD3, TD3+BC and DDPG on hand-made batches: shapes, delays, BC limit, devices, a bandit."""
 
+import json
+import os
+import subprocess
+import sys
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -201,3 +206,49 @@ def test_learns_the_best_action_of_a_one_step_bandit(cls):
     got = agent.sample_actions(batch.obs, seed=jax.random.key(0), deterministic=True)
     err = float(jnp.sqrt(jnp.mean((got - best) ** 2)))
     assert err < 0.1, (err, jax.device_get(info))
+
+
+_TWO_DEVICES = """
+import json, jax, jax.numpy as jnp, numpy as np
+from realax.agents import DDPG, TD3, replicate, shard_batch, unreplicate
+assert jax.local_device_count() == 2
+k1, k2, k3 = jax.random.split(jax.random.key(0), 3)
+obs = jax.random.normal(k1, (32, 3))
+batch = {"observations": obs, "actions": jax.random.uniform(k2, (32, 1), minval=-1, maxval=1),
+         "rewards": jax.random.normal(k3, (32,)), "masks": jnp.ones(32),
+         "next_observations": obs[::-1]}
+out = {}
+for name, cls, kw in [("TD3", TD3, {}), ("TD3+BC", TD3, {"bc_alpha": 2.5}), ("DDPG", DDPG, {})]:
+    agent = cls.create(key=0, observations=obs[0], actions=batch["actions"][0],
+                       hidden_dims=(32, 32), policy_delay=1, **kw)
+    one = agent
+    many = replicate(agent)
+    step = jax.pmap(lambda a, b: a.update(b, pmap_axis="d"), axis_name="d")
+    for _ in range(2):
+        one, _ = one.update(batch)
+        many, _ = step(many, shard_batch(batch))
+    def leaves(t):
+        return [np.asarray(x, np.float64) for x in jax.tree.leaves(t.replace(key=jnp.zeros(())))]
+    diff = max(float(np.max(np.abs(a - b))) for a, b in
+               zip(leaves(one), leaves(unreplicate(many)), strict=True))
+    moved = max(float(np.max(np.abs(a - b))) for a, b in
+                zip(leaves(one), leaves(agent), strict=True))
+    out[name] = {"diff": diff, "moved": moved}
+print("RESULT " + json.dumps(out))
+"""
+
+
+@pytest.mark.slow
+def test_two_devices_equal_one_device_on_the_whole_batch():
+    # the smoothing noise is drawn per row of the whole batch and TD3+BC's lambda uses the
+    # whole batch's mean |Q|: a batch split over 2 devices gives the step of one device
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    env["XLA_FLAGS"] = env.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=2"
+    proc = subprocess.run(
+        [sys.executable, "-c", _TWO_DEVICES], env=env, capture_output=True, text=True,
+        timeout=900, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    (line,) = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
+    for name, r in json.loads(line.removeprefix("RESULT ")).items():
+        assert r["moved"] > 5e-4 and r["diff"] < 1e-6, (name, r)

@@ -1,11 +1,13 @@
 """What an RL trainer needs from an agent: the `OnPolicyAgent` and `OffPolicyAgent` Protocols.
 
 ``realax.train.rl.OnPolicyTrainer`` drives an `OnPolicyAgent` (`PPO`) and
-``OffPolicyTrainer`` an `OffPolicyAgent` (`DQN`, `SAC`). An agent is an immutable pytree
-(a `flax.struct.PyTreeNode`): every method returns values or a new agent, so the trainers
-call them inside one compiled loop. Any class with these methods works; it need not
-inherit from anything. Both Protocols are ``runtime_checkable`` (``isinstance`` checks
-that the methods exist, not their signatures).
+``OffPolicyTrainer`` an `OffPolicyAgent` (`DQN`, `SAC`, `TD3`, `DDPG`, `CQL`); the offline
+agents (`IQL`, `CQL`, TD3+BC) meet `OffPolicyAgent` too, so an offline trainer needs nothing
+more (their ``update`` also takes a mapping with jaxrl_m's keys, e.g. a `Dataset` minibatch).
+An agent is an immutable pytree (a `flax.struct.PyTreeNode`): every method returns values or
+a new agent, so the trainers call them inside one compiled loop. Any class with these methods
+works; it need not inherit from anything. Both Protocols are ``runtime_checkable``
+(``isinstance`` checks that the methods exist, not their signatures).
 """
 
 from __future__ import annotations
@@ -29,13 +31,15 @@ class _Agent(Protocol):
         cls, key: jax.Array, observations: jax.Array, actions: jax.Array, **config: Any
     ) -> Any:
         """A fresh agent for example observations / actions (integer: discrete, with
-        ``n_actions`` in ``config``); keyword-only in the trainers' calls."""
+        ``n_actions`` in ``config``); keyword-only in the trainers' calls. The realax agents
+        also take an int seed as ``key``."""
         ...
 
     def sample_actions(
         self, observations: jax.Array, *, seed: jax.Array, deterministic: bool = False
     ) -> jax.Array:
-        """Actions of the (exploring) policy; ``deterministic=True``: greedy, for evaluation."""
+        """Actions of the (exploring) policy; ``deterministic=True``: greedy, for evaluation
+        (the realax agents also take jaxrl_m's ``argmax=True``)."""
         ...
 
 
@@ -66,7 +70,7 @@ class OnPolicyAgent(_Agent, Protocol):
 
 @runtime_checkable
 class OffPolicyAgent(_Agent, Protocol):
-    """An agent trained from a replay buffer of `Transition` s (`DQN`, `SAC`).
+    """An agent trained from a replay buffer of `Transition` s (`DQN`, `SAC`, `TD3`, ...).
 
     Per train step the trainer acts with `sample_actions` (discrete agents also get
     ``epsilon=``, the exploration rate of the step, as a keyword), stores `Transition` s and

@@ -180,3 +180,35 @@ def test_on_run_end_after_a_trainer_run_saves_the_last_step_seeds_included(tmp_p
     seeds.finish()
     assert rlog.all_steps(tmp_path / "seeds") == [10, 20, 25]
     _assert_bit_identical(rlog.restore(tmp_path / "seeds", like=states), states)
+
+
+@pytest.mark.parametrize("use_scan", [True, False])
+def test_step_data_with_the_default_es_metrics_logger(tmp_path, use_scan):
+    """Per-step data (``step_data=True``) next to realax.log's default ES metrics: the
+    scalar rows are logged as without it, the per-member data stays out of the metrics file."""
+
+    def sphere(x, key, data=None):
+        return jnp.sum(x**2), {"x0": x[0]}
+
+    rows = {}
+    for on in (False, True):
+        logger = rlog.Logger(
+            wandb_log=False, metrics_fn=rlog.default_es_metrics, ckpt_dir=tmp_path / str(on)
+        )
+        trainer = EvosaxTrainer(
+            4,
+            "SNES",
+            sphere,
+            params_like=jnp.ones(3),
+            popsize=8,
+            logger=logger,
+            step_data=on,
+        )
+        run = trainer.init_and_train if use_scan else trainer.init_and_train_
+        out = run(jax.random.key(0))
+        logger.finish()
+        rows[on] = rlog.read_metrics(tmp_path / str(on))
+        if on and use_scan:
+            assert out[1]["metrics"]["fitness"].shape == (4, 8)
+    assert len(rows[True]) == 4
+    assert rows[True] == rows[False]

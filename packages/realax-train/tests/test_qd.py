@@ -22,7 +22,6 @@ from qdax.core.emitters.standard_emitters import MixingEmitter  # noqa: E402
 from qdax.core.map_elites import MAPElites  # noqa: E402
 from qdax.tasks.standard_functions import rastrigin, rastrigin_scoring_function  # noqa: E402
 from qdax.utils.metrics import default_qd_metrics  # noqa: E402
-
 from realax.train import QDState, QDTrainer  # noqa: E402
 
 DIMS, BATCH, STEPS, GRID = 8, 64, 60, (20, 20)

@@ -16,11 +16,11 @@ from ._mesh import make_mesh
 from ._qd_algorithm import QDAlgorithm, QDState, check_qd_output
 from ._qd_emitters import EMITTERS, build_centroids, build_emitter, check_bounds, import_qdax
 from ._validate import (
+    call_with_data,
     check_bool,
     check_divisible,
     check_logger,
     check_n_devices,
-    call_with_data,
     check_positive_int,
     n_positional,
     shape_str,
@@ -43,7 +43,7 @@ class QDTask(Protocol):
 
 
 def _check_float(value: Any, name: str, low: float = 0.0) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > low:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not float(value) > low:
         raise ValueError(f"{name} must be a float > {low:g} (got {name}={value!r})")
     return float(value)
 
@@ -52,7 +52,7 @@ def _genotype_bounds(bounds: Any) -> tuple[float, float] | None:
     if bounds is None:
         return None
     ok = isinstance(bounds, tuple | list) and len(bounds) == 2
-    if not ok or not all(isinstance(b, numbers.Real) and np.isfinite(b) for b in bounds):
+    if not ok or not all(isinstance(b, numbers.Real) and np.isfinite(float(b)) for b in bounds):
         raise TypeError(
             f"genotype_bounds must be None or a pair of floats (minval, maxval) (got "
             f"{bounds!r}); pass e.g. genotype_bounds=(-1.0, 1.0)."

@@ -97,8 +97,8 @@ def check_qd_output(out: Any, num_descriptors: int | None = None) -> None:
     if num_descriptors is not None and dshape[0] != num_descriptors:
         raise ValueError(
             f"the task's descriptor has {dshape[0]} entries but the repertoire's centroids have "
-            f"{num_descriptors} (from descriptor_bounds, grid_shape or centroids); make them agree, e.g. give "
-            f"descriptor_bounds with {dshape[0]} values on each side."
+            f"{num_descriptors} (from descriptor_bounds, grid_shape or centroids); make them "
+            f"agree, e.g. give descriptor_bounds with {dshape[0]} values on each side."
         )
 
 

@@ -73,7 +73,7 @@ def check_bounds(bounds: Any, name: str = "descriptor_bounds") -> tuple[np.ndarr
 def _check_grid(grid_shape: Any, n_desc: int) -> tuple[int, ...]:
     shape = (grid_shape,) * n_desc if isinstance(grid_shape, numbers.Integral) else grid_shape
     ok = isinstance(shape, tuple | list) and all(
-        isinstance(n, numbers.Integral) and not isinstance(n, bool) and n > 0 for n in shape
+        isinstance(n, numbers.Integral) and not isinstance(n, bool) and int(n) > 0 for n in shape
     )
     if not ok or len(shape) != n_desc:
         raise ValueError(
@@ -126,7 +126,7 @@ def build_centroids(
         return mapelites.compute_euclidean_centroids(shape, lo.tolist(), hi.tolist())
     if isinstance(num_centroids, bool) or not isinstance(num_centroids, numbers.Integral):
         raise TypeError(f"num_centroids must be an int (got {num_centroids!r})")
-    if not 1 <= num_centroids <= cvt_samples:
+    if not 1 <= int(num_centroids) <= cvt_samples:
         raise ValueError(
             f"num_centroids must be in [1, cvt_samples] (got num_centroids={num_centroids}, "
             f"cvt_samples={cvt_samples}); raise cvt_samples or lower num_centroids."

@@ -7,7 +7,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
 import realax.tasks as rt
 from realax.tasks._qd_tasks import _hits
 

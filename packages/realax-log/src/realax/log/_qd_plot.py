@@ -102,9 +102,10 @@ def plot_repertoire(
     centroids, fits = _arrays(repertoire, fitnesses)
     n, d = centroids.shape
     filled = np.isfinite(fits) & (fits > -np.inf)
-    dims = (0,) if d == 1 else tuple(int(i) for i in dims)
-    if any(not 0 <= i < d for i in dims) or len(set(dims)) != len(dims):
+    drawn = (0,) if d == 1 else tuple(int(i) for i in dims)
+    if any(not 0 <= i < d for i in drawn) or len(set(drawn)) != len(drawn):
         raise ValueError(f"dims must name two different descriptors of {d} (got dims={dims})")
+    dims = (drawn[0], drawn[-1])
     names = list(descriptor_names or [f"descriptor {i}" for i in range(d)])
     lo, hi = _bounds(centroids, descriptor_bounds, dims if d > 1 else (0,))
     vmin, vmax = (fits[filled].min(), fits[filled].max()) if filled.any() else (0.0, 1.0)

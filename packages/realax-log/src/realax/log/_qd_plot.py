@@ -106,8 +106,9 @@ def plot_repertoire(
     if any(not 0 <= i < d for i in drawn) or len(set(drawn)) != len(drawn):
         raise ValueError(f"dims must name two different descriptors of {d} (got dims={dims})")
     dims = (drawn[0], drawn[-1])
+    cols = list(drawn)
     names = list(descriptor_names or [f"descriptor {i}" for i in range(d)])
-    lo, hi = _bounds(centroids, descriptor_bounds, dims if d > 1 else (0,))
+    lo, hi = _bounds(centroids, descriptor_bounds, drawn)
     vmin, vmax = (fits[filled].min(), fits[filled].max()) if filled.any() else (0.0, 1.0)
 
     fig = Figure(figsize=(5.6, 4.6) if d > 1 else (6.0, 2.2), layout="constrained")
@@ -120,7 +121,7 @@ def plot_repertoire(
         ys = np.linspace(lo[1], hi[1], _RESOLUTION) if d == 2 else np.zeros(1)
         gx, gy = np.meshgrid(xs, ys)
         pts = np.stack([gx.ravel(), gy.ravel()], -1)[:, :d]
-        cell = _nearest(pts, centroids[:, list(dims)]).reshape(gx.shape)
+        cell = _nearest(pts, centroids[:, cols]).reshape(gx.shape)
         image = np.ma.masked_invalid(np.where(filled[cell], fits[cell], np.nan))
         extent = (lo[0], hi[0], lo[1], hi[1]) if d == 2 else (lo[0], hi[0], 0.0, 1.0)
         mappable = ax.imshow(image, origin="lower", extent=extent, aspect="auto", **kw)
@@ -129,7 +130,7 @@ def plot_repertoire(
     else:
         order = np.argsort(np.where(filled, fits, -np.inf))
         order = order[filled[order]]
-        pts = centroids[order][:, list(dims)]
+        pts = centroids[order][:, cols]
         mappable = ax.scatter(pts[:, 0], pts[:, 1], c=fits[order], s=12, **kw)
         ax.set_xlim(lo[0], hi[0])
         ax.set_ylim(lo[1], hi[1])

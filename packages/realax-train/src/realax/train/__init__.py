@@ -26,12 +26,12 @@ if TYPE_CHECKING:
     from ._grad import available_optimizers as available_optimizers
     from ._grad import optimize as optimize
     from ._protocols import DataTask as DataTask
-    from ._qd import QDState as QDState
-    from ._qd import QDTask as QDTask
-    from ._qd import QDTrainer as QDTrainer
     from ._protocols import Logger as Logger
     from ._protocols import LossFn as LossFn
     from ._protocols import Task as Task
+    from ._qd import QDState as QDState
+    from ._qd import QDTask as QDTask
+    from ._qd import QDTrainer as QDTrainer
     from ._shaping import FitnessShaper as FitnessShaper
     from ._strategies import STRATEGY_ALIASES as STRATEGY_ALIASES
     from ._strategies import available_strategies as available_strategies

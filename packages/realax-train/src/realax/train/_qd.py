@@ -298,6 +298,13 @@ class QDTrainer(BaseTrainer):
     def _check_ready(self, data: Any) -> None:
         self._check_task(data)
 
+    def repertoire_metrics(self, state: QDState) -> dict:
+        """``coverage``, ``qd_score``, ``max_fitness`` and ``n_filled`` of a state's repertoire."""
+        none = jnp.full((1,), -jnp.inf)
+        out = self._alg.metrics(state.repertoire, none)
+        del out["batch_max_fitness"]
+        return out
+
     def initialize(self, key: jax.Array, data: Any = None) -> QDState:
         """Initial :class:`QDState`: the repertoire filled from a random first population.
 

@@ -10,10 +10,11 @@ from typing import Any
 from ._common import table
 from ._config import CliError
 from ._folders import METRICS_FILE, PLOT_FILE, finished_summary, holds_run
-from ._schema import EvolveConfig, ListArgs, RunArgs, TrainConfig, plot_method
+from ._qd_schema import QDConfig
+from ._schema import EvolveConfig, ListArgs, RunArgs, RunConfig, TrainConfig, plot_method
 
 
-def run(config: EvolveConfig | TrainConfig | RunArgs | ListArgs) -> int:
+def run(config: EvolveConfig | TrainConfig | QDConfig | RunArgs | ListArgs) -> int:
     """Run one command with its resolved configuration; returns the exit status."""
     if isinstance(config, EvolveConfig):
         from . import _evolve
@@ -23,6 +24,10 @@ def run(config: EvolveConfig | TrainConfig | RunArgs | ListArgs) -> int:
         from . import _rl
 
         return _rl.train(config)
+    if isinstance(config, QDConfig):
+        from . import _qd
+
+        return _qd.qd(config)
     if isinstance(config, RunArgs):
         return _resume(config) if config.command == "resume" else _eval(config)
     if config.command == "plot":
@@ -32,11 +37,15 @@ def run(config: EvolveConfig | TrainConfig | RunArgs | ListArgs) -> int:
     return _strategies()
 
 
-def _module_for(saved: EvolveConfig | TrainConfig) -> Any:
+def _module_for(saved: EvolveConfig | TrainConfig | QDConfig) -> Any:
     if isinstance(saved, EvolveConfig):
         from . import _evolve
 
         return _evolve
+    if isinstance(saved, QDConfig):
+        from . import _qd
+
+        return _qd
     from . import _rl
 
     return _rl
@@ -79,7 +88,7 @@ def _plot(args: ListArgs) -> int:
     if args.metrics:
         metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
     out = Path(args.out) if args.out else None
-    saved: EvolveConfig | TrainConfig | None
+    saved: RunConfig | None
     try:
         saved = run_config(run_dir)
         title: str | None = f"{saved.env}: {plot_method(saved)}"

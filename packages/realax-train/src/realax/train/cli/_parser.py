@@ -87,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--generations",
         "--steps",
+        "--iterations",
         dest="total",
         metavar="N",
         help="new total length of the run (default: the configured one)",

@@ -57,7 +57,7 @@ SCRIPT = textwrap.dedent(
     ckpt_dir = f"{root}/{emitter}"
     logger = rlog.Logger(wandb_log=False, metrics_fn=rlog.default_es_metrics,
                          ckpt_dir=ckpt_dir, ckpt_freq=5, resume=True)
-    trainer = QDTrainer(%d, task, params, emitter=emitter, batch_size=16, grid_shape=(6, 6),
+    trainer = QDTrainer(STEPS, task, params, emitter=emitter, batch_size=16, grid_shape=(6, 6),
                         init_std=0.5, iso_sigma=0.05, line_sigma=0.1, sigma_g=0.2,
                         logger=Throttled(logger))
     state = trainer.initialize(jax.random.key(1))
@@ -73,8 +73,7 @@ SCRIPT = textwrap.dedent(
     np.savez(f"{root}/{emitter}.npz", *leaves)
     print("DONE", flush=True)
     """
-    % STEPS
-)
+).replace("STEPS", str(STEPS))
 
 
 @pytest.fixture(scope="module")

@@ -58,7 +58,6 @@ def _variants(cfg: dict[str, Any]) -> dict[str, Any]:
     from qdax.core.map_elites import MAPElites
     from qdax.tasks.standard_functions import rastrigin, rastrigin_scoring_function
     from qdax.utils.metrics import default_qd_metrics
-
     from realax.train import QDTrainer
 
     dims, batch, n = cfg["dims"], cfg["batch"], cfg["iterations"]

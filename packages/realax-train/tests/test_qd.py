@@ -177,15 +177,28 @@ BAD = [
 ]
 
 
+_COMPILED: list[str] = []
+jax.monitoring.register_event_duration_secs_listener(
+    lambda name, *a, **k: (
+        _COMPILED.append(k.get("fun_name", "?"))
+        if name == "/jax/core/compile/backend_compile_duration"
+        else None
+    )
+)
+_PROGRAMS = ("jit(_initialize)", "jit(_scan_loop)", "jit(_fori_loop)", "jit(_seeds_loop)")
+
+
 @pytest.mark.parametrize(("kw", "err", "match"), BAD)
 def test_errors_before_compiling(kw, err, match):
     args = dict(task=lambda x, k: (jnp.sum(x), x[:2], {}), params_like=jnp.zeros(3))
     args.update(grid_shape=(4, 4), descriptor_bounds=(0.0, 1.0))
     args.update(kw)
     task, params_like = args.pop("task"), args.pop("params_like")
+    _COMPILED.clear()
     with pytest.raises(err, match=match.replace("(", r"\(").replace(")", r"\)")):
         trainer = QDTrainer(2, task, params_like, **args)
         trainer.initialize(jax.random.key(0))  # task errors surface here at the latest
+    assert not [n for n in _COMPILED if n in _PROGRAMS], _COMPILED  # nothing was compiled
 
 
 DEVICES = textwrap.dedent(

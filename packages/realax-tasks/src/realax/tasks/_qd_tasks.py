@@ -12,7 +12,6 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from ._task import EnvTask
 
@@ -89,12 +88,12 @@ class MazeTask:
     ):
         if isinstance(n_steps, bool) or not isinstance(n_steps, int) or n_steps < 1:
             raise ValueError(f"MazeTask: n_steps must be an int >= 1 (got n_steps={n_steps!r})")
-        w = np.asarray(walls, np.float32).reshape(-1, 4) if len(walls) else np.zeros((0, 4))
-        if not np.all(np.isfinite(w)):
+        w = jnp.asarray(walls, jnp.float32).reshape(-1, 4) if len(walls) else jnp.zeros((0, 4))
+        if not bool(jnp.all(jnp.isfinite(w))):
             raise ValueError("MazeTask: walls must be finite (x0, y0, x1, y1) segments")
         for name, point in (("start", start), ("goal", goal)):
-            p = np.asarray(point, np.float32)
-            if p.shape != (2,) or not np.all((p > 0.0) & (p < 1.0)):
+            p = [float(v) for v in point]
+            if len(p) != 2 or not all(0.0 < v < 1.0 for v in p):
                 raise ValueError(
                     f"MazeTask: {name} must be a point (x, y) inside the unit square (got "
                     f"{name}={point!r})"
@@ -109,7 +108,7 @@ class MazeTask:
                 f"{type(policy).__name__}); leave policy=None for open-loop action parameters."
             )
         self.n_steps, self.policy, self.n_rays = int(n_steps), policy, int(n_rays)
-        self.walls = jnp.asarray(np.concatenate([w, np.asarray(_ARENA, np.float32)]))
+        self.walls = jnp.concatenate([w, jnp.asarray(_ARENA, jnp.float32)])
         self.start, self.goal = jnp.asarray(start, jnp.float32), jnp.asarray(goal, jnp.float32)
         self.max_speed, self.goal_radius = float(max_speed), float(goal_radius)
         self.ray_range = float(ray_range)
@@ -181,6 +180,11 @@ _DESCRIPTORS: dict[str, Callable[[dict], Array]] = {
 }
 
 
+def _floats(bound: Any) -> list[float]:
+    """One side of descriptor bounds (a number or one per descriptor) as a list of floats."""
+    return [float(v) for v in (bound if hasattr(bound, "__iter__") else [bound])]
+
+
 class DescriptorTask:
     """An :class:`EnvTask` as a QD task: the episode return and a behaviour descriptor.
 
@@ -245,13 +249,13 @@ class DescriptorTask:
         self.task, self.descriptor = task, descriptor
         self._fn = fn
         self.obs_indices = None if obs_indices is None else tuple(int(i) for i in obs_indices)
-        lo, hi = (np.atleast_1d(np.asarray(b, np.float64)) for b in descriptor_bounds)
-        if lo.shape != hi.shape or not np.all(lo < hi):
+        lo, hi = (_floats(b) for b in descriptor_bounds)
+        if len(lo) != len(hi) or not all(a < b for a, b in zip(lo, hi, strict=True)):
             raise ValueError(
                 f"DescriptorTask: descriptor_bounds must be (minval, maxval) of equal length with "
                 f"minval < maxval (got {descriptor_bounds!r})"
             )
-        self.descriptor_bounds = (lo.tolist(), hi.tolist())
+        self.descriptor_bounds = (lo, hi)
         if task.obs_norm:
             self.init_data, self.update_data = task.init_data, task.update_data
 

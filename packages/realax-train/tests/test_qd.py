@@ -88,7 +88,8 @@ def test_map_elites_matches_qdax(map_elites_runs):
     cov_theirs = np.array([m["coverage"][-1] for m in theirs])
     qd_theirs = np.array([m["qd_score"][-1] for m in theirs])
     # the same algorithm, other random numbers: the same coverage and QD score within the
-    # spread of three seeds (measured: both ~60 % of the 400 cells)
+    # spread of three seeds (measured: coverage 83.5 % vs qdax's 81.5 % of the 400 cells on
+    # average, QD score 32,843 vs 31,454)
     assert cov_ours.mean() >= cov_theirs.mean() - 3.0, (cov_ours, cov_theirs)
     assert ours["qd_score"][:, -1].mean() >= 0.97 * qd_theirs.mean()
     # coverage and QD score never fall (an elite is only ever replaced by a fitter one)
@@ -108,8 +109,9 @@ def test_map_elites_known_qd_score(map_elites_runs):
     trainer = realax_map_elites()
     state, metrics = trainer.init_and_train(jax.random.split(jax.random.key(0), 3)[0])
     np.testing.assert_allclose(metrics["qd_score"], ours["qd_score"][0], rtol=1e-5)
-    known = float(ours["qd_score"][0, -1])
-    assert 0.5 * 400 * QD_OFFSET * 0.55 < known < 400 * QD_OFFSET, known
+    # the QD score this seed reached when the test was written (jax 0.10.2, qdax 0.5.0, CPU)
+    assert float(ours["qd_score"][0, -1]) == pytest.approx(34085.08, rel=1e-4)
+    assert float(ours["coverage"][0, -1]) == pytest.approx(84.25)
     best = QDState.best_params.fget(state)  # the elite of highest fitness
     assert best.shape == (DIMS,)
     assert float(rastrigin(best)[0]) == pytest.approx(float(metrics["max_fitness"][-1]))

@@ -38,6 +38,20 @@ def test_two_descriptors_colours_filled_cells_and_greys_empty_ones(tmp_path):
     assert right.std() > 0.05 and np.abs(right - 0xE6 / 255).max() > 0.2
 
 
+def test_segments_are_drawn_over_the_map(tmp_path):
+    centroids = _grid(10)
+    fits = np.full(100, -np.inf)  # empty: a grey map, only the wall is dark
+    out = rlog.plot_repertoire(
+        centroids, tmp_path / "walls.png", fitnesses=fits, descriptor_bounds=(0.0, 1.0),
+        segments=[(0.0, 0.5, 1.0, 0.5)],
+    )  # fmt: skip
+    image = matplotlib.image.imread(out)[..., :3]
+    dark = image.mean(-1) < 0.2
+    rows = np.nonzero(dark[60:380, 200])[0]  # a column inside the axes, spines left out
+    assert rows.size and np.ptp(rows) < 10  # one thin horizontal line
+    assert 150 < 60 + rows.mean() < 290  # half way up
+
+
 def test_cvt_like_centroids_one_and_three_descriptors(tmp_path):
     rng = np.random.default_rng(0)
     cvt = rng.uniform(-1, 1, (64, 2))

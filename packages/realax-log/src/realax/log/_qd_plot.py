@@ -67,6 +67,7 @@ def plot_repertoire(
     descriptor_names: Sequence[str] | None = None,
     dims: tuple[int, int] = (0, 1),
     title: str | None = None,
+    segments: Sequence[Sequence[float]] | None = None,
 ) -> Path:
     """Draw a repertoire as a heat map: each cell coloured by its elite's fitness.
 
@@ -84,6 +85,7 @@ def plot_repertoire(
         descriptor_names: axis labels (default ``descriptor 0``, ...).
         dims: the two descriptors drawn when there are more than two.
         title: the figure's title (default: coverage and max fitness).
+        segments: line segments ``(x0, y0, x1, y1)`` drawn over a 2-D map, e.g. a maze's walls.
 
     Returns:
         Path of the written PNG.
@@ -134,6 +136,8 @@ def plot_repertoire(
         mappable = ax.scatter(pts[:, 0], pts[:, 1], c=fits[order], s=12, **kw)
         ax.set_xlim(lo[0], hi[0])
         ax.set_ylim(lo[1], hi[1])
+    for x0, y0, x1, y1 in segments or ():
+        ax.plot([x0, x1], [y0, y1], color="black", lw=2.5, solid_capstyle="butt")
     ax.set_xlabel(names[dims[0]])
     if d > 1:
         ax.set_ylabel(names[dims[1]])

@@ -150,6 +150,7 @@ def finish(setup: Setup, run_dir: Path, session: Session) -> int:
         descriptor_bounds=trainer.descriptor_bounds,
         descriptor_names=setup.names,
         title=f"{title}, iteration {int(state.step)}",
+        segments=None if setup.env is not None else setup.task.walls[:-4].tolist(),  # no border
     )
     png = draw_curves(run_dir, PLOT_METRICS, title)
     metrics = jax.device_get(trainer.repertoire_metrics(state))

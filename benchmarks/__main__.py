@@ -36,6 +36,7 @@ TABLES = {
     "scaling": "scaling",
     "logging": "logging_overhead",
     "startup": "startup",
+    "qd": "qd",
 }
 TITLES = {
     "loop": "1. Loop overhead (no environment)",
@@ -45,6 +46,7 @@ TITLES = {
     "scaling": "5. Scaling: population size and CPU devices",
     "logging": "6. Logging and checkpointing overhead (realax.log)",
     "startup": "7. Start-up: `realax --help` and package imports",
+    "qd": "8. Quality-diversity: QDTrainer vs qdax's MAPElites loop",
 }
 
 

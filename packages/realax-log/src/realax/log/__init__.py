@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from ._metrics import default_grad_metrics as default_grad_metrics
     from ._metrics_file import read_metrics as read_metrics
     from ._plot import plot as plot
+    from ._qd_plot import plot_repertoire as plot_repertoire
     from ._sinks import Sink as Sink
     from ._wandb import default_wandb_config as default_wandb_config
     from ._wandb import setup_wandb as setup_wandb
@@ -46,6 +47,7 @@ _WHERE = {
     "default_wandb_config": "_wandb",
     "latest_step": "_checkpoint",
     "plot": "_plot",
+    "plot_repertoire": "_qd_plot",
     "read_metadata": "_checkpoint",
     "read_metrics": "_metrics_file",
     "read_wandb_config": "_wandb_reader",

@@ -29,6 +29,9 @@ from ._policy import check_policy as check_policy
 from ._policy import make_model_factory as make_model_factory
 from ._protocols import DataTask as DataTask
 from ._protocols import Task as Task
+from ._qd_tasks import DEFAULT_MAZE_WALLS as DEFAULT_MAZE_WALLS
+from ._qd_tasks import DescriptorTask as DescriptorTask
+from ._qd_tasks import MazeTask as MazeTask
 from ._registry import make as make
 from ._registry import registered_names as registered_names
 from ._registry import wrap as wrap
@@ -41,12 +44,14 @@ from ._task import EnvTask as EnvTask
 
 __all__ = [
     "BRAX_BACKENDS",
+    "DEFAULT_MAZE_WALLS",
     "ENV_SPACES",
     "JUMANJI_OBS_FNS",
     "BasePolicy",
     "BraxEnv",
     "BraxTask",
     "DataTask",
+    "DescriptorTask",
     "Env",
     "EnvInfo",
     "EnvSpec",
@@ -59,6 +64,7 @@ __all__ = [
     "JumanjiTask",
     "MLPPolicy",
     "MetaEvoTask",
+    "MazeTask",
     "MultiTaskAggregator",
     "RunningStats",
     "Task",

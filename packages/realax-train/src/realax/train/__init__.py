@@ -1,4 +1,4 @@
-"""realax.train: compiled ES (evosax 0.3) and gradient (optax) training loops.
+"""realax.train: compiled ES (evosax 0.3), gradient (optax) and QD (qdax) training loops.
 
 The names are imported on first use: ``import realax.train`` (and the ``realax`` command
 line's argument parsing) loads neither JAX nor evosax.
@@ -29,6 +29,9 @@ if TYPE_CHECKING:
     from ._protocols import Logger as Logger
     from ._protocols import LossFn as LossFn
     from ._protocols import Task as Task
+    from ._qd import QDState as QDState
+    from ._qd import QDTask as QDTask
+    from ._qd import QDTrainer as QDTrainer
     from ._shaping import FitnessShaper as FitnessShaper
     from ._strategies import STRATEGY_ALIASES as STRATEGY_ALIASES
     from ._strategies import available_strategies as available_strategies
@@ -46,6 +49,9 @@ _WHERE = {
     "Logger": "_protocols",
     "LossFn": "_protocols",
     "OptaxTrainer": "_grad",
+    "QDState": "_qd",
+    "QDTask": "_qd",
+    "QDTrainer": "_qd",
     "STRATEGY_ALIASES": "_strategies",
     "Task": "_protocols",
     "available_optimizers": "_grad",

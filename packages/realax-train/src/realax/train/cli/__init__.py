@@ -6,6 +6,7 @@ Commands (``realax COMMAND --help`` for every option)::
                       [--width W --depth D] [--eval-reps K] [--devices N] [--seed S]
                       [--wandb online|offline|off] [--ckpt-freq N] [--out DIR] [--config FILE]
     realax train ppo|dqn|sac ENV [...]
+    realax qd [maze|ENV] [--emitter map_elites|cma_me] [--iterations N] [--batch-size N] [...]
     realax resume runs/<name>          # continue a stopped run from its latest checkpoint
     realax eval runs/<name> [--episodes N]
     realax plot runs/<name>
@@ -79,6 +80,9 @@ def _announce(config: Any) -> None:
     elif isinstance(config, TrainConfig):
         what = f"{config.algo}, {config.steps} env steps"
         line = f"realax train: {config.env}, {what} -> {run_folder(config, str(config.algo))}"
+    elif getattr(config, "command", None) == "qd":
+        what = f"{config.emitter}, {config.iterations} iterations"
+        line = f"realax qd: {config.env}, {what} -> {run_folder(config, config.emitter)}"
     elif isinstance(config, RunArgs) and config.command == "resume":
         line = f"realax resume: {config.run} ({config.saved.command} {config.saved.env})"
     else:

@@ -10,10 +10,11 @@ from typing import Any
 from ._common import table
 from ._config import CliError
 from ._folders import METRICS_FILE, PLOT_FILE, finished_summary, holds_run
-from ._schema import EvolveConfig, ListArgs, RunArgs, TrainConfig, plot_method
+from ._qd_schema import QDConfig
+from ._schema import EvolveConfig, ListArgs, RunArgs, RunConfig, TrainConfig, plot_method
 
 
-def run(config: EvolveConfig | TrainConfig | RunArgs | ListArgs) -> int:
+def run(config: EvolveConfig | TrainConfig | QDConfig | RunArgs | ListArgs) -> int:
     """Run one command with its resolved configuration; returns the exit status."""
     if isinstance(config, EvolveConfig):
         from . import _evolve
@@ -23,6 +24,10 @@ def run(config: EvolveConfig | TrainConfig | RunArgs | ListArgs) -> int:
         from . import _rl
 
         return _rl.train(config)
+    if isinstance(config, QDConfig):
+        from . import _qd
+
+        return _qd.qd(config)
     if isinstance(config, RunArgs):
         return _resume(config) if config.command == "resume" else _eval(config)
     if config.command == "plot":
@@ -32,11 +37,15 @@ def run(config: EvolveConfig | TrainConfig | RunArgs | ListArgs) -> int:
     return _strategies()
 
 
-def _module_for(saved: EvolveConfig | TrainConfig) -> Any:
+def _module_for(saved: EvolveConfig | TrainConfig | QDConfig) -> Any:
     if isinstance(saved, EvolveConfig):
         from . import _evolve
 
         return _evolve
+    if isinstance(saved, QDConfig):
+        from . import _qd
+
+        return _qd
     from . import _rl
 
     return _rl
@@ -79,7 +88,7 @@ def _plot(args: ListArgs) -> int:
     if args.metrics:
         metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
     out = Path(args.out) if args.out else None
-    saved: EvolveConfig | TrainConfig | None
+    saved: RunConfig | None
     try:
         saved = run_config(run_dir)
         title: str | None = f"{saved.env}: {plot_method(saved)}"
@@ -146,11 +155,12 @@ def _envs(suite: str | None) -> int:
 def _strategies() -> int:
     from evosax.algorithms import algorithms
     from evosax.algorithms.population_based.base import PopulationBasedAlgorithm
-    from realax.train import STRATEGY_ALIASES
+    from realax.train import STRATEGY_ALIASES, resolve_strategy
 
     rows = []
-    for name in sorted(algorithms, key=str.lower):
-        cls = algorithms[name]
+    restarts = {"IPOP_CMA_ES", "BIPOP_CMA_ES"}  # realax's compiled restarts of CMA-ES
+    for name in sorted({*algorithms, *restarts}, key=str.lower):
+        cls = algorithms.get(name) or resolve_strategy(name)[1]
         params = inspect.signature(cls.__init__).parameters
         notes = []
         if "optimizer" in params:
@@ -159,6 +169,8 @@ def _strategies() -> int:
             notes.append("--sigma")
         aliases = [a for a, t in STRATEGY_ALIASES.items() if t == name]
         kind = "population" if issubclass(cls, PopulationBasedAlgorithm) else "distribution"
+        if name in restarts:
+            kind = "restarts"
         rows.append((name, kind, ", ".join(aliases), " ".join(notes)))
     print(
         table(

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from . import _qd_schema
 from ._config import BOOL, Key, flag
 from ._schema import WANDB_MODES, EvolveConfig, TrainConfig, keys_of
 
@@ -86,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--generations",
         "--steps",
+        "--iterations",
         dest="total",
         metavar="N",
         help="new total length of the run (default: the configured one)",
@@ -114,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--suite", choices=("gymnax", "brax", "jumanji"), default=None)
 
     sub.add_parser("strategies", help="list evolution strategies (evosax names and aliases)")
+    _qd_schema.add_parser(sub, _add_keys, _positional)
     return parser
 
 

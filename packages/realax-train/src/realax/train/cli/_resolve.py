@@ -9,6 +9,7 @@ from typing import Any
 
 from ._config import NONNEGATIVE, POSITIVE, CliError, check_config, load_config_file, read_toml
 from ._folders import CONFIG_FILE
+from ._qd_schema import QDConfig
 from ._quiet import wandb_logged_in
 from ._schema import (
     EvolveConfig,
@@ -58,17 +59,18 @@ def _wandb_mode_from_env() -> str | None:
     }.get(mode)
 
 
-Config = EvolveConfig | TrainConfig
-_CLASSES: dict[str, type[EvolveConfig] | type[TrainConfig]] = {
+Config = EvolveConfig | TrainConfig | QDConfig
+_CLASSES: dict[str, type[EvolveConfig] | type[TrainConfig] | type[QDConfig]] = {
     "evolve": EvolveConfig,
     "train": TrainConfig,
+    "qd": QDConfig,
 }
 
 
 def _typed(command: str, values: dict[str, Any]) -> Config:
     if command == "train":
         return with_algo_defaults(TrainConfig(**values))
-    return EvolveConfig(**values)
+    return QDConfig(**values) if command == "qd" else EvolveConfig(**values)
 
 
 def run_config(run_dir: str | Path) -> Config:
@@ -85,7 +87,7 @@ def run_config(run_dir: str | Path) -> Config:
     saved = read_toml(cfg)
     command = saved.get("command")
     if command not in _CLASSES:
-        raise CliError(f"{cfg} has command = {command!r}; expected 'evolve' or 'train'")
+        raise CliError(f"{cfg} has command = {command!r}; expected 'evolve', 'train' or 'qd'")
     keys = keys_of(_CLASSES[command])
     config = {k: spec.default for k, spec in keys.items()}
     config.update(check_config(saved, keys, source=str(cfg), ignore=("command",)))

@@ -198,7 +198,7 @@ class RunArgs:
 
     command: str
     run: str
-    saved: EvolveConfig | TrainConfig
+    saved: Any  # EvolveConfig, TrainConfig or _qd_schema.QDConfig
     episodes: int = 0  # eval
     seed: int = 1  # eval
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import struct
 from jax import lax
 from jax.sharding import PartitionSpec as P
@@ -132,6 +133,12 @@ class OfflineTrainer(BaseTrainer):
         check_batch_size(self.dataset, self.batch_size)
         check_finite(self.dataset)
         self.discrete = bool(jnp.issubdtype(self.dataset["actions"].dtype, jnp.integer))
+        if self.discrete:  # from the env, else the largest action in the dataset
+            self.n_actions = (
+                int(self.env.action_dims)
+                if self.env is not None
+                else int(np.max(np.asarray(self.dataset["actions"]))) + 1
+            )
         self._setup_eval(eval_freq, eval_episodes, eval_max_steps)
         self._agent = agent
         self._create = agent_factory(agent, agent_kwargs)
@@ -158,16 +165,11 @@ class OfflineTrainer(BaseTrainer):
 
     # -- the agent ---------------------------------------------------------------------
 
-    def _n_actions(self) -> int:
-        if self.env is not None:
-            return int(self.env.action_dims)
-        return int(jnp.max(self.dataset["actions"])) + 1
-
     def _make_agent(self, key: jax.Array) -> Any:
         kwargs = dict(self.agent_kwargs)
         keywords = getattr(self._create, "keywords", {}) or {}
         if self.discrete and "n_actions" not in kwargs and "n_actions" not in keywords:
-            kwargs["n_actions"] = self._n_actions()
+            kwargs["n_actions"] = self.n_actions
         return self._create(
             key=key,
             observations=jnp.zeros(self.obs_shape, jnp.float32),

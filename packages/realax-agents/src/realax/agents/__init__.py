@@ -16,6 +16,8 @@ from ._bc import ContinuousBC as ContinuousBC
 from ._bc import ContinuousBCConfig as ContinuousBCConfig
 from ._bc import DiscreteBC as DiscreteBC
 from ._bc import DiscreteBCConfig as DiscreteBCConfig
+from ._cql import CQL as CQL
+from ._cql import CQLConfig as CQLConfig
 from ._dataset import Dataset as Dataset
 from ._devices import replicate as replicate
 from ._devices import shard_batch as shard_batch
@@ -29,6 +31,7 @@ from ._gae import gae as gae
 from ._networks import MLP as MLP
 from ._networks import ActorCritic as ActorCritic
 from ._networks import ContinuousActor as ContinuousActor
+from ._networks import DeterministicActor as DeterministicActor
 from ._networks import DiscreteActor as DiscreteActor
 from ._networks import Ensemble as Ensemble
 from ._networks import QCritic as QCritic
@@ -41,6 +44,10 @@ from ._protocols import OnPolicyAgent as OnPolicyAgent
 from ._sac import SAC as SAC
 from ._sac import SACConfig as SACConfig
 from ._sac import Temperature as Temperature
+from ._td3 import DDPG as DDPG
+from ._td3 import TD3 as TD3
+from ._td3 import DDPGConfig as DDPGConfig
+from ._td3 import TD3Config as TD3Config
 from ._train_state import TrainState as TrainState
 from ._train_state import nonpytree_field as nonpytree_field
 from ._train_state import target_update as target_update
@@ -54,6 +61,13 @@ __all__ = [
     "PPO",
     "SAC",
     "DQN",
+    "CQL",
+    "CQLConfig",
+    "DDPG",
+    "DDPGConfig",
+    "TD3",
+    "TD3Config",
+    "DeterministicActor",
     "ActorCritic",
     "Categorical",
     "ContinuousActor",

@@ -244,3 +244,38 @@ def discrete_n_actions(owner: str, actions: Any, n_actions: int | None) -> int:
 
 def mean_info(info: Mapping[str, jax.Array]) -> dict[str, jax.Array]:
     return {k: jnp.mean(v).astype(jnp.float32) for k, v in info.items()}
+
+
+def as_key(owner: str, key: Any) -> jax.Array:
+    """``key`` as a PRNG key: an int seed (``create(key=0)``, as jaxrl_m's ``seed``) becomes
+    ``jax.random.key(seed)``; a key (typed or raw ``uint32[2]``) passes through."""
+    if isinstance(key, int | np.integer) and not isinstance(key, bool):
+        return jax.random.key(int(key))
+    if isinstance(key, bool) or not hasattr(key, "dtype"):
+        raise TypeError(
+            f"{owner}.create: key must be a jax PRNG key or an int seed, e.g. key=0 or "
+            f"key=jax.random.key(0) (got {type(key).__name__})"
+        )
+    return key
+
+
+def row_keys(key: jax.Array, n: int, axis: Any) -> jax.Array:
+    """``n`` keys, one per batch row: ``fold_in(key, row)`` with ``row`` the row's index in the
+    whole batch; under a pmap/shard_map ``axis`` the local rows are offset by
+    ``axis_index * n``, so a batch split over devices draws the noise of one device."""
+    offset = 0 if axis is None else jax.lax.axis_index(axis) * n
+    return jax.vmap(lambda i: jax.random.fold_in(key, i))(offset + jnp.arange(n))
+
+
+def row_normal(key: jax.Array, shape: tuple[int, ...], axis: Any) -> jax.Array:
+    """Standard normal noise of ``shape`` (batch axes then one feature axis) drawn per row
+    with `row_keys`."""
+    n = math.prod(shape[:-1])
+    keys = row_keys(key, n, axis)
+    noise = jax.vmap(lambda k: jax.random.normal(k, shape[-1:]))(keys)
+    return noise.reshape(shape)
+
+
+def pmean_if(x: jax.Array, axis: Any) -> jax.Array:
+    """``lax.pmean(x, axis)``, or ``x`` without an axis."""
+    return x if axis is None else jax.lax.pmean(x, axis)

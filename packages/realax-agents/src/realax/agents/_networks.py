@@ -17,6 +17,7 @@ __all__ = [
     "MLP",
     "ACTIVATIONS",
     "ContinuousActor",
+    "DeterministicActor",
     "DiscreteActor",
     "Ensemble",
     "QCritic",
@@ -155,6 +156,31 @@ class ContinuousActor(nn.Module):
         if self.tanh_squash:
             return TanhDiagGaussian(loc=loc, scale=scale)
         return DiagGaussian(loc=loc, scale=scale)
+
+
+class DeterministicActor(nn.Module):
+    """Observations -> deterministic actions ``tanh(MLP(s))`` in ``(-1, 1)`` (TD3, DDPG).
+
+    Example:
+        >>> actor = DeterministicActor(hidden_dims=(16,), action_dim=2)
+        >>> params = actor.init(jax.random.key(0), jnp.ones((3, 4)))
+        >>> actor.apply(params, jnp.ones((3, 4))).shape
+        (3, 2)
+    """
+
+    hidden_dims: Sequence[int]
+    action_dim: int
+    activation: Callable[[jax.Array], jax.Array] = nn.relu
+    final_kernel_scale: float = 0.01
+
+    @nn.compact
+    def __call__(self, observations: jax.Array) -> jax.Array:
+        x = MLP(
+            (*self.hidden_dims, self.action_dim),
+            activation=self.activation,
+            final_kernel_scale=self.final_kernel_scale,
+        )(observations)
+        return jnp.tanh(x)
 
 
 def _critic_mlp(critic: Any, x: jax.Array, out_dim: int) -> jax.Array:

@@ -3,11 +3,18 @@
 The keys follow jaxrl_m's: ``observations``, ``actions``, ``rewards``, ``masks`` (1.0 where
 the next state's value is bootstrapped, 0.0 at a termination), ``dones`` (True where an
 episode ended, terminated or truncated) and ``next_observations``; any other key is kept.
+
+`Dataset.create` derives ``dones`` when it is absent (as jaxrl_m's D4RL loader does): an
+episode ends where ``masks`` is 0, where the next row's ``observations`` differ from this
+row's ``next_observations`` (the trajectory jumps: a reset), and at the last row.
+`check_dataset` is the one place that checks a dataset against what its consumer needs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import jax
@@ -16,8 +23,10 @@ import numpy as np
 from flax import struct
 
 from ._batches import Transition
+from ._dataset_checks import check_dataset as check_dataset
+from ._dataset_checks import derive_dones
 
-__all__ = ["Dataset"]
+__all__ = ["Dataset", "check_dataset"]
 
 #: the keys an offline agent reads (`Dataset.to_transition` needs them)
 TRANSITION_KEYS = ("observations", "actions", "rewards", "masks", "next_observations")
@@ -76,7 +85,164 @@ class Dataset(struct.PyTreeNode, Mapping):
                 "Dataset.create: arrays have different lengths "
                 f"{lengths}; every array needs one row per transition"
             )
+        if "dones" not in converted:
+            dones = derive_dones(converted)
+            if dones is not None:
+                converted["dones"] = dones
         return cls(arrays=converted)
+
+    @classmethod
+    def from_transition(cls, transition: Transition, *, dones: Any = None, **extra: Any) -> Dataset:
+        """The dataset of a `Transition` (rows on its leading axis; more leading axes, e.g.
+        ``(T, n_envs)``, are flattened in C order).
+
+        Args:
+            transition: the batch; ``masks = 1 - terminated``.
+            dones: bool per row, true where an episode ended (terminated *or* truncated).
+                Without it, ``dones`` is derived as `Dataset.create` does (terminations and
+                jumps between ``next_observations`` and the next row's ``observations``).
+            **extra: more arrays to keep (same leading shape).
+
+        Example:
+            >>> t = Transition(obs=jnp.zeros((3, 2)), actions=jnp.zeros(3, jnp.int32),
+            ...                rewards=jnp.ones(3), next_obs=jnp.zeros((3, 2)),
+            ...                terminated=jnp.array([False, True, False]))
+            >>> ds = Dataset.from_transition(t)
+            >>> ds["masks"].tolist(), ds["dones"].tolist()
+            ([1.0, 0.0, 1.0], [False, True, True])
+        """
+        if not isinstance(transition, Transition):
+            raise TypeError(
+                "Dataset.from_transition expects a realax.agents.Transition (got "
+                f"{type(transition).__name__}); for a dict use Dataset.create(**arrays)"
+            )
+        lead = jnp.shape(transition.rewards)
+        arrays = {
+            "observations": transition.obs,
+            "actions": transition.actions,
+            "rewards": transition.rewards,
+            "masks": transition.masks,
+            "next_observations": transition.next_obs,
+            **({} if dones is None else {"dones": jnp.asarray(dones, bool)}),
+            **extra,
+        }
+        n = int(np.prod(lead))
+        for k, v in arrays.items():
+            if jnp.shape(v)[: len(lead)] != lead:
+                raise ValueError(
+                    f"Dataset.from_transition: {k!r} has shape {jnp.shape(v)}, expected a "
+                    f"leading shape {lead} like rewards"
+                )
+        return cls.create(
+            **{k: jnp.reshape(v, (n, *jnp.shape(v)[len(lead) :])) for k, v in arrays.items()}
+        )
+
+    @classmethod
+    def concatenate(cls, datasets: Sequence[Dataset]) -> Dataset:
+        """Rows of ``datasets`` one after the other (same keys, dtypes and row shapes).
+
+        Example:
+            >>> a = Dataset.create(rewards=jnp.ones(2), masks=jnp.ones(2))
+            >>> Dataset.concatenate([a, a]).size
+            4
+        """
+        datasets = list(datasets)
+        if not datasets or not all(isinstance(d, Dataset) for d in datasets):
+            raise TypeError("Dataset.concatenate expects a non-empty sequence of Datasets")
+        first = datasets[0]
+        for i, d in enumerate(datasets[1:], start=1):
+            if set(d.arrays) != set(first.arrays):
+                raise ValueError(
+                    f"Dataset.concatenate: dataset {i} has keys {sorted(d.arrays)}, dataset 0 "
+                    f"has {sorted(first.arrays)}; give every dataset the same keys"
+                )
+            for k, v in d.arrays.items():
+                u = first.arrays[k]
+                if v.dtype != u.dtype or v.shape[1:] != u.shape[1:]:
+                    raise ValueError(
+                        f"Dataset.concatenate: {k!r} is {v.dtype}{list(v.shape[1:])} per row in "
+                        f"dataset {i} but {u.dtype}{list(u.shape[1:])} in dataset 0"
+                    )
+        return cls(arrays={k: jnp.concatenate([d.arrays[k] for d in datasets]) for k in first})
+
+    # ------------------------------------------------------------------ files
+    def save(self, path: str | os.PathLike[str], *, compress: bool = False) -> Path:
+        """Write the dataset to one ``.npz`` file, atomically, with sha256 checksums.
+
+        The file is replaced only once the new one is complete and synced to disk; dtypes
+        and shapes round-trip exactly through `Dataset.load` (see ``_dataset_io``).
+
+        Args:
+            path: destination file (its folder must exist); ``.npz`` is the usual suffix.
+            compress: deflate the arrays (smaller, slower).
+
+        Returns:
+            ``path`` as a `pathlib.Path`.
+
+        Example:
+            >>> import tempfile, os
+            >>> ds = Dataset.create(rewards=jnp.arange(3.0), masks=jnp.ones(3))
+            >>> path = ds.save(os.path.join(tempfile.mkdtemp(), "data.npz"))
+            >>> Dataset.load(path)["rewards"].tolist()
+            [0.0, 1.0, 2.0]
+        """
+        from ._dataset_io import save_arrays
+
+        return save_arrays(path, self.arrays, compress=compress)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Dataset:
+        """Read a file written by `Dataset.save`, verifying every array's checksum.
+
+        Raises:
+            FileNotFoundError: if ``path`` does not exist.
+            realax.agents._dataset_io.DatasetFileError: (a `ValueError`) if the file is
+                truncated, corrupted or not a realax dataset; the message names the file.
+        """
+        from ._dataset_io import load_arrays
+
+        return cls(arrays={k: jnp.asarray(v) for k, v in load_arrays(path).items()})
+
+    # ------------------------------------------------------------------ Minari
+    @classmethod
+    def from_minari(cls, dataset: Any) -> Dataset:
+        """Read a Minari dataset (a ``minari.MinariDataset`` or its id under
+        ``$MINARI_DATASETS_PATH``); needs ``realax-agents[minari]``.
+
+        ``masks = 1 - terminations``, ``dones = terminations | truncations``,
+        ``next_observations`` are each episode's observations shifted by one.
+        """
+        from ._minari import from_minari
+
+        return from_minari(dataset)
+
+    def to_minari(self, dataset_id: str, **kwargs: Any) -> Any:
+        """Write the episodes (split at ``dones``) as Minari dataset ``dataset_id``; needs
+        ``realax-agents[minari]``. Keyword arguments go to
+        ``minari.create_dataset_from_buffers`` (``env``, ``algorithm_name``, ...); returns
+        the ``minari.MinariDataset``. Terminations are the rows where ``masks`` is 0,
+        truncations the other rows where ``dones`` is true.
+        """
+        from ._minari import to_minari
+
+        return to_minari(self, dataset_id, **kwargs)
+
+    # ------------------------------------------------------------------ checks
+    def validate(
+        self, required_keys: Sequence[str] = (), *, owner: str = "Dataset.validate", **kwargs: Any
+    ) -> Dataset:
+        """`check_dataset` on this dataset; returns it unchanged so calls chain."""
+        check_dataset(self, required_keys, owner=owner, **kwargs)
+        return self
+
+    def __repr__(self) -> str:
+        if not self.arrays:
+            return "Dataset(size=0)"
+        fields = ", ".join(
+            f"{k}={getattr(v, 'dtype', type(v).__name__)}{list(jnp.shape(v))}"
+            for k, v in self.arrays.items()
+        )
+        return f"Dataset(size={self.size}, {fields})"
 
     # ------------------------------------------------------------------ mapping
     def __getitem__(self, key: str) -> Any:

@@ -191,7 +191,7 @@ class TrainState(struct.PyTreeNode):
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def apply_gradients(
-        self, *, grads: Params, extra_variables: Mapping[str, Any] | None = None
+        self, *, grads: Params, extra_variables: Mapping[str, Any] | None = None, **kwargs: Any
     ) -> TrainState:
         """Take one optimiser step with ``grads``; optionally store updated collections.
 
@@ -199,6 +199,9 @@ class TrainState(struct.PyTreeNode):
             grads: gradients shaped like ``params``.
             extra_variables: collections to merge into ``self.extra_variables`` (e.g. the
                 ``{"batch_stats": ...}`` returned by a ``mutable=["batch_stats"]`` call).
+            **kwargs: other fields (of a subclass) to ``replace`` in the result, as
+                jaxrl_m's ``apply_gradients(grads=..., **kwargs)``; not ``step``,
+                ``params`` or ``opt_state``, which the step sets.
 
         Returns:
             The new state, with ``step`` incremented.
@@ -217,6 +220,12 @@ class TrainState(struct.PyTreeNode):
                 "this TrainState has no optimiser (tx=None); create it with "
                 "TrainState.create(model_def, params, tx=optax.adam(...)) to apply gradients"
             )
+        clash = sorted({"step", "params", "opt_state"} & set(kwargs))
+        if clash:
+            raise TypeError(
+                f"apply_gradients sets {clash} itself; pass only other fields as keyword "
+                "arguments, or call state.replace(...) on the result"
+            )
         updates, new_opt_state = self.tx.update(grads, self.opt_state, self.params)
         new_params = optax.apply_updates(self.params, updates)
         new_extra = self.extra_variables
@@ -227,6 +236,7 @@ class TrainState(struct.PyTreeNode):
             params=new_params,
             extra_variables=new_extra,
             opt_state=new_opt_state,
+            **kwargs,
         )
 
     @overload

@@ -10,7 +10,7 @@ from typing import Any
 from ._common import table
 from ._config import CliError
 from ._folders import METRICS_FILE, PLOT_FILE, finished_summary, holds_run
-from ._schema import EvolveConfig, ListArgs, RunArgs, TrainConfig, plot_method
+from ._schema import OFFLINE_ALGOS, EvolveConfig, ListArgs, RunArgs, TrainConfig, plot_method
 
 
 def run(config: EvolveConfig | TrainConfig | RunArgs | ListArgs) -> int:
@@ -20,9 +20,7 @@ def run(config: EvolveConfig | TrainConfig | RunArgs | ListArgs) -> int:
 
         return _evolve.evolve(config)
     if isinstance(config, TrainConfig):
-        from . import _rl
-
-        return _rl.train(config)
+        return _module_for(config).train(config)
     if isinstance(config, RunArgs):
         return _resume(config) if config.command == "resume" else _eval(config)
     if config.command == "plot":
@@ -37,6 +35,10 @@ def _module_for(saved: EvolveConfig | TrainConfig) -> Any:
         from . import _evolve
 
         return _evolve
+    if saved.algo in OFFLINE_ALGOS:
+        from . import _offline
+
+        return _offline
     from . import _rl
 
     return _rl

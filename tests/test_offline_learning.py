@@ -17,7 +17,7 @@ import jax
 import numpy as np
 import pytest
 import realax.agents as ra
-from realax.train.rl import OffPolicyTrainer, OfflineTrainer, OnPolicyTrainer, collect, evaluate
+from realax.train.rl import OfflineTrainer, OffPolicyTrainer, OnPolicyTrainer, collect, evaluate
 
 pytestmark = pytest.mark.slow
 

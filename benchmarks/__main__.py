@@ -36,6 +36,7 @@ TABLES = {
     "scaling": "scaling",
     "logging": "logging_overhead",
     "startup": "startup",
+    "offline": "offline",
 }
 TITLES = {
     "loop": "1. Loop overhead (no environment)",
@@ -45,6 +46,7 @@ TITLES = {
     "scaling": "5. Scaling: population size and CPU devices",
     "logging": "6. Logging and checkpointing overhead (realax.log)",
     "startup": "7. Start-up: `realax --help` and package imports",
+    "offline": "8. Offline RL: OfflineTrainer vs a hand-written update loop",
 }
 
 

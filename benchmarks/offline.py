@@ -46,7 +46,11 @@ def plan(quick: bool) -> list[dict[str, Any]]:
                 "func": "ab",
                 "cfg": cfg,
                 "realax": True,
-                **({} if hasattr(ra, agent) else {"pending": f"realax.agents has no {agent} yet"}),
+                **(
+                    {}
+                    if hasattr(ra, agent)
+                    else {"pending": f"no realax.agents.{agent}", "optional": True}
+                ),
             }
         )
     return rows

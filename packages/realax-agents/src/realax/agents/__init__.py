@@ -28,6 +28,8 @@ from ._distributions import TanhDiagGaussian as TanhDiagGaussian
 from ._dqn import DQN as DQN
 from ._dqn import DQNConfig as DQNConfig
 from ._gae import gae as gae
+from ._iql import IQL as IQL
+from ._iql import IQLConfig as IQLConfig
 from ._networks import MLP as MLP
 from ._networks import ActorCritic as ActorCritic
 from ._networks import ContinuousActor as ContinuousActor
@@ -61,6 +63,8 @@ __all__ = [
     "PPO",
     "SAC",
     "DQN",
+    "IQL",
+    "IQLConfig",
     "CQL",
     "CQLConfig",
     "DDPG",

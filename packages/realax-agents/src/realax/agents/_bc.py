@@ -92,7 +92,7 @@ class _BehaviourCloning(struct.PyTreeNode):
         new_actor, info = self.actor.apply_loss_fn(loss_fn=loss_fn, pmap_axis=axis, has_aux=True)
         return self.replace(actor=new_actor), c.mean_info(info)
 
-    @functools.partial(jax.jit, static_argnames=("deterministic",))
+    @functools.partial(jax.jit, static_argnames=("deterministic", "argmax"))
     def sample_actions(
         self,
         observations: jax.Array,
@@ -100,8 +100,11 @@ class _BehaviourCloning(struct.PyTreeNode):
         seed: jax.Array,
         temperature: float = 1.0,
         deterministic: bool = False,
+        argmax: bool = False,
     ) -> jax.Array:
-        """Sample actions (``deterministic=True``: the most likely action / the mean)."""
+        """Sample actions (``deterministic=True`` or jaxrl_m's ``argmax=True``: the most likely
+        action / the mean; ``temperature`` scales the logits / the std)."""
+        deterministic = deterministic or argmax  # jaxrl_m's spelling
         dist = self.actor(observations, temperature=temperature)
         if deterministic:
             return dist.mode()
@@ -140,7 +143,9 @@ class DiscreteBC(_BehaviourCloning):
     config: DiscreteBCConfig = nonpytree_field()
 
     @classmethod
-    def create(cls, key: Array, observations: Array, actions: Array, **config: Any) -> DiscreteBC:
+    def create(
+        cls, key: Array | int, observations: Array, actions: Array, **config: Any
+    ) -> DiscreteBC:
         """Initialise the policy from a PRNG ``key``, example ``observations`` (float
         ``(obs_dim,)`` or ``(B, obs_dim)``) and example integer ``actions`` (only the dtype is
         used); ``config`` holds fields of `DiscreteBCConfig` (``n_actions`` is required).
@@ -152,6 +157,7 @@ class DiscreteBC(_BehaviourCloning):
             2
         """
         cfg = c.build_config(DiscreteBCConfig, "DiscreteBC", config)
+        key = c.as_key("DiscreteBC", key)
         n_actions = c.discrete_n_actions("DiscreteBC", actions, cfg.n_actions)
         obs = c.observation_example("DiscreteBC", observations)
         actor_def = DiscreteActor(
@@ -215,7 +221,9 @@ class ContinuousBC(_BehaviourCloning):
     config: ContinuousBCConfig = nonpytree_field()
 
     @classmethod
-    def create(cls, key: Array, observations: Array, actions: Array, **config: Any) -> ContinuousBC:
+    def create(
+        cls, key: Array | int, observations: Array, actions: Array, **config: Any
+    ) -> ContinuousBC:
         """Initialise the policy from a PRNG ``key``, example ``observations`` (float
         ``(obs_dim,)`` or ``(B, obs_dim)``) and example float ``actions`` (``(action_dim,)``
         or ``(B, action_dim)``); ``config`` holds fields of `ContinuousBCConfig`.
@@ -227,6 +235,7 @@ class ContinuousBC(_BehaviourCloning):
             False
         """
         cfg = c.build_config(ContinuousBCConfig, "ContinuousBC", config)
+        key = c.as_key("ContinuousBC", key)
         action_dim = c.continuous_action_dim("ContinuousBC", actions)
         obs = c.observation_example("ContinuousBC", observations)
         actor_def = ContinuousActor(

@@ -121,7 +121,7 @@ class DQN(struct.PyTreeNode):
     config: DQNConfig = nonpytree_field()
 
     @classmethod
-    def create(cls, key: Array, observations: Array, actions: Array, **config: Any) -> DQN:
+    def create(cls, key: Array | int, observations: Array, actions: Array, **config: Any) -> DQN:
         """Initialise online and target Q-networks (identical parameters) from a PRNG ``key``,
         example ``observations`` (float ``(obs_dim,)`` or ``(B, obs_dim)``) and example integer
         ``actions`` (only the dtype is used); ``config``: fields of `DQNConfig` (``n_actions``
@@ -135,9 +135,10 @@ class DQN(struct.PyTreeNode):
             True
         """
         cfg = c.build_config(DQNConfig, "DQN", config)
+        rng = c.as_key("DQN", key)
         n_actions = c.discrete_n_actions("DQN", actions, cfg.n_actions)
         obs = c.observation_example("DQN", observations)
-        init_key, key = jax.random.split(key)
+        init_key, new_key = jax.random.split(rng)
         model_def = QCritic(
             hidden_dims=cfg.hidden_dims,
             n_actions=n_actions,
@@ -149,7 +150,7 @@ class DQN(struct.PyTreeNode):
             lr = optax.linear_schedule(cfg.learning_rate, 0.0, cfg.anneal_lr_steps)
         q = c.init_state(model_def, init_key, obs, tx=c.make_optimizer(lr, cfg.max_grad_norm))
         target_q = TrainState.create(model_def, q.params)
-        return cls(q=q, target_q=target_q, key=key, config=cfg)
+        return cls(q=q, target_q=target_q, key=new_key, config=cfg)
 
     @functools.partial(jax.jit, static_argnames=("pmap_axis",))
     def update(
@@ -198,7 +199,7 @@ class DQN(struct.PyTreeNode):
         new_target = target_update(new_q, self.target_q, tau)
         return self.replace(q=new_q, target_q=new_target), c.mean_info(info)
 
-    @functools.partial(jax.jit, static_argnames=("deterministic",))
+    @functools.partial(jax.jit, static_argnames=("deterministic", "argmax"))
     def sample_actions(
         self,
         observations: jax.Array,
@@ -206,10 +207,11 @@ class DQN(struct.PyTreeNode):
         seed: jax.Array,
         epsilon: float | jax.Array = 0.0,
         deterministic: bool = False,
+        argmax: bool = False,
     ) -> jax.Array:
         """Epsilon-greedy int32 actions (``epsilon`` may be a traced schedule value).
 
-        ``deterministic=True`` (or ``epsilon=0``) gives the greedy action.
+        ``deterministic=True`` (or ``argmax=True``, or ``epsilon=0``) gives the greedy action.
 
         Example:
             >>> agent = DQN.create(key=jax.random.key(0), observations=jnp.zeros(4),
@@ -218,6 +220,7 @@ class DQN(struct.PyTreeNode):
             >>> int(a) in (0, 1, 2)
             True
         """
+        deterministic = deterministic or argmax  # jaxrl_m's spelling
         q_values = self.q(observations)
         greedy = jnp.argmax(q_values, axis=-1).astype(jnp.int32)
         if deterministic:

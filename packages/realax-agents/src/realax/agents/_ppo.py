@@ -116,7 +116,7 @@ class PPO(struct.PyTreeNode):
     config: PPOConfig = nonpytree_field()
 
     @classmethod
-    def create(cls, key: Array, observations: Array, actions: Array, **config: Any) -> PPO:
+    def create(cls, key: Array | int, observations: Array, actions: Array, **config: Any) -> PPO:
         """Initialise the actor-critic; integer example actions mean discrete actions.
 
         ``key`` is a PRNG key, ``observations`` example observation(s), float ``(obs_dim,)``
@@ -131,6 +131,7 @@ class PPO(struct.PyTreeNode):
             False
         """
         cfg = c.build_config(PPOConfig, "PPO", config)
+        rng = c.as_key("PPO", key)
         obs = c.observation_example("PPO", observations)
         if jnp.issubdtype(jnp.asarray(actions).dtype, jnp.integer):
             n_actions = c.discrete_n_actions("PPO", actions, cfg.n_actions)
@@ -141,12 +142,12 @@ class PPO(struct.PyTreeNode):
         model_def = ActorCritic(
             hidden_dims=cfg.hidden_dims, activation=ACTIVATIONS[cfg.activation], **heads
         )
-        init_key, key = jax.random.split(key)
+        init_key, new_key = jax.random.split(rng)
         lr: float | optax.Schedule = cfg.learning_rate
         if cfg.anneal_lr_steps is not None:
             lr = optax.linear_schedule(cfg.learning_rate, 0.0, cfg.anneal_lr_steps)
         tx = c.make_optimizer(lr, cfg.max_grad_norm, eps=cfg.adam_eps, flat=True)
-        return cls(model=c.init_state(model_def, init_key, obs, tx=tx), key=key, config=cfg)
+        return cls(model=c.init_state(model_def, init_key, obs, tx=tx), key=new_key, config=cfg)
 
     @property
     def discrete(self) -> bool:
@@ -170,11 +171,16 @@ class PPO(struct.PyTreeNode):
         actions = dist.mode() if deterministic else dist.sample(seed=seed)
         return actions, dist.log_prob(actions), value
 
-    @functools.partial(jax.jit, static_argnames=("deterministic",))
+    @functools.partial(jax.jit, static_argnames=("deterministic", "argmax"))
     def sample_actions(
-        self, observations: jax.Array, *, seed: jax.Array, deterministic: bool = False
+        self,
+        observations: jax.Array,
+        *,
+        seed: jax.Array,
+        deterministic: bool = False,
+        argmax: bool = False,
     ) -> jax.Array:
-        """Sample actions (``deterministic=True``: the mode of the policy).
+        """Sample actions (``deterministic=True`` or ``argmax=True``: the mode of the policy).
 
         Example:
             >>> agent = PPO.create(key=jax.random.key(0), observations=jnp.zeros(4),
@@ -182,6 +188,7 @@ class PPO(struct.PyTreeNode):
             >>> agent.sample_actions(jnp.zeros((5, 4)), seed=jax.random.key(1)).shape
             (5,)
         """
+        deterministic = deterministic or argmax  # jaxrl_m's spelling
         dist = self.model(observations, method="policy")
         return dist.mode() if deterministic else dist.sample(seed=seed)
 

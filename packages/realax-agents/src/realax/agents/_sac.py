@@ -140,7 +140,7 @@ class SAC(struct.PyTreeNode):
     config: SACConfig = nonpytree_field()
 
     @classmethod
-    def create(cls, key: Array, observations: Array, actions: Array, **config: Any) -> SAC:
+    def create(cls, key: Array | int, observations: Array, actions: Array, **config: Any) -> SAC:
         """Initialise actor, twin critics (and their targets) and the temperature.
 
         From a PRNG ``key``, example ``observations`` (float ``(obs_dim,)`` or ``(B, obs_dim)``)
@@ -154,12 +154,13 @@ class SAC(struct.PyTreeNode):
             -2.0
         """
         cfg = c.build_config(SACConfig, "SAC", config)
+        rng = c.as_key("SAC", key)
         action_dim = c.continuous_action_dim("SAC", actions)
         obs = c.observation_example("SAC", observations)
         act = jnp.broadcast_to(jnp.asarray(actions, jnp.float32), (*obs.shape[:-1], action_dim))
         if cfg.target_entropy is None:
             cfg = dataclasses.replace(cfg, target_entropy=-float(action_dim))
-        actor_key, critic_key, temp_key, key = jax.random.split(key, 4)
+        actor_key, critic_key, temp_key, new_key = jax.random.split(rng, 4)
         activation = ACTIVATIONS[cfg.activation]
         actor_def = ContinuousActor(
             hidden_dims=cfg.hidden_dims,
@@ -178,7 +179,7 @@ class SAC(struct.PyTreeNode):
             critic=critic,
             target_critic=TrainState.create(critic_def, critic.params),
             temperature=c.init_state(temp_def, temp_key, tx=c.make_optimizer(cfg.temperature_lr)),
-            key=key,
+            key=new_key,
             config=cfg,
         )
 
@@ -252,11 +253,18 @@ class SAC(struct.PyTreeNode):
         new = self.replace(actor=new_actor, critic=new_critic, target_critic=new_target)
         return new.replace(temperature=new_temperature, key=key), info
 
-    @functools.partial(jax.jit, static_argnames=("deterministic",))
+    @functools.partial(jax.jit, static_argnames=("deterministic", "argmax"))
     def sample_actions(
-        self, observations: jax.Array, *, seed: jax.Array, deterministic: bool = False
+        self,
+        observations: jax.Array,
+        *,
+        seed: jax.Array,
+        deterministic: bool = False,
+        argmax: bool = False,
+        temperature: float | jax.Array = 1.0,
     ) -> jax.Array:
-        """Actions in ``(-1, 1)``; ``deterministic=True`` gives ``tanh(mean)``.
+        """Actions in ``(-1, 1)``; ``deterministic=True`` (or jaxrl_m's ``argmax=True``) gives
+        ``tanh(mean)``; ``temperature`` scales the std of the sampled Gaussian.
 
         Example:
             >>> agent = SAC.create(key=jax.random.key(0), observations=jnp.zeros(3),
@@ -264,7 +272,8 @@ class SAC(struct.PyTreeNode):
             >>> agent.sample_actions(jnp.zeros(3), seed=jax.random.key(1), deterministic=True).shape
             (2,)
         """
-        dist = self.actor(observations)
+        deterministic = deterministic or argmax  # jaxrl_m's spelling
+        dist = self.actor(observations, temperature=temperature)
         return dist.mode() if deterministic else dist.sample(seed=seed)
 
 

@@ -241,17 +241,19 @@ class TD3(struct.PyTreeNode):
         info = {**critic_info, **actor_info, "actor_updated": actor_turn}
         return new, c.mean_info(info)
 
-    @functools.partial(jax.jit, static_argnames=("deterministic",))
+    @functools.partial(jax.jit, static_argnames=("deterministic", "argmax"))
     def sample_actions(
         self,
         observations: jax.Array,
         *,
         seed: jax.Array,
         deterministic: bool = False,
+        argmax: bool = False,
         noise_scale: float | jax.Array | None = None,
     ) -> jax.Array:
         """``pi(s)`` plus Gaussian exploration noise (std ``noise_scale``, default
-        ``config.exploration_noise``), clipped to ``[-1, 1]``; ``deterministic=True``: ``pi(s)``.
+        ``config.exploration_noise``), clipped to ``[-1, 1]``; ``deterministic=True`` (or
+        ``argmax=True``): ``pi(s)``.
 
         Example:
             >>> agent = TD3.create(key=0, observations=jnp.zeros(3), actions=jnp.zeros(2))
@@ -259,6 +261,7 @@ class TD3(struct.PyTreeNode):
             >>> a.shape, bool(jnp.all(jnp.abs(a) <= 1))
             ((2,), True)
         """
+        deterministic = deterministic or argmax  # jaxrl_m's spelling
         actions = self.actor(observations)
         if deterministic:
             return actions

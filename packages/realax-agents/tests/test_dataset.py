@@ -127,9 +127,16 @@ def test_from_transition_and_derived_dones():
     given = Dataset.from_transition(t, dones=jnp.array([0, 0, 1, 1, 0], bool), extra=jnp.ones(5))
     assert given["dones"].tolist() == [False, False, True, True, False]
     assert sorted(given) == sorted([*derived, "extra"])
-    # a (T, n_envs) transition is flattened row-major
+    # a (T, n_envs) transition is flattened row-major, or env by env with time_major=True
     t2 = jax.tree.map(lambda x: jnp.stack([x, x], axis=1), t)
+    t2 = t2.replace(obs=t2.obs.at[:, 1].add(100.0), next_obs=t2.next_obs.at[:, 1].add(100.0))
     assert Dataset.from_transition(t2).size == 10
+    by_env = Dataset.from_transition(t2, time_major=True)
+    np.testing.assert_array_equal(by_env["observations"][:5], obs)
+    np.testing.assert_array_equal(by_env["observations"][5:], obs + 100)
+    assert by_env["dones"].tolist() == [False, True, False, True, True] * 2
+    with pytest.raises(ValueError, match=r"time_major=True needs leading axes \(T, n_envs\)"):
+        Dataset.from_transition(t, time_major=True)
     with pytest.raises(TypeError, match="expects a realax.agents.Transition"):
         Dataset.from_transition({"obs": obs})  # type: ignore[arg-type]
 
@@ -188,3 +195,11 @@ def test_check_dataset_errors():
         check_dataset(ds, [], owner="X", action_shape=(1,))
     with pytest.raises(ValueError, match="expected a realax.agents.Dataset"):
         check_dataset([1, 2], [], owner="X")  # type: ignore[arg-type]
+
+
+def test_jaxrl_m_habits_get_clear_errors():
+    ds = _dataset(12)
+    with pytest.raises(TypeError, match=r"takes a PRNG key first"):
+        ds.sample(256)
+    with pytest.raises(ValueError, match=r"\['observations'\] are nested dicts"):
+        Dataset.create(observations={"image": np.zeros((3, 2)), "state": np.zeros((3, 1))})

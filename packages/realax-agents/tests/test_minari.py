@@ -5,13 +5,13 @@ from __future__ import annotations
 import subprocess
 import sys
 
-import gymnasium as gym
 import jax.numpy as jnp
 import numpy as np
 import pytest
 from realax.agents import Dataset
 
-minari = pytest.importorskip("minari")
+minari = pytest.importorskip("minari")  # the extra realax-agents[minari]
+gym = pytest.importorskip("gymnasium")  # comes with minari
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")  # minari's metadata advice
 
@@ -113,3 +113,10 @@ def test_import_realax_agents_does_not_load_minari():
     code = "import sys, realax.agents; print('minari' in sys.modules, 'gymnasium' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_missing_extra_names_it():
+    from realax.agents._minari import _import
+
+    with pytest.raises(ImportError, match=r'pip install "realax-agents\[minari\]"'):
+        _import("minari_not_installed_here")

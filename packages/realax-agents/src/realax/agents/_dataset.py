@@ -71,6 +71,13 @@ class Dataset(struct.PyTreeNode, Mapping):
                 "Dataset.create needs at least one array, e.g. Dataset.create(observations=..., "
                 "actions=..., rewards=..., masks=..., dones=..., next_observations=...)"
             )
+        nested = [k for k, v in arrays.items() if isinstance(v, Mapping)]
+        if nested:
+            raise ValueError(
+                f"Dataset.create: {nested} are nested dicts; a Dataset holds flat arrays, so "
+                "pass each leaf as its own key (e.g. observations_image=..., "
+                "observations_state=...) or concatenate them"
+            )
         converted = {k: jnp.asarray(v) for k, v in arrays.items()}
         lengths = {}
         for k, v in converted.items():
@@ -92,15 +99,20 @@ class Dataset(struct.PyTreeNode, Mapping):
         return cls(arrays=converted)
 
     @classmethod
-    def from_transition(cls, transition: Transition, *, dones: Any = None, **extra: Any) -> Dataset:
-        """The dataset of a `Transition` (rows on its leading axis; more leading axes, e.g.
-        ``(T, n_envs)``, are flattened in C order).
+    def from_transition(
+        cls, transition: Transition, *, dones: Any = None, time_major: bool = False, **extra: Any
+    ) -> Dataset:
+        """The dataset of a `Transition` (rows on its leading axis; more leading axes are
+        flattened in C order).
 
         Args:
             transition: the batch; ``masks = 1 - terminated``.
             dones: bool per row, true where an episode ended (terminated *or* truncated).
                 Without it, ``dones`` is derived as `Dataset.create` does (terminations and
                 jumps between ``next_observations`` and the next row's ``observations``).
+            time_major: the leading axes are ``(T, n_envs)`` (a rollout of vectorised
+                environments); they are swapped before flattening, so each environment's
+                steps are consecutive rows and episodes stay contiguous.
             **extra: more arrays to keep (same leading shape).
 
         Example:
@@ -117,6 +129,11 @@ class Dataset(struct.PyTreeNode, Mapping):
                 f"{type(transition).__name__}); for a dict use Dataset.create(**arrays)"
             )
         lead = jnp.shape(transition.rewards)
+        if time_major and len(lead) != 2:
+            raise ValueError(
+                f"Dataset.from_transition: time_major=True needs leading axes (T, n_envs); "
+                f"rewards has shape {lead}"
+            )
         arrays = {
             "observations": transition.obs,
             "actions": transition.actions,
@@ -133,6 +150,8 @@ class Dataset(struct.PyTreeNode, Mapping):
                     f"Dataset.from_transition: {k!r} has shape {jnp.shape(v)}, expected a "
                     f"leading shape {lead} like rewards"
                 )
+        if time_major:
+            arrays = {k: jnp.swapaxes(v, 0, 1) for k, v in arrays.items()}
         return cls.create(
             **{k: jnp.reshape(v, (n, *jnp.shape(v)[len(lead) :])) for k, v in arrays.items()}
         )
@@ -212,9 +231,9 @@ class Dataset(struct.PyTreeNode, Mapping):
         ``masks = 1 - terminations``, ``dones = terminations | truncations``,
         ``next_observations`` are each episode's observations shifted by one.
         """
-        from ._minari import from_minari
+        from ._minari import read_minari
 
-        return from_minari(dataset)
+        return cls.create(**read_minari(dataset))
 
     def to_minari(self, dataset_id: str, **kwargs: Any) -> Any:
         """Write the episodes (split at ``dones``) as Minari dataset ``dataset_id``; needs
@@ -223,9 +242,10 @@ class Dataset(struct.PyTreeNode, Mapping):
         the ``minari.MinariDataset``. Terminations are the rows where ``masks`` is 0,
         truncations the other rows where ``dones`` is true.
         """
-        from ._minari import to_minari
+        from ._minari import write_minari
 
-        return to_minari(self, dataset_id, **kwargs)
+        starts, ends = self.episode_starts(), self.episode_ends()
+        return write_minari(self.arrays, dataset_id, starts=starts, ends=ends, **kwargs)
 
     # ------------------------------------------------------------------ checks
     def validate(
@@ -275,8 +295,14 @@ class Dataset(struct.PyTreeNode, Mapping):
             idx = jnp.nonzero(idx)[0]
         return Dataset(arrays={k: v[idx] for k, v in self.arrays.items()})
 
-    def sample(self, key: jax.Array, batch_size: int) -> Dataset:
+    def sample(self, key: jax.Array, batch_size: int | None = None) -> Dataset:
         """``batch_size`` rows drawn uniformly with replacement (jit-able)."""
+        if batch_size is None:
+            raise TypeError(
+                "Dataset.sample(key, batch_size) takes a PRNG key first (jaxrl_m's "
+                "sample(batch_size) used numpy's global RNG); e.g. "
+                "dataset.sample(jax.random.key(0), 256)"
+            )
         idx = jax.random.randint(key, (batch_size,), 0, self.size)
         return self.subset(idx)
 

@@ -67,7 +67,9 @@ def shard_batch(batch: PyTree, n_devices: int | None = None) -> PyTree:
 
     A leaf of shape ``(B, ...)`` becomes ``(n_devices, B // n_devices, ...)``; device ``i``
     gets rows ``i * B // n_devices`` to ``(i + 1) * B // n_devices``. Numpy leaves stay numpy
-    (``jax.pmap`` transfers them); jax leaves are reshaped with ``jnp.reshape``.
+    (``jax.pmap`` transfers them); jax leaves are reshaped with ``jnp.reshape``. A
+    `realax.agents.Dataset` (or a `Transition`) is a pytree: ``shard_batch(dataset)`` returns
+    a `Dataset` whose arrays are ``(n_devices, size // n_devices, ...)``.
 
     Args:
         batch: pytree of arrays sharing a leading batch axis.

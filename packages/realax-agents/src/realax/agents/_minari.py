@@ -3,7 +3,7 @@
 Minari stores episodes: ``T + 1`` observations, ``T`` actions, rewards, ``terminations`` and
 ``truncations``. A `Dataset` row ``i`` of an episode is ``(observations[i], actions[i],
 rewards[i], next_observations = observations[i + 1])``, ``masks = 1 - terminations`` and
-``dones = terminations | truncations``; episodes follow one another. `to_minari` writes the
+``dones = terminations | truncations``; episodes follow one another. `write_minari` writes the
 episodes given by ``dataset.episode_starts()`` / ``episode_ends()`` (the ``dones``) back.
 
 ``minari`` (and gymnasium, for the spaces) is imported only inside these functions, so
@@ -13,15 +13,12 @@ episodes given by ``dataset.episode_starts()`` / ``episode_ends()`` (the ``dones
 from __future__ import annotations
 
 import importlib
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from ._dataset import Dataset
-
-__all__ = ["from_minari", "to_minari"]
+__all__ = ["read_minari", "write_minari"]
 
 #: the keys a Minari episode holds (any other `Dataset` key cannot be written)
 MINARI_KEYS = ("observations", "actions", "rewards", "masks", "dones", "next_observations")
@@ -46,19 +43,18 @@ def _check_space(space: Any, what: str) -> None:
         )
 
 
-def from_minari(dataset: Any) -> Dataset:
-    """Read every episode of a Minari dataset (a `minari.MinariDataset` or its id).
+def read_minari(dataset: Any) -> dict[str, np.ndarray]:
+    """Read every episode of a Minari dataset (a `minari.MinariDataset` or its id); the
+    arrays of `realax.agents.Dataset.from_minari`.
 
     Args:
         dataset: a loaded ``MinariDataset``, or a dataset id for ``minari.load_dataset``
             (found under ``$MINARI_DATASETS_PATH``; nothing is downloaded).
 
     Returns:
-        A `Dataset` with ``observations``, ``actions``, ``rewards``, ``masks`` (float32),
-        ``dones`` (bool) and ``next_observations``, episodes in the dataset's order.
+        ``observations``, ``actions``, ``rewards``, ``masks`` (float32), ``dones`` (bool) and
+        ``next_observations``, episodes in the dataset's order.
     """
-    from ._dataset import Dataset
-
     minari = _import("minari")
     if isinstance(dataset, str):
         dataset = minari.load_dataset(dataset, download=False)
@@ -81,10 +77,10 @@ def from_minari(dataset: Any) -> Dataset:
         parts["dones"].append(terminated | np.asarray(episode.truncations, bool))
     if not parts["rewards"]:
         raise ValueError("Dataset.from_minari: the Minari dataset has no episodes")
-    return Dataset.create(**{k: np.concatenate(v) for k, v in parts.items()})
+    return {k: np.concatenate(v) for k, v in parts.items()}
 
 
-def _spaces_of(dataset: Dataset) -> tuple[Any, Any]:
+def _spaces_of(dataset: Mapping[str, Any]) -> tuple[Any, Any]:
     spaces = _import("gymnasium.spaces")
     obs = np.asarray(dataset["observations"])
     observation_space = spaces.Box(-np.inf, np.inf, obs.shape[1:], obs.dtype)
@@ -96,13 +92,12 @@ def _spaces_of(dataset: Dataset) -> tuple[Any, Any]:
     return observation_space, action_space
 
 
-def _episode_buffers(dataset: Dataset) -> list[Any]:
+def _episode_buffers(dataset: Mapping[str, Any], starts: np.ndarray, ends: np.ndarray) -> list[Any]:
     buffer_cls = _import("minari.data_collector.episode_buffer").EpisodeBuffer
     a = {k: np.asarray(dataset[k]) for k in MINARI_KEYS}
-    ends = dataset.episode_ends()
-    starts = dataset.episode_starts()
+    size = len(a["rewards"])
     # inside an episode, Minari keeps one observation sequence: s'_i must be s_{i+1}
-    inner = np.ones(dataset.size, bool)
+    inner = np.ones(size, bool)
     inner[ends] = False
     broken = np.nonzero(
         inner[:-1]
@@ -118,8 +113,8 @@ def _episode_buffers(dataset: Dataset) -> list[Any]:
             "false there; Minari stores one observation sequence per episode, so mark those "
             "rows as episode ends (dones=True)"
         )
-    terminated = a["masks"].reshape(dataset.size) == 0
-    done = a["dones"].reshape(dataset.size).astype(bool)
+    terminated = a["masks"].reshape(size) == 0
+    done = a["dones"].reshape(size).astype(bool)
     buffers = []
     for i, (s, e) in enumerate(zip(starts, ends, strict=True)):
         rows = slice(int(s), int(e) + 1)
@@ -137,12 +132,22 @@ def _episode_buffers(dataset: Dataset) -> list[Any]:
     return buffers
 
 
-def to_minari(dataset: Dataset, dataset_id: str, **kwargs: Any) -> Any:
-    """Write ``dataset`` as the Minari dataset ``dataset_id`` (under ``$MINARI_DATASETS_PATH``).
+def write_minari(
+    dataset: Mapping[str, Any],
+    dataset_id: str,
+    *,
+    starts: np.ndarray,
+    ends: np.ndarray,
+    **kwargs: Any,
+) -> Any:
+    """Write ``dataset`` as the Minari dataset ``dataset_id`` (under ``$MINARI_DATASETS_PATH``);
+    the body of `realax.agents.Dataset.to_minari`.
 
     Args:
-        dataset: needs `MINARI_KEYS` and no other key; ``dones`` split the episodes.
+        dataset: needs `MINARI_KEYS` and no other key.
         dataset_id: Minari id ``(namespace/)(env_name/)name-v<version>``.
+        starts, ends: first and last row of each episode (``Dataset.episode_starts()`` /
+            ``episode_ends()``, from ``dones``).
         **kwargs: passed to ``minari.create_dataset_from_buffers`` (``env``,
             ``algorithm_name``, ``author``, ``code_permalink``, ``description``, ...).
             Without ``env``, ``observation_space`` defaults to an unbounded ``Box`` of the
@@ -166,4 +171,6 @@ def to_minari(dataset: Dataset, dataset_id: str, **kwargs: Any) -> Any:
         observation_space, action_space = _spaces_of(dataset)
         kwargs.setdefault("observation_space", observation_space)
         kwargs.setdefault("action_space", action_space)
-    return minari.create_dataset_from_buffers(dataset_id, _episode_buffers(dataset), **kwargs)
+    return minari.create_dataset_from_buffers(
+        dataset_id, _episode_buffers(dataset, starts, ends), **kwargs
+    )

@@ -25,7 +25,7 @@ from .._validate import (
     check_positive_int,
 )
 from ._envs import ActionBounds, agent_factory, agent_name, flat_obs_shape, resolve_env
-from ._evaluate import play_episodes
+from ._evaluate import greedy_means
 from ._offline_checks import as_dataset, check_against_env, check_batch_size, check_finite
 
 __all__ = ["OfflineState", "OfflineTrainer"]
@@ -248,18 +248,17 @@ class OfflineTrainer(BaseTrainer):
         eval_return, metrics = state.eval_return, dict(info)
         if self.eval_episodes:
             active = jnp.logical_or(step % self.eval_freq == 0, step == self.train_steps)
-            ret, length = play_episodes(
+            ret, length = greedy_means(
                 agent,
                 self.eval_env,
                 k_eval,
+                active,
                 n_episodes=self.eval_episodes,
-                max_steps=jnp.where(active, self.eval_max_steps, 0),
+                max_steps=self.eval_max_steps,
                 action_fn=self.env_action,
             )
-            eval_return = jnp.where(active, jnp.mean(ret), state.eval_return)
-            metrics["eval_length"] = jnp.where(
-                active, jnp.mean(length.astype(jnp.float32)), jnp.nan
-            )
+            eval_return = jnp.where(active, ret, state.eval_return)
+            metrics["eval_length"] = jnp.where(active, length, jnp.nan)
         metrics["eval_return"] = eval_return
         return state.replace(agent=agent, eval_return=eval_return, step=step), metrics
 

@@ -91,9 +91,11 @@ def test_td3_bc_from_sac_data(pendulum):
 
 def test_iql_from_sac_data(pendulum):
     data, reference = pendulum
-    assert _train(_agent("IQL"), data, "Pendulum-v1", 3000, hidden_dims=(64, 64)) >= (
-        reference - 150
-    )
+    # jaxrl_m's defaults except: learning rates 1e-3 and LayerNorm in the critics (with 3e-4,
+    # 3,000 steps end near -1000; without LayerNorm the return swings between -130 and -400)
+    kw = dict(hidden_dims=(64, 64), actor_lr=1e-3, value_lr=1e-3, critic_lr=1e-3,
+              critic_layer_norm=True)  # fmt: skip
+    assert _train(_agent("IQL"), data, "Pendulum-v1", 3000, **kw) >= reference - 150
 
 
 def test_continuous_bc_from_sac_data(pendulum):

@@ -26,7 +26,7 @@ AGENTS = {"bc": None, "cql": "discrete", "iql": "continuous", "td3bc": "continuo
 #: TD3+BC's weight of the Q term (Fujimoto & Gu, 2021)
 TD3_BC_ALPHA = 2.5
 #: learning rates measured in tests/test_offline_learning.py where the agent's default is slow
-DEFAULT_LR = {"td3bc": 1e-3}
+DEFAULT_LR = {"td3bc": 1e-3, "iql": 1e-3}
 BATCH_SIZE = 256
 
 
@@ -92,7 +92,11 @@ def _agent(algo: str, discrete: bool, env_name: str) -> tuple[Any, dict[str, Any
     agent = getattr(ra, name.get(algo, "TD3"), None)
     if agent is None:
         raise CliError(f"{algo}: realax.agents has no {name[algo]} in this installation")
-    return agent, ({"bc_alpha": TD3_BC_ALPHA} if algo == "td3bc" else {})
+    fixed: dict[str, dict[str, Any]] = {
+        "td3bc": {"bc_alpha": TD3_BC_ALPHA},
+        "iql": {"critic_layer_norm": True},
+    }
+    return agent, dict(fixed.get(algo, {}))
 
 
 def _with_lr(agent: Any, kwargs: dict[str, Any], lr: float) -> dict[str, Any]:

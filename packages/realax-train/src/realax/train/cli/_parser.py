@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from . import _collect
 from ._config import BOOL, Key, flag
 from ._schema import WANDB_MODES, EvolveConfig, TrainConfig, keys_of
 
@@ -115,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--suite", choices=("gymnax", "brax", "jumanji"), default=None)
 
     sub.add_parser("strategies", help="list evolution strategies (evosax names and aliases)")
+    _collect.add_parser(sub)
     return parser
 
 

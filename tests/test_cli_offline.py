@@ -71,3 +71,29 @@ def test_offline_errors(tmp_path, dataset):
     line = _error_line(realax(tmp_path, "train", "bc", "Pendulum-v1", "--dataset",
                               str(dataset), *FAST))  # fmt: skip
     assert "observations have shape (4,) per row but 'Pendulum-v1' gives (3,)" in line
+
+
+def test_collect_from_a_train_run_then_train_on_it(tmp_path):
+    _ok(realax(tmp_path, "train", "dqn", "CartPole-v1", "--steps", "512", "--out", "dqn",
+               "--learning-starts", "256", *FAST))  # fmt: skip
+    proc = _ok(realax(tmp_path, "collect", "dqn", "--steps", "400", "--num-envs", "2",
+                      "--epsilon", "0.1", "--out", "data/dqn.npz"))  # fmt: skip
+    assert "400 transitions of CartPole-v1" in proc.stdout
+    from realax.agents import Dataset
+
+    data = Dataset.load(tmp_path / "data" / "dqn.npz")
+    assert data.size == 400 and bool(data["dones"][199]) and bool(data["dones"][399])
+    _ok(realax(tmp_path, "train", "bc", "CartPole-v1", "--dataset", "data/dqn.npz", "--steps",
+               "20", "--out", "bc", *FAST))  # fmt: skip
+    assert json.loads((tmp_path / "bc" / "summary.json").read_text())["train_steps"] == 20
+    line = _error_line(realax(tmp_path, "collect", "dqn", "--steps", "5", "--num-envs", "2",
+                              "--out", "x.npz"))  # fmt: skip
+    assert "multiple of --num-envs" in line
+
+
+def test_collect_help_does_not_import_jax(tmp_path):
+    from test_cli_startup import _imported
+
+    proc = realax(tmp_path, "collect", "--help")
+    assert proc.returncode == 0 and "--epsilon" in proc.stdout
+    assert "jax" not in _imported(tmp_path, "collect", "--help")

@@ -55,11 +55,10 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--seed", metavar="S", default="0", help="seed (default 0)")
 
 
-def resolve(given: dict[str, Any]) -> CollectArgs:
-    from ._resolve import run_config
+def resolve(given: dict[str, Any], saved: Any) -> CollectArgs:
+    """The checked arguments; ``saved`` is the run's configuration (``_resolve.run_config``)."""
     from ._schema import TrainConfig
 
-    saved = run_config(given["run"])
     if not isinstance(saved, TrainConfig):
         raise CliError(f"{given['run']} is an evolve run; realax collect takes a train run")
     epsilon = given.get("epsilon")
@@ -84,15 +83,15 @@ def collect(args: CollectArgs) -> int:
     import numpy as np
     from realax.train import rl
 
-    from ._commands import _module_for
-    from ._rl import KIND
+    from . import _offline, _rl
     from ._run import saved_policy
+    from ._schema import OFFLINE_ALGOS
 
     run_dir = Path(args.run).expanduser()
-    module = _module_for(args.saved)
+    module: Any = _offline if args.saved.algo in OFFLINE_ALGOS else _rl
     setup = module.build(args.saved, devices=1)
     agent, source = saved_policy(
-        setup, run_dir, KIND,
+        setup, run_dir, _rl.KIND,
         like=lambda: setup.initial_state().agent, of_state=lambda s: s.agent,
     )  # fmt: skip
     trainer = setup.trainer

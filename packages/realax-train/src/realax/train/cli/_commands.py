@@ -7,14 +7,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ._collect import CollectArgs
 from ._common import table
 from ._config import CliError
 from ._folders import METRICS_FILE, PLOT_FILE, finished_summary, holds_run
 from ._schema import OFFLINE_ALGOS, EvolveConfig, ListArgs, RunArgs, TrainConfig, plot_method
 
 
-def run(config: EvolveConfig | TrainConfig | RunArgs | ListArgs | CollectArgs) -> int:
+def run(config: Any) -> int:
     """Run one command with its resolved configuration; returns the exit status."""
     if isinstance(config, EvolveConfig):
         from . import _evolve
@@ -22,7 +21,7 @@ def run(config: EvolveConfig | TrainConfig | RunArgs | ListArgs | CollectArgs) -
         return _evolve.evolve(config)
     if isinstance(config, TrainConfig):
         return _module_for(config).train(config)
-    if isinstance(config, CollectArgs):
+    if config.command == "collect":  # a _collect.CollectArgs
         from . import _collect
 
         return _collect.collect(config)

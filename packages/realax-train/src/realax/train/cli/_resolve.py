@@ -157,5 +157,5 @@ def resolve(command: str, given: dict[str, Any]) -> Any:
     if command == "collect":
         from ._collect import resolve as resolve_collect
 
-        return resolve_collect(given)
+        return resolve_collect(given, run_config(given["run"]))
     return ListArgs(command, **given)

@@ -188,8 +188,8 @@ class OfflineTrainer(BaseTrainer):
                 f"{'integer' if self.discrete else 'float'} actions of shape "
                 f"{tuple(self.dataset['actions'].shape[1:])}) failed: {e}"
             ) from None
-        for method in ("sample_actions", "update"):
-            if self.eval_episodes and not callable(getattr(abstract, method, None)):
+        for method in ("update", "sample_actions") if self.eval_episodes else ("update",):
+            if not callable(getattr(abstract, method, None)):
                 raise TypeError(f"OfflineTrainer needs an agent with {method}; {name} has none")
         batch = self.dataset.subset(jnp.arange(self.batch_size // self.n_devices))
         try:

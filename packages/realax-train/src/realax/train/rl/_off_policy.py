@@ -78,6 +78,7 @@ class OffPolicyTrainer(RLTrainer):
             (offline-to-online fine-tuning; see `ReplayBuffer.from_dataset`). Its actions are
             the agent's (integers, or continuous in ``[-1, 1]``); ``learning_starts`` still
             counts online environment steps (``learning_starts=0`` updates from the start).
+            One device only for now.
         agent_kwargs, env_kwargs, eval_freq, eval_episodes, eval_max_steps, logger,
         progress_bar, n_devices: as in `OnPolicyTrainer`.
 
@@ -173,6 +174,11 @@ class OffPolicyTrainer(RLTrainer):
     def _check_prefill(self, prefill: Any) -> Any:
         if prefill is None:
             return None
+        if self.n_devices > 1:  # each device's replay rows would need their own share
+            raise ValueError(
+                f"prefill works on one device for now (got n_devices={self.n_devices}); use "
+                "n_devices=1, or pass the dataset to OfflineTrainer"
+            )
         dataset = as_dataset(prefill)
         check_against_env(dataset, self.env, self.obs_shape)
         check_finite(dataset)

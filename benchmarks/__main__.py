@@ -37,6 +37,7 @@ TABLES = {
     "logging": "logging_overhead",
     "startup": "startup",
     "qd": "qd",
+    "offline": "offline",
 }
 TITLES = {
     "loop": "1. Loop overhead (no environment)",
@@ -47,6 +48,7 @@ TITLES = {
     "logging": "6. Logging and checkpointing overhead (realax.log)",
     "startup": "7. Start-up: `realax --help` and package imports",
     "qd": "8. Quality-diversity: QDTrainer vs qdax's MAPElites loop",
+    "offline": "9. Offline RL: OfflineTrainer vs a hand-written update loop",
 }
 
 

@@ -78,7 +78,7 @@ def _announce(config: Any) -> None:
         what = f"{config.strategy}, popsize {config.popsize}, {config.generations} generations"
         line = f"realax evolve: {config.env}, {what} -> {run_folder(config, config.strategy)}"
     elif isinstance(config, TrainConfig):
-        what = f"{config.algo}, {config.steps} env steps"
+        what = f"{config.algo}, {config.steps} {'gradient' if config.dataset else 'env'} steps"
         line = f"realax train: {config.env}, {what} -> {run_folder(config, str(config.algo))}"
     elif getattr(config, "command", None) == "qd":
         what = f"{config.emitter}, {config.iterations} iterations"

@@ -11,23 +11,33 @@ from ._common import table
 from ._config import CliError
 from ._folders import METRICS_FILE, PLOT_FILE, finished_summary, holds_run
 from ._qd_schema import QDConfig
-from ._schema import EvolveConfig, ListArgs, RunArgs, RunConfig, TrainConfig, plot_method
+from ._schema import (
+    OFFLINE_ALGOS,
+    EvolveConfig,
+    ListArgs,
+    RunArgs,
+    RunConfig,
+    TrainConfig,
+    plot_method,
+)
 
 
-def run(config: EvolveConfig | TrainConfig | QDConfig | RunArgs | ListArgs) -> int:
+def run(config: Any) -> int:
     """Run one command with its resolved configuration; returns the exit status."""
     if isinstance(config, EvolveConfig):
         from . import _evolve
 
         return _evolve.evolve(config)
     if isinstance(config, TrainConfig):
-        from . import _rl
-
-        return _rl.train(config)
+        return _module_for(config).train(config)
     if isinstance(config, QDConfig):
         from . import _qd
 
         return _qd.qd(config)
+    if config.command == "collect":  # a _collect.CollectArgs
+        from . import _collect
+
+        return _collect.collect(config)
     if isinstance(config, RunArgs):
         return _resume(config) if config.command == "resume" else _eval(config)
     if config.command == "plot":
@@ -46,6 +56,10 @@ def _module_for(saved: EvolveConfig | TrainConfig | QDConfig) -> Any:
         from . import _qd
 
         return _qd
+    if saved.algo in OFFLINE_ALGOS:
+        from . import _offline
+
+        return _offline
     from . import _rl
 
     return _rl

@@ -9,6 +9,7 @@ import argparse
 from typing import Any
 
 from . import _qd_schema
+from . import _collect
 from ._config import BOOL, Key, flag
 from ._schema import WANDB_MODES, EvolveConfig, TrainConfig, keys_of
 
@@ -71,10 +72,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "train",
-        help="train an RL agent (ppo, dqn or sac)",
-        description="Train a PPO, DQN or SAC agent on an environment; same run folder as evolve.",
+        help="train an RL agent (ppo, dqn, sac; offline from --dataset: bc, cql, iql, td3bc)",
+        description="Train a PPO, DQN or SAC agent on an environment, or a BC, CQL, IQL or "
+        "TD3+BC agent offline from a dataset file (--dataset PATH); same run folder as evolve.",
     )
-    _positional(p, "algo", "ppo, dqn or sac")
+    _positional(p, "algo", "ppo, dqn, sac, bc, cql, iql or td3bc")
     _positional(p, "env", "environment name, e.g. CartPole-v1")
     _add_keys(p, TRAIN_KEYS, skip=("algo", "env"))
 
@@ -117,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("strategies", help="list evolution strategies (evosax names and aliases)")
     _qd_schema.add_parser(sub, _add_keys, _positional)
+    _collect.add_parser(sub)
     return parser
 
 

@@ -125,7 +125,7 @@ def resume_extras(run: str, extras: list[str]) -> CliError:
     return CliError(_FIXED.format(flag=flag, command=command, run=run.rstrip("/")))
 
 
-def resolve(command: str, given: dict[str, Any]) -> Config | RunArgs | ListArgs:
+def resolve(command: str, given: dict[str, Any]) -> Any:
     """The full configuration of a command (defaults < --config file < flags)."""
     if command in _CLASSES:
         config = _typed(command, _merge(command, given, keys_of(_CLASSES[command])))
@@ -156,4 +156,8 @@ def resolve(command: str, given: dict[str, Any]) -> Config | RunArgs | ListArgs:
             episodes=saved.eval_episodes if episodes is None else POSITIVE("episodes", episodes),
             seed=NONNEGATIVE("seed", given["seed"]),
         )
+    if command == "collect":
+        from ._collect import resolve as resolve_collect
+
+        return resolve_collect(given, run_config(given["run"]))
     return ListArgs(command, **given)

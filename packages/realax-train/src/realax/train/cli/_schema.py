@@ -15,6 +15,8 @@ from ._config import BOOL, NONNEGATIVE, POSITIVE, POSITIVE_FLOAT, STRING, Key, c
 
 WANDB_MODES = ("online", "offline", "off")
 RL_ALGOS = ("ppo", "dqn", "sac")
+#: the algorithms of ``realax train ALGO --dataset PATH ENV`` (cli/_offline.py)
+OFFLINE_ALGOS = ("bc", "cql", "iql", "td3bc")
 
 
 def key(default: Any, check: Any, help: str, metavar: str | None = None) -> Any:
@@ -111,9 +113,23 @@ class TrainConfig(RunConfig):
     command: ClassVar[str] = "train"
     total_key: ClassVar[str] = "steps"
 
-    algo: str | None = key(None, choice(*RL_ALGOS), "RL algorithm", "{ppo,dqn,sac}")
+    algo: str | None = key(
+        None,
+        choice(*RL_ALGOS, *OFFLINE_ALGOS),
+        "RL algorithm; bc, cql, iql and td3bc train offline from --dataset",
+        "{ppo,dqn,sac,bc,cql,iql,td3bc}",
+    )
     steps: int | None = key(
-        None, POSITIVE, "environment steps in total (default: per algorithm)", "N"
+        None,
+        POSITIVE,
+        "environment steps in total (offline: gradient steps) (default: per algorithm)",
+        "N",
+    )
+    dataset: str | None = key(
+        None, STRING, "offline algorithms: the Dataset file (.npz of Dataset.save)", "PATH"
+    )
+    dataset_sha256: str | None = key(
+        None, STRING, "checksum of --dataset, recorded at the start (resume verifies it)", "HEX"
     )
     num_envs: int | None = key(
         None, POSITIVE, "parallel environments (default: per algorithm)", "N"
@@ -148,6 +164,9 @@ ALGO_DEFAULTS: dict[str, dict[str, Any]] = {
     "ppo": {"steps": 500_000, "num_envs": 8, "ckpt_freq": 50},
     "dqn": {"steps": 50_000, "num_envs": 1, "ckpt_freq": 20},
     "sac": {"steps": 30_000, "num_envs": 1, "ckpt_freq": 5_000},
+    # offline: gradient steps on minibatches of 256 (tests/test_offline_learning.py: 2,000-3,000
+    # reach the data's return on CartPole and Pendulum)
+    **{algo: {"steps": 5_000, "ckpt_freq": 500} for algo in OFFLINE_ALGOS},
 }
 
 
@@ -162,7 +181,7 @@ def with_algo_defaults(config: TrainConfig) -> TrainConfig:
     algo = config.algo or "ppo"
     out = {k: v for k, v in ALGO_DEFAULTS[algo].items() if getattr(config, k) is None}
     steps = int(out.get("steps", config.steps) or 0)
-    if algo == "ppo":
+    if algo == "ppo" or algo in OFFLINE_ALGOS:
         out.update(buffer_size=None, learning_starts=None)
     else:
         if config.buffer_size is None:

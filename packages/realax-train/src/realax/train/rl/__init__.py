@@ -21,17 +21,23 @@ except ModuleNotFoundError as _error:  # pragma: no cover - exercised in a subpr
     raise
 
 from ._buffer import ReplayBuffer as ReplayBuffer
+from ._collect import collect as collect
 from ._common import RLState as RLState
 from ._common import default_rl_metrics as default_rl_metrics
 from ._evaluate import evaluate as evaluate
 from ._off_policy import OffPolicyTrainer as OffPolicyTrainer
+from ._offline import OfflineState as OfflineState
+from ._offline import OfflineTrainer as OfflineTrainer
 from ._on_policy import OnPolicyTrainer as OnPolicyTrainer
 
 __all__ = [
     "OffPolicyTrainer",
+    "OfflineState",
+    "OfflineTrainer",
     "OnPolicyTrainer",
     "RLState",
     "ReplayBuffer",
+    "collect",
     "default_rl_metrics",
     "evaluate",
 ]

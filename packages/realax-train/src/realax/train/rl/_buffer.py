@@ -7,8 +7,22 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 from flax import struct
+from realax.agents import Dataset, Transition
 
-__all__ = ["ReplayBuffer"]
+__all__ = ["ReplayBuffer", "dataset_transitions"]
+
+
+def dataset_transitions(dataset: Any) -> Transition:
+    """A dataset's rows as replay rows: a `Transition`, float32 observations and rewards,
+    ``terminated = masks == 0``."""
+    ds = dataset if isinstance(dataset, Dataset) else Dataset.create(**dict(dataset))
+    rows = ds.to_transition()
+    return rows.replace(
+        obs=jnp.asarray(rows.obs, jnp.float32),
+        rewards=jnp.asarray(rows.rewards, jnp.float32),
+        next_obs=jnp.asarray(rows.next_obs, jnp.float32),
+        terminated=jnp.asarray(rows.terminated) > 0.5,
+    )
 
 
 class ReplayBuffer(struct.PyTreeNode):
@@ -56,6 +70,40 @@ class ReplayBuffer(struct.PyTreeNode):
         )
         zero = jnp.zeros((), jnp.int32)
         return cls(data=data, pos=zero, size=zero)
+
+    @classmethod
+    def from_dataset(cls, dataset: Any, *, capacity: int | None = None) -> ReplayBuffer:
+        """A buffer of `realax.agents.Transition` rows holding ``dataset`` (offline-to-online).
+
+        The dataset's rows fill the first ``dataset.size`` rows (``terminated`` is ``masks ==
+        0``); online transitions added later go after them and, once the buffer is full,
+        overwrite the oldest rows, the dataset's first.
+
+        Args:
+            dataset: a `realax.agents.Dataset` (or a mapping) with ``observations``,
+                ``actions``, ``rewards``, ``masks`` and ``next_observations``.
+            capacity: number of rows, at least ``dataset.size`` (default: ``dataset.size``).
+
+        Example:
+            >>> import jax.numpy as jnp
+            >>> from realax.agents import Dataset
+            >>> ds = Dataset.create(observations=jnp.zeros((3, 2)), actions=jnp.zeros(3, jnp.int32),
+            ...                     rewards=jnp.ones(3), masks=jnp.array([1.0, 1.0, 0.0]),
+            ...                     next_observations=jnp.zeros((3, 2)))
+            >>> buf = ReplayBuffer.from_dataset(ds, capacity=8)
+            >>> int(buf.size), int(buf.pos), buf.data.terminated.tolist()[:3]
+            (3, 3, [False, False, True])
+        """
+        rows = dataset_transitions(dataset)
+        size = int(rows.rewards.shape[0])
+        capacity = size if capacity is None else capacity
+        if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < size:
+            raise ValueError(
+                f"capacity must be an int of at least the dataset's {size} transitions (got "
+                f"capacity={capacity!r}); use capacity>={size}"
+            )
+        example = jax.tree.map(lambda x: x[0], rows)
+        return cls.create(example, capacity=capacity).add(rows)
 
     @property
     def capacity(self) -> int:

@@ -31,7 +31,7 @@ from .._validate import (
 )
 from ._envs import ActionBounds, agent_factory, agent_name, example_action, flat_obs_shape
 from ._envs import resolve_env as resolve_env
-from ._evaluate import local_keys, play_episodes
+from ._evaluate import greedy_means, local_keys
 
 __all__ = ["RLState", "default_rl_metrics"]
 
@@ -272,20 +272,17 @@ class RLTrainer(BaseTrainer):
 
     def _evaluate(self, agent: Any, key: jax.Array, active: jax.Array, axis: str | None):
         """Mean return and length of ``eval_episodes`` greedy episodes (none if not ``active``)."""
-        ret, length = play_episodes(
+        return greedy_means(
             agent,
             self.eval_env,
             key,
+            active,
             n_episodes=self.eval_episodes,
-            max_steps=jnp.where(active, self.eval_max_steps, 0),
+            max_steps=self.eval_max_steps,
             action_fn=self.env_action,
             axis=axis,
             n_devices=self.n_devices,
         )
-        mean_ret, mean_len = jnp.mean(ret), jnp.mean(length.astype(jnp.float32))
-        if axis is not None:
-            mean_ret, mean_len = lax.pmean((mean_ret, mean_len), axis)
-        return mean_ret, mean_len
 
     def _finish_step(
         self, state: RLState, new: RLState, key: jax.Array, axis: str | None, finished, metrics

@@ -80,6 +80,36 @@ def play_episodes(
     return ret, length
 
 
+def greedy_means(
+    agent: Any,
+    env: rt.Env,
+    key: jax.Array,
+    active: jax.Array,
+    *,
+    n_episodes: int,
+    max_steps: int,
+    action_fn: Callable[[jax.Array], jax.Array],
+    axis: str | None = None,
+    n_devices: int = 1,
+) -> tuple[jax.Array, jax.Array]:
+    """Mean return and length of ``n_episodes`` greedy episodes, played only if ``active``
+    (a traced bool: inactive plays zero steps); averaged over devices under ``axis``."""
+    ret, length = play_episodes(
+        agent,
+        env,
+        key,
+        n_episodes=n_episodes,
+        max_steps=jnp.where(active, max_steps, 0),
+        action_fn=action_fn,
+        axis=axis,
+        n_devices=n_devices,
+    )
+    mean_ret, mean_len = jnp.mean(ret), jnp.mean(length.astype(jnp.float32))
+    if axis is not None:
+        mean_ret, mean_len = lax.pmean((mean_ret, mean_len), axis)
+    return mean_ret, mean_len
+
+
 def evaluate(
     agent: Any,
     env: Any,

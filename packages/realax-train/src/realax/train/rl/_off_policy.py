@@ -13,9 +13,10 @@ from jax import lax
 from realax.agents import Transition
 
 from .._validate import check_divisible, check_nonneg_int, check_positive_int
-from ._buffer import ReplayBuffer
+from ._buffer import ReplayBuffer, dataset_transitions
 from ._common import ENV_CARRY, RLState, RLTrainer, carry_of, steps_from_total, with_carry
 from ._envs import example_action
+from ._offline_checks import as_dataset, check_against_env, check_finite
 
 __all__ = ["OffPolicyTrainer"]
 
@@ -73,6 +74,11 @@ class OffPolicyTrainer(RLTrainer):
         epsilon: exploration rate for discrete actions: float or ``schedule(env_steps)``.
             The default schedule depends on the run length, so to resume a run with a
             different ``train_steps`` pass an explicit schedule.
+        prefill: a `realax.agents.Dataset` whose rows start the replay buffer
+            (offline-to-online fine-tuning; see `ReplayBuffer.from_dataset`). Its actions are
+            the agent's (integers, or continuous in ``[-1, 1]``); ``learning_starts`` still
+            counts online environment steps (``learning_starts=0`` updates from the start).
+            One device only for now.
         agent_kwargs, env_kwargs, eval_freq, eval_episodes, eval_max_steps, logger,
         progress_bar, n_devices: as in `OnPolicyTrainer`.
 
@@ -100,6 +106,7 @@ class OffPolicyTrainer(RLTrainer):
         total_env_steps: int | None = None,
         num_envs: int = 1,
         epsilon: float | Callable[[jax.Array], jax.Array] | None = None,
+        prefill: Any = None,
         # the options every RL trainer shares (see RLTrainer._setup_*)
         agent_kwargs: Mapping[str, Any] | None = None, env_kwargs: Mapping[str, Any] | None = None,
         eval_freq: int | None = None, eval_episodes: int = 16, eval_max_steps: int | None = None,
@@ -130,6 +137,7 @@ class OffPolicyTrainer(RLTrainer):
             )
         self.total_env_steps = self.train_steps * self.num_envs * self.train_freq
         self.epsilon = self._check_epsilon(epsilon)
+        self.prefill = self._check_prefill(prefill)
         abstract = self._abstract_agent()
         for method in ("sample_actions", "update"):
             if not callable(getattr(abstract, method, None)):
@@ -163,6 +171,24 @@ class OffPolicyTrainer(RLTrainer):
         value = float(epsilon)
         return lambda count: jnp.asarray(value, jnp.float32)
 
+    def _check_prefill(self, prefill: Any) -> Any:
+        if prefill is None:
+            return None
+        if self.n_devices > 1:  # each device's replay rows would need their own share
+            raise ValueError(
+                f"prefill works on one device for now (got n_devices={self.n_devices}); use "
+                "n_devices=1, or pass the dataset to OfflineTrainer"
+            )
+        dataset = as_dataset(prefill)
+        check_against_env(dataset, self.env, self.obs_shape)
+        check_finite(dataset)
+        if dataset.size > self.buffer_size:
+            raise ValueError(
+                f"prefill has {dataset.size} transitions but buffer_size={self.buffer_size}; "
+                f"use buffer_size>={dataset.size}"
+            )
+        return dataset
+
     def env_action(self, actions: jax.Array) -> jax.Array:
         """The agent's actions as the environment takes them: continuous ones, in ``[-1, 1]``,
         rescaled to the bounds."""
@@ -182,6 +208,8 @@ class OffPolicyTrainer(RLTrainer):
         del data
         k_agent, k_state = jax.random.split(key)
         buffer = ReplayBuffer.create(self._transition_example(), capacity=self.buffer_size)
+        if self.prefill is not None:  # offline-to-online: the dataset's rows come first
+            buffer = buffer.add(dataset_transitions(self.prefill))
         return self._base_state(k_state, self._make_agent(k_agent), buffer)
 
     def _local_step(self, state: RLState, axis: str | None) -> tuple[RLState, dict]:

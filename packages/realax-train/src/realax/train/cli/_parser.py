@@ -8,8 +8,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from . import _qd_schema
-from . import _collect
+from . import _collect, _qd_schema
 from ._config import BOOL, Key, flag
 from ._schema import WANDB_MODES, EvolveConfig, TrainConfig, keys_of
 

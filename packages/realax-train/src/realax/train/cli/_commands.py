@@ -174,8 +174,8 @@ def _strategies() -> int:
     rows = []
     restarts = {"IPOP_CMA_ES", "BIPOP_CMA_ES"}  # realax's compiled restarts of CMA-ES
     for name in sorted({*algorithms, *restarts}, key=str.lower):
-        cls = algorithms.get(name) or resolve_strategy(name)[1]
-        params = inspect.signature(cls.__init__).parameters
+        cls: type = algorithms.get(name) or resolve_strategy(name)[1]
+        params = inspect.signature(cls).parameters
         notes = []
         if "optimizer" in params:
             notes.append("--lr")

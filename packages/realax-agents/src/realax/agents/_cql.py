@@ -13,10 +13,9 @@ import optax
 
 from . import _common as c
 from ._batches import Transition, as_transition
-from ._dqn import DQN
-from ._networks import ACTIVATIONS, QCritic
+from ._dqn import DQN, q_networks
 from ._protocols import OffPolicyAgent
-from ._train_state import TrainState, nonpytree_field, target_update
+from ._train_state import nonpytree_field, target_update
 
 __all__ = ["CQL", "CQLConfig"]
 
@@ -106,19 +105,8 @@ class CQL(DQN):
             1.0
         """
         cfg = c.build_config(CQLConfig, "CQL", config)
-        key = c.as_key("CQL", key)
-        n_actions = c.discrete_n_actions("CQL", actions, cfg.n_actions)
-        obs = c.observation_example("CQL", observations)
-        init_key, key = jax.random.split(key)
-        model_def = QCritic(
-            hidden_dims=cfg.hidden_dims,
-            n_actions=n_actions,
-            activation=ACTIVATIONS[cfg.activation],
-            layer_norm=cfg.layer_norm,
-        )
-        tx = c.make_optimizer(cfg.learning_rate, cfg.max_grad_norm)
-        q = c.init_state(model_def, init_key, obs, tx=tx)
-        return cls(q=q, target_q=TrainState.create(model_def, q.params), key=key, config=cfg)
+        fields = q_networks("CQL", cfg, key, observations, actions, cfg.learning_rate)
+        return cls(**fields, config=cfg)
 
     @functools.partial(jax.jit, static_argnames=("pmap_axis",))
     def update(

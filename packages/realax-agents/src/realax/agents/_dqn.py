@@ -135,22 +135,10 @@ class DQN(struct.PyTreeNode):
             True
         """
         cfg = c.build_config(DQNConfig, "DQN", config)
-        rng = c.as_key("DQN", key)
-        n_actions = c.discrete_n_actions("DQN", actions, cfg.n_actions)
-        obs = c.observation_example("DQN", observations)
-        init_key, new_key = jax.random.split(rng)
-        model_def = QCritic(
-            hidden_dims=cfg.hidden_dims,
-            n_actions=n_actions,
-            activation=ACTIVATIONS[cfg.activation],
-            layer_norm=cfg.layer_norm,
-        )
         lr: float | optax.Schedule = cfg.learning_rate
         if cfg.anneal_lr_steps is not None:
             lr = optax.linear_schedule(cfg.learning_rate, 0.0, cfg.anneal_lr_steps)
-        q = c.init_state(model_def, init_key, obs, tx=c.make_optimizer(lr, cfg.max_grad_norm))
-        target_q = TrainState.create(model_def, q.params)
-        return cls(q=q, target_q=target_q, key=new_key, config=cfg)
+        return cls(**q_networks("DQN", cfg, key, observations, actions, lr), config=cfg)
 
     @functools.partial(jax.jit, static_argnames=("pmap_axis",))
     def update(
@@ -240,3 +228,23 @@ class DQN(struct.PyTreeNode):
 
 if TYPE_CHECKING:  # DQN is what OffPolicyTrainer needs
     _: type[OffPolicyAgent] = DQN
+
+
+def q_networks(
+    owner: str, cfg: Any, key: Array | int, observations: Array, actions: Array, lr: Any
+) -> dict[str, Any]:
+    """The fields ``q``, ``target_q`` (same parameters) and ``key`` of a Q-learning agent
+    (`DQN`, `CQL`) built from its config (``hidden_dims``, ``n_actions``, ``activation``,
+    ``layer_norm``, ``max_grad_norm``) with learning rate (or schedule) ``lr``."""
+    rng = c.as_key(owner, key)
+    n_actions = c.discrete_n_actions(owner, actions, cfg.n_actions)
+    obs = c.observation_example(owner, observations)
+    init_key, new_key = jax.random.split(rng)
+    model_def = QCritic(
+        hidden_dims=cfg.hidden_dims,
+        n_actions=n_actions,
+        activation=ACTIVATIONS[cfg.activation],
+        layer_norm=cfg.layer_norm,
+    )
+    q = c.init_state(model_def, init_key, obs, tx=c.make_optimizer(lr, cfg.max_grad_norm))
+    return {"q": q, "target_q": TrainState.create(model_def, q.params), "key": new_key}

@@ -23,6 +23,7 @@ from ._validate import (
     check_n_devices,
     check_params_like,
     check_positive_int,
+    example_data,
     n_positional,
     shape_str,
     traces,
@@ -274,14 +275,7 @@ class QDTrainer(BaseTrainer):
     def _check_task(self, data: Any, construction: bool = False) -> None:
         if self._task_checked:
             return
-        init_data = self._alg.init_data
-        if data is None and init_data is not None:
-            try:
-                data = jax.eval_shape(init_data, jax.random.key(0))
-            except Exception as e:
-                raise ValueError(
-                    f"task.init_data(key) failed to trace: {type(e).__name__}: {e}"
-                ) from e
+        data = example_data(self._alg.init_data, data)
         n_desc = int(self.centroids.shape[1])
         self._task_checked = traces(
             self._alg.call_task,

@@ -268,3 +268,14 @@ def strong_types(tree: Any) -> Any:
         return x
 
     return jax.tree.map(strong, tree)
+
+
+def example_data(init_data: Callable | None, data: Any) -> Any:
+    """``data``, or when it is None the shapes of the task's ``init_data(key)`` (traced, not
+    run): what a task check traces the task with. A failing ``init_data`` is named."""
+    if data is not None or init_data is None:
+        return data
+    try:
+        return jax.eval_shape(init_data, jax.random.key(0))
+    except Exception as e:
+        raise ValueError(f"task.init_data(key) failed to trace: {type(e).__name__}: {e}") from e

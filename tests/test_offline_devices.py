@@ -52,6 +52,7 @@ SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_two_devices_equal_one(tmp_path):
     script = tmp_path / "devices.py"
     script.write_text(SCRIPT)

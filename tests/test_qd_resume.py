@@ -92,7 +92,9 @@ def _wait_for_checkpoint(proc, ckpt_dir: Path, timeout: float = 300.0) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("emitter", ["map_elites", "cma_me"])
+# CMA-ME: its emitter state (CMA means, covariances, pools) must come back too; MAP-Elites
+# resume is covered by tests/test_cli_qd.py
+@pytest.mark.parametrize("emitter", ["cma_me"])
 def test_qd_sigkill_then_resume_is_bit_identical(script, tmp_path, emitter):
     ref_root, root = tmp_path / "reference", tmp_path / "killed"
     ref_root.mkdir()

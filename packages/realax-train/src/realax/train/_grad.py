@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import inspect
-import numbers
-from collections.abc import Callable
+import copy
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
 import jax.numpy as jnp
-import optax
 
 from . import _loops
 from ._base import BaseTrainer, train_from_key
@@ -21,9 +19,16 @@ from ._datasets import (
 )
 from ._grad_algorithm import GradAlgorithm, GradState
 from ._mesh import make_mesh
+from ._optimizers import (
+    available_optimizers,
+    build_optimizer,
+    check_learning_rate,
+    check_names,
+    optimizer_numbers,
+    traced_optimizer,
+)
 from ._protocols import Logger, LossFn
 from ._step_data import check_step_data
-from ._suggest import did_you_mean
 from ._validate import (
     as_typed_key,
     check_bool,
@@ -38,68 +43,6 @@ from ._validate import (
 )
 
 __all__ = ["GradState", "OptaxTrainer", "available_optimizers", "optimize"]
-
-
-def available_optimizers() -> list[str]:
-    """Names of optax aliases accepted as ``optimizer`` (functions taking ``learning_rate``)."""
-    names = []
-    for name in dir(optax):
-        if name.startswith("_"):
-            continue
-        fn = getattr(optax, name)
-        if not inspect.isfunction(fn):
-            continue
-        try:
-            params = list(inspect.signature(fn).parameters)
-        except (TypeError, ValueError):  # pragma: no cover
-            continue
-        if params and params[0] == "learning_rate":
-            names.append(name)
-    return sorted(names)
-
-
-def _build_optimizer(optimizer: Any, learning_rate: Any, opt_kws: dict) -> Any:
-    if isinstance(optimizer, str):
-        names = available_optimizers()
-        if optimizer not in names:
-            raise ValueError(
-                f"unknown optimizer {optimizer!r}.{did_you_mean(optimizer, names)} Pass an "
-                "optax alias name (see realax.train.available_optimizers()) or an "
-                "optax.GradientTransformation."
-            )
-        try:
-            return getattr(optax, optimizer)(learning_rate=learning_rate, **opt_kws)
-        except TypeError as e:
-            raise TypeError(
-                f"opt_kws={opt_kws} do not fit optax.{optimizer} ({e}); see help(optax."
-                f"{optimizer})."
-            ) from e
-    if callable(getattr(optimizer, "init", None)) and callable(getattr(optimizer, "update", None)):
-        if opt_kws:
-            raise ValueError(
-                f"opt_kws only apply when optimizer is a name (got opt_kws={opt_kws} with an "
-                "optax transformation); pass them when building the transformation instead."
-            )
-        return optimizer
-    raise TypeError(
-        f"optimizer must be an optax alias name or an optax.GradientTransformation (got "
-        f"{type(optimizer).__name__}); e.g. optimizer='adamw'."
-    )
-
-
-def _check_learning_rate(learning_rate: Any) -> Any:
-    if callable(learning_rate):
-        return learning_rate
-    if (
-        isinstance(learning_rate, bool)
-        or not isinstance(learning_rate, numbers.Real)
-        or not float(learning_rate) > 0
-    ):
-        raise ValueError(
-            f"learning_rate must be a float > 0 or an optax schedule (got "
-            f"learning_rate={learning_rate!r}); e.g. learning_rate=1e-3."
-        )
-    return learning_rate
 
 
 def _check_callables(initializer: Any, loss_fn: Any) -> None:
@@ -222,10 +165,11 @@ class OptaxTrainer(BaseTrainer):
             epochs, "epochs", "pass the number of epochs, e.g. epochs=100"
         )
         self.epochs = self.train_steps
-        self.learning_rate = _check_learning_rate(learning_rate)
+        self.learning_rate = check_learning_rate(learning_rate)
         if opt_kws is not None and not isinstance(opt_kws, dict):
             raise TypeError(f"opt_kws must be a dict or None (got {type(opt_kws).__name__})")
-        self.optimizer = _build_optimizer(optimizer, learning_rate, dict(opt_kws or {}))
+        self._opt_spec = (optimizer, learning_rate, dict(opt_kws or {}))
+        self.optimizer = build_optimizer(*self._opt_spec)
         _check_callables(initializer, loss_fn)
         self.initializer, self.loss_fn = initializer, loss_fn
         self.logger = check_logger(logger)
@@ -264,6 +208,66 @@ class OptaxTrainer(BaseTrainer):
     def consts(self) -> Any:  # type: ignore[override]
         """The dataset, passed to the compiled loops as an argument."""
         return self.dataset
+
+    # -- traced hyperparameters ------------------------------------------------------------
+
+    def sweepable(self) -> dict[str, float]:
+        """The settings :meth:`traced` can turn into traced values, with their current values:
+        the optimiser's numbers (``learning_rate`` unless it is a schedule, and the alias's
+        float arguments such as ``b1``, ``eps``, ``weight_decay``). Empty when ``optimizer``
+        is a transformation rather than an alias name.
+
+        Example:
+            >>> import jax.numpy as jnp
+            >>> from realax.train import OptaxTrainer
+            >>> t = OptaxTrainer(10, "sgd", lambda k: jnp.ones(2), lambda p, k: (p.sum(), {}),
+            ...                  0.1, opt_kws={"momentum": 0.9})
+            >>> t.sweepable()
+            {'momentum': 0.9, 'learning_rate': 0.1}
+        """
+        return optimizer_numbers(*self._opt_spec)
+
+    def shape_settings(self) -> dict[str, Any]:
+        """The settings that fix the program's array shapes or structure (one program per
+        value): ``optimizer`` (its state's structure), ``batch_size``, ``n_batches``,
+        ``n_examples``, ``n_devices``."""
+        optimizer = self._opt_spec[0]
+        return {
+            "optimizer": optimizer if isinstance(optimizer, str) else type(optimizer).__name__,
+            "batch_size": self.batch_size,
+            "n_batches": self.n_batches,
+            "n_examples": self.n_examples,
+            "n_devices": self.n_devices,
+        }
+
+    def traced(self, names: Sequence[str]) -> OptaxTrainer:
+        """A new trainer, the same configuration, whose states carry ``state.hparams`` (float32
+        scalars for ``names``, initialised to this trainer's values) and whose optimiser
+        (``optax.inject_hyperparams``) reads them before every update: changing
+        ``state.hparams`` (``set_hparams``, PBT) changes the rate of the next update. With the
+        same values it computes what this trainer computes.
+
+        Raises:
+            ValueError: a name that is not in :meth:`sweepable` (with close matches).
+
+        Example:
+            >>> import jax, jax.numpy as jnp
+            >>> from realax.train import OptaxTrainer
+            >>> t = OptaxTrainer(10, "sgd", lambda k: jnp.ones(2), lambda p, k: (p.sum(), {}),
+            ...                  0.1).traced(["learning_rate"])
+            >>> state = t.initialize(jax.random.key(0))
+            >>> {k: float(v) for k, v in state.hparams.items()}
+            {'learning_rate': 0.10000000149011612}
+        """
+        values = self.sweepable()
+        names = check_names(names, values, self.shape_settings(), "OptaxTrainer")
+        new = copy.copy(self)
+        if names:
+            new.optimizer = traced_optimizer(*self._opt_spec, names)
+        alg = copy.copy(self._alg)
+        alg.optimizer, alg.hparams = new.optimizer, {k: values[k] for k in names}
+        new._alg, new.algorithm = alg, alg.algorithm()
+        return new
 
     # -- validation ------------------------------------------------------------------------
 

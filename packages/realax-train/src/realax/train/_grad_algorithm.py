@@ -33,6 +33,8 @@ class GradState(struct.PyTreeNode):
         best_loss: lowest epoch loss seen so far.
         best_params: the parameters at the start of that epoch.
         data: user data passed to the loss when no dataset is configured, or None.
+        hparams: traced hyperparameters (``{name: float32 scalar}``) of a trainer built with
+            ``OptaxTrainer.traced(names)``; empty otherwise (the untraced program is unchanged).
     """
 
     params: Any
@@ -42,12 +44,21 @@ class GradState(struct.PyTreeNode):
     best_loss: jax.Array
     best_params: Any
     data: Any = None
+    hparams: dict = struct.field(default_factory=dict)
 
     @classmethod
     def create(
-        cls, *, params: Any, opt_state: Any, key: jax.Array, data: Any = None, step: int = 0
+        cls,
+        *,
+        params: Any,
+        opt_state: Any,
+        key: jax.Array,
+        data: Any = None,
+        step: int = 0,
+        hparams: dict | None = None,
     ) -> GradState:
         """Build a fresh state (keyword-only)."""
+        hparams = {k: jnp.asarray(v, jnp.float32) for k, v in (hparams or {}).items()}
         return cls(
             params=params,
             opt_state=opt_state,
@@ -56,7 +67,19 @@ class GradState(struct.PyTreeNode):
             best_loss=jnp.asarray(jnp.inf, jnp.float32),
             best_params=params,
             data=data,
+            hparams=hparams,
         )
+
+
+def inject(opt_state: Any, hparams: dict) -> Any:
+    """``opt_state`` of an ``optax.inject_hyperparams`` optimiser with the traced values of
+    ``hparams`` copied into its ``hyperparams`` (in their stored dtype), so a value changed in
+    ``state.hparams`` (by PBT, ``set_hparams``) takes effect at the next update."""
+    if not hparams:
+        return opt_state
+    stored = opt_state.hyperparams
+    new = {k: jnp.asarray(v, jnp.asarray(stored[k]).dtype) for k, v in hparams.items()}
+    return opt_state._replace(hyperparams={**stored, **new})
 
 
 class GradAlgorithm:
@@ -75,6 +98,7 @@ class GradAlgorithm:
         batch_size: int | None,
         sharded_dataset: bool,
         step_data: Callable | None = None,
+        hparams: dict[str, float] | None = None,
     ):
         self.optimizer, self.initializer, self.loss_fn = optimizer, initializer, loss_fn
         self.nargs, self.mesh, self.n_examples = nargs, mesh, n_examples
@@ -82,6 +106,8 @@ class GradAlgorithm:
         self.n_batches = 1 if batch_size is None else n_examples // batch_size
         #: per-step data reducer ``fn(batch_losses, aux)`` (``_step_data``), None when off
         self.step_data = step_data
+        #: traced hyperparameters and their initial values (``OptaxTrainer.traced``)
+        self.hparams = dict(hparams or {})
 
     def algorithm(self) -> Algorithm:
         return Algorithm(self.init, self.step, None, "loss")
@@ -93,7 +119,11 @@ class GradAlgorithm:
         k_init, k_run = jax.random.split(key)
         params = self.initializer(k_init)
         return GradState.create(
-            params=params, opt_state=self.optimizer.init(params), key=k_run, data=data
+            params=params,
+            opt_state=self.optimizer.init(params),
+            key=k_run,
+            data=data,
+            hparams=self.hparams,
         )
 
     def grads(self, params, key, batch):
@@ -127,8 +157,9 @@ class GradAlgorithm:
         )
         return fn(params, key, batch)
 
-    def update(self, params, opt_state, key, batch):
+    def update(self, params, opt_state, key, batch, hparams=None):
         loss, grads, aux = self.grads(params, key, batch)
+        opt_state = inject(opt_state, hparams)
         extra = {}
         if isinstance(self.optimizer, optax.GradientTransformationExtraArgs):
             # line-search optimisers (optax.lbfgs, ...) need the loss value and a loss function
@@ -148,7 +179,7 @@ class GradAlgorithm:
         start_params = state.params
         if dataset is None:
             batch = state.data if data is None else data
-            out = self.update(state.params, state.opt_state, key, batch)
+            out = self.update(state.params, state.opt_state, key, batch, state.hparams)
             params, opt_state, loss, gnorm, aux = out
             if self.step_data is not None:  # one "minibatch" per epoch: the same leading axis
                 losses, auxs = loss[None], jax.tree.map(lambda x: x[None], aux)
@@ -165,7 +196,7 @@ class GradAlgorithm:
                     dataset, batch_idx, self.mesh if self.sharded_dataset else None, self.n_examples
                 )
                 params, opt_state, loss, gnorm, aux = self.update(
-                    params, opt_state, jax.random.fold_in(k_batches, i), batch
+                    params, opt_state, jax.random.fold_in(k_batches, i), batch, state.hparams
                 )
                 return (params, opt_state), (loss, gnorm, aux)
 

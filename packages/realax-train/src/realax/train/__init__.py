@@ -25,6 +25,10 @@ if TYPE_CHECKING:
     from ._grad import OptaxTrainer as OptaxTrainer
     from ._grad import available_optimizers as available_optimizers
     from ._grad import optimize as optimize
+    from ._pbt import PBT as PBT
+    from ._pbt import Lineage as Lineage
+    from ._pbt import PBTState as PBTState
+    from ._pbt import member_values as member_values
     from ._protocols import DataTask as DataTask
     from ._protocols import Logger as Logger
     from ._protocols import LossFn as LossFn
@@ -46,9 +50,12 @@ _WHERE = {
     "EvosaxTrainer": "_es",
     "FitnessShaper": "_shaping",
     "GradState": "_grad",
+    "Lineage": "_pbt",
     "Logger": "_protocols",
     "LossFn": "_protocols",
     "OptaxTrainer": "_grad",
+    "PBT": "_pbt",
+    "PBTState": "_pbt",
     "QDState": "_qd",
     "QDTask": "_qd",
     "QDTrainer": "_qd",
@@ -57,6 +64,7 @@ _WHERE = {
     "available_optimizers": "_grad",
     "available_strategies": "_strategies",
     "evolve": "_es",
+    "member_values": "_pbt",
     "optimize": "_grad",
     "resolve_strategy": "_strategies",
 }

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from ._grad import OptaxTrainer as OptaxTrainer
     from ._grad import available_optimizers as available_optimizers
     from ._grad import optimize as optimize
+    from ._hparams import set_hparams as set_hparams
     from ._protocols import DataTask as DataTask
     from ._protocols import Logger as Logger
     from ._protocols import LossFn as LossFn
@@ -58,6 +59,7 @@ _WHERE = {
     "available_strategies": "_strategies",
     "evolve": "_es",
     "optimize": "_grad",
+    "set_hparams": "_hparams",
     "resolve_strategy": "_strategies",
 }
 

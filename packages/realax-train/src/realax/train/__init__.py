@@ -37,6 +37,9 @@ if TYPE_CHECKING:
     from ._strategies import STRATEGY_ALIASES as STRATEGY_ALIASES
     from ._strategies import available_strategies as available_strategies
     from ._strategies import resolve_strategy as resolve_strategy
+    from ._sweep import sweep as sweep
+    from ._sweep import sweep_init as sweep_init
+    from ._sweep_result import SweepResult as SweepResult
 
 #: public name -> the module that defines it
 _WHERE = {
@@ -60,6 +63,9 @@ _WHERE = {
     "evolve": "_es",
     "optimize": "_grad",
     "set_hparams": "_hparams",
+    "sweep": "_sweep",
+    "sweep_init": "_sweep",
+    "SweepResult": "_sweep_result",
     "resolve_strategy": "_strategies",
 }
 

@@ -120,7 +120,7 @@ def test_traced_refuses_unknown_and_shape_names():
         t.traced(["learnig_rate"])
     with pytest.raises(ValueError, match="'batch_size' changes array shapes"):
         t.traced(["batch_size"])
-    with pytest.raises(TypeError, match="sequence of hyperparameter names"):
+    with pytest.raises(TypeError, match="names must be a list of hyperparameter names"):
         t.traced("learning_rate")
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -18,12 +18,12 @@ from ._datasets import (
     shard_dataset,
 )
 from ._grad_algorithm import GradAlgorithm, GradState
+from ._hparams import Traceable
 from ._mesh import make_mesh
 from ._optimizers import (
     available_optimizers,
     build_optimizer,
     check_learning_rate,
-    check_names,
     optimizer_numbers,
     traced_optimizer,
 )
@@ -87,7 +87,7 @@ def check_loss_output(out: Any) -> None:
     check_pair_output(out, "loss_fn", "(loss, aux)", "(loss, {})", "e.g. jnp.mean(...)")
 
 
-class OptaxTrainer(BaseTrainer):
+class OptaxTrainer(Traceable, BaseTrainer):
     """Minimise ``loss_fn`` with an optax optimiser, in one compiled loop.
 
     One training step is one *epoch*. Without a dataset an epoch is one gradient update on
@@ -142,6 +142,17 @@ class OptaxTrainer(BaseTrainer):
         >>> state, metrics = trainer.init_and_train(jax.random.key(0))
         >>> [round(float(v), 2) for v in state.params]
         [3.0, 3.0]
+
+        Traced hyperparameters (``sweepable()``, ``traced(names)``, ``set_hparams``):
+
+        >>> from realax.train import set_hparams
+        >>> traced = trainer.traced(["learning_rate"])
+        >>> start = traced.initialize(jax.random.key(0))
+        >>> float(start.hparams["learning_rate"])
+        0.10000000149011612
+        >>> state, _ = traced.train(set_hparams(start, {"learning_rate": 0.0}), n_steps=5)
+        >>> state.params.tolist()  # rate 0: nothing moved
+        [0.0, 0.0]
     """
 
     def __init__(
@@ -161,6 +172,7 @@ class OptaxTrainer(BaseTrainer):
         *,
         step_data: bool | Callable = False,
     ):
+        self._args = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
         self.train_steps = check_positive_int(
             epochs, "epochs", "pass the number of epochs, e.g. epochs=100"
         )
@@ -240,34 +252,17 @@ class OptaxTrainer(BaseTrainer):
             "n_devices": self.n_devices,
         }
 
-    def traced(self, names: Sequence[str]) -> OptaxTrainer:
-        """A new trainer, the same configuration, whose states carry ``state.hparams`` (float32
-        scalars for ``names``, initialised to this trainer's values) and whose optimiser
-        (``optax.inject_hyperparams``) reads them before every update: changing
-        ``state.hparams`` (``set_hparams``, PBT) changes the rate of the next update. With the
-        same values it computes what this trainer computes.
-
-        Raises:
-            ValueError: a name that is not in :meth:`sweepable` (with close matches).
-
-        Example:
-            >>> import jax, jax.numpy as jnp
-            >>> from realax.train import OptaxTrainer
-            >>> t = OptaxTrainer(10, "sgd", lambda k: jnp.ones(2), lambda p, k: (p.sum(), {}),
-            ...                  0.1).traced(["learning_rate"])
-            >>> state = t.initialize(jax.random.key(0))
-            >>> {k: float(v) for k, v in state.hparams.items()}
-            {'learning_rate': 0.10000000149011612}
-        """
-        values = self.sweepable()
-        names = check_names(names, values, self.shape_settings(), "OptaxTrainer")
-        new = copy.copy(self)
-        if names:
-            new.optimizer = traced_optimizer(*self._opt_spec, names)
+    def _trace(self, values: dict[str, float]) -> None:
+        """Rebuild the algorithm so states carry ``values`` in ``state.hparams``; the
+        optimiser (``optax.inject_hyperparams`` over exactly those names, every other argument
+        static) reads them before every update. With the same values it computes what the
+        untraced trainer computes (bit-identical for ``learning_rate`` and ``eps``; ``b1`` /
+        ``b2`` to float32 rounding: optax folds ``1 - b1`` in double precision when static)."""
+        if values:
+            self.optimizer = traced_optimizer(*self._opt_spec, tuple(values))
         alg = copy.copy(self._alg)
-        alg.optimizer, alg.hparams = new.optimizer, {k: values[k] for k in names}
-        new._alg, new.algorithm = alg, alg.algorithm()
-        return new
+        alg.optimizer, alg.hparams = self.optimizer, dict(values)
+        self._alg, self.algorithm = alg, alg.algorithm()
 
     # -- validation ------------------------------------------------------------------------
 

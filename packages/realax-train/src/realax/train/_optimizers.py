@@ -16,7 +16,6 @@ __all__ = [
     "available_optimizers",
     "build_optimizer",
     "check_learning_rate",
-    "check_names",
     "optimizer_numbers",
     "traced_optimizer",
 ]
@@ -113,31 +112,3 @@ def traced_optimizer(
     static = tuple(k for k in _alias_params(optimizer) if k not in names)
     build = optax.inject_hyperparams(getattr(optax, optimizer), static_args=static)
     return build(learning_rate=learning_rate, **opt_kws)
-
-
-def check_names(
-    names: Any, sweepable: Mapping[str, float], shapes: Mapping[str, Any], owner: str
-) -> tuple[str, ...]:
-    """``names`` as a tuple of sweepable names; ValueError naming the first unknown one (with
-    close matches, and what to do when it is a shape setting) before anything compiles."""
-    if isinstance(names, str) or not isinstance(names, Sequence | set | frozenset):
-        raise TypeError(
-            f"{owner}.traced expects a sequence of hyperparameter names (got "
-            f"{type(names).__name__}); e.g. traced(['learning_rate'])."
-        )
-    out = tuple(dict.fromkeys(names))
-    for name in out:
-        if name in sweepable:
-            continue
-        if name in shapes:
-            raise ValueError(
-                f"{name!r} changes array shapes and cannot be traced in {owner} (got "
-                f"{name}={shapes[name]!r}); run one program per value instead. Traceable: "
-                f"{sorted(sweepable)}."
-            )
-        known = sorted(sweepable) or "none (pass the optimizer as an optax alias name)"
-        raise ValueError(
-            f"unknown hyperparameter {name!r} for {owner}.{did_you_mean(str(name), sweepable)}"
-            f" Traceable: {known}."
-        )
-    return out

@@ -17,6 +17,7 @@ from jax.sharding import PartitionSpec as P
 
 from ._algorithm import Algorithm
 from ._base import BaseTrainer
+from ._hparams import set_hparams
 from ._mesh import AXIS, make_mesh
 from ._pbt_space import Space, check_space
 from ._protocols import Logger
@@ -282,7 +283,7 @@ class PBT(BaseTrainer):
         alg = self.trainer.algorithm
         members = lax.map(lambda k: alg.init(k, data), jax.random.split(k_members, self.population))
         initial = self.space.initial(k_hp, self.population)
-        members = _with_hparams(members, initial)
+        members = set_hparams(members, initial)
         return PBTState(
             members=members,
             score=jnp.zeros((self.population,), jnp.float32),
@@ -339,7 +340,7 @@ class PBT(BaseTrainer):
         members = jax.tree.map(lambda x: x[parent], state.members).replace(key=own_keys)
         replaced = parent != jnp.arange(n)
         hp = self._explore(members.hparams, replaced, k_resample, k_factor, k_draw)
-        members = _with_hparams(members, hp)
+        members = set_hparams(members, hp)
         e = state.step // self.interval - 1
         lin = state.lineage
         lin = lin.replace(
@@ -364,12 +365,6 @@ class PBT(BaseTrainer):
             out[name] = jnp.where(resample, drawn[name], out[name])
         out = self.space.clip(out)
         return {k: jnp.where(replaced, out[k], hp[k]) for k in out}
-
-
-def _with_hparams(members: Any, values: Mapping[str, jax.Array]) -> Any:
-    """``members`` with ``hparams`` replaced for the names of ``values`` (float32)."""
-    new = {k: jnp.asarray(v, jnp.float32) for k, v in values.items()}
-    return members.replace(hparams={**members.hparams, **new})
 
 
 def member_values(metrics: Mapping[str, Any], name: str) -> np.ndarray:

@@ -42,7 +42,8 @@ class Lineage(struct.PyTreeNode):
         parent: ``(n_events, population)`` int32, the member whose state member ``i`` holds
             after the event (``i`` itself for a member that was not replaced).
         score: ``(n_events, population)`` float32, the metric averaged over the interval
-            before the event (what the ranking used).
+            before the event (its finite values; NaN if none, ranked worst), what the ranking
+            used.
         hparams: ``{name: (n_events, population)}`` float32, the values after the event.
         initial: ``{name: (population,)}``, the values the members started with.
     """
@@ -71,7 +72,9 @@ class PBTState(struct.PyTreeNode):
     Attributes:
         members: the trainer's state with a leading member axis (every leaf ``(population,
             ...)``); ``members.hparams`` holds the current hyperparameters.
-        score: ``(population,)`` sum of the metric since the last exploit event.
+        score: ``(population,)`` sum of the finite values of the metric since the last
+            exploit event (an RL step without a finished episode reports NaN).
+        count: ``(population,)`` how many values ``score`` sums.
         lineage: the :class:`Lineage` so far.
         step: completed steps (int32).
         key: typed PRNG key; the event after step ``t`` draws from ``fold_in(key, t)``.
@@ -80,6 +83,7 @@ class PBTState(struct.PyTreeNode):
 
     members: Any
     score: jax.Array
+    count: jax.Array
     lineage: Lineage
     step: jax.Array
     key: jax.Array
@@ -287,6 +291,7 @@ class PBT(BaseTrainer):
         return PBTState(
             members=members,
             score=jnp.zeros((self.population,), jnp.float32),
+            count=jnp.zeros((self.population,), jnp.int32),
             lineage=Lineage.create(n_events=self.n_events, initial=initial),
             step=jnp.zeros((), jnp.int32),
             key=k_run,
@@ -311,7 +316,10 @@ class PBT(BaseTrainer):
         used = dict(state.members.hparams)
         members, value = self._members_step(state.members, data, consts)
         step = state.step + 1
-        state = state.replace(members=members, score=state.score + value, step=step)
+        finite = jnp.isfinite(value)
+        score = state.score + jnp.where(finite, value, 0.0)
+        count = state.count + finite.astype(jnp.int32)
+        state = state.replace(members=members, score=score, count=count, step=step)
         event = (step % self.interval == 0) & (step < self.train_steps)
         parent = jnp.arange(self.population, dtype=jnp.int32)
         state, parent = lax.cond(event, self._exploit, lambda s: (s, parent), state)
@@ -329,7 +337,7 @@ class PBT(BaseTrainer):
     def _exploit(self, state: PBTState) -> tuple[PBTState, jax.Array]:
         """Rank, copy the best into the worst, explore their hyperparameters, record."""
         n, k = self.population, self.n_replaced
-        mean = state.score / self.interval
+        mean = jnp.where(state.count > 0, state.score / jnp.maximum(state.count, 1), jnp.nan)
         signed = mean if self.mode == "max" else -mean
         order = jnp.argsort(-jnp.where(jnp.isnan(signed), -jnp.inf, signed), stable=True)
         key = jax.random.fold_in(state.key, state.step)
@@ -349,7 +357,10 @@ class PBT(BaseTrainer):
             score=lin.score.at[e].set(mean, mode="drop"),
             hparams={k: lin.hparams[k].at[e].set(hp[k], mode="drop") for k in lin.hparams},
         )
-        state = state.replace(members=members, score=jnp.zeros_like(state.score), lineage=lin)
+        zero = jnp.zeros_like
+        state = state.replace(
+            members=members, score=zero(state.score), count=zero(state.count), lineage=lin
+        )
         return state, parent
 
     def _explore(self, hp: dict, replaced, k_resample, k_factor, k_draw) -> dict:

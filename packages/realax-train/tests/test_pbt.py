@@ -281,6 +281,22 @@ def test_an_unknown_metric_is_named_before_compiling():
         PBT(object(), population=2, hparams={"learning_rate": [0.1]}, interval=5)
 
 
+def test_default_metric_and_mode_follow_the_trainer():
+    from realax.train import EvosaxTrainer, FitnessShaper
+
+    kw = {"population": 4, "interval": 5}
+    pbt = PBT(quadratic_trainer(20), hparams={"learning_rate": [0.1]}, **kw)
+    assert (pbt.metric, pbt.mode) == ("loss", "min")
+    for maximize, mode in ((False, "min"), (True, "max")):
+        es = EvosaxTrainer(
+            20, "SNES", lambda x, key, data=None: (jnp.sum(x**2), {}), params_like=jnp.ones(2),
+            popsize=8, fitness_shaper=FitnessShaper(maximize=maximize),
+        )  # fmt: skip
+        pbt = PBT(es, hparams={"std_init": [0.5, 2.0]}, **kw)
+        assert (pbt.metric, pbt.mode) == ("best_fitness", mode)
+    assert PBT(es, hparams={"std_init": [1.0]}, mode="min", **kw).mode == "min"
+
+
 DEVICES_SCRIPT = textwrap.dedent(
     """
     import json

@@ -141,8 +141,11 @@ def _check_prob(p: Any) -> float:
     return float(p)
 
 
-def _check_mode(mode: Any, metric: str) -> str:
+def _check_mode(mode: Any, metric: str, trainer: Any) -> str:
     if mode is None:
+        maximize = getattr(getattr(trainer, "fitness_shaper", None), "maximize", None)
+        if maximize is not None and "fitness" in metric:  # EvosaxTrainer: its shaper decides
+            return "max" if maximize else "min"
         return "min" if ("loss" in metric or "error" in metric) else "max"
     if mode not in ("min", "max"):
         raise ValueError(f"mode must be 'min', 'max' or None (got mode={mode!r})")
@@ -171,7 +174,8 @@ class PBT(BaseTrainer):
     ``resume``, seeds, a ``logger``) works as for ``trainer``.
 
     Args:
-        trainer: an ``OptaxTrainer`` or RL trainer; its ``train_steps`` is the run's length.
+        trainer: a trainer with traced hyperparameters (``OptaxTrainer``, ``EvosaxTrainer``,
+            ``OnPolicyTrainer``); its ``train_steps`` is the run's length.
         population: number of members (>= 2).
         hparams: ``{name: ("log_uniform" | "uniform", low, high)}`` (members start at
             independent draws; perturbed values are clipped to the bounds) or ``{name:
@@ -182,8 +186,9 @@ class PBT(BaseTrainer):
         perturb: the factors a copied hyperparameter is multiplied by (one drawn uniformly).
         resample_prob: probability that a copied hyperparameter is drawn afresh instead.
         metric: the member metric ranked on (default: the trainer's progress metric).
-        mode: ``"max"`` or ``"min"``; default ``"min"`` for a metric whose name holds
-            ``loss`` or ``error``, else ``"max"``.
+        mode: ``"max"`` or ``"min"``; default: for an ``EvosaxTrainer``'s fitness metrics
+            its ``fitness_shaper.maximize``, else ``"min"`` for a metric whose name holds
+            ``loss`` or ``error`` and ``"max"`` otherwise (RL: ``episode_return``).
         n_devices: split the members over this many devices (``population`` divisible by it;
             the trainer itself on one device); the exploit gathers across them.
         logger, progress_bar: as for every trainer; the logger gets the :class:`PBTState`.
@@ -238,7 +243,7 @@ class PBT(BaseTrainer):
         if metric is not None and not isinstance(metric, str):
             raise TypeError(f"metric must be a metric name or None (got {metric!r})")
         self.metric = trainer.algorithm.progress_metric if metric is None else metric
-        self.mode = _check_mode(mode, self.metric)
+        self.mode = _check_mode(mode, self.metric, trainer)
         self.n_devices = check_n_devices(n_devices)
         if self.n_devices > 1:
             if self.population % self.n_devices:

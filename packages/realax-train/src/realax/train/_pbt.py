@@ -123,11 +123,10 @@ def _check_interval(interval: Any, train_steps: int) -> int:
 
 
 def _check_perturb(perturb: Any) -> tuple[float, ...]:
-    ok = isinstance(perturb, tuple | list) and perturb
-    ok = ok and all(
-        isinstance(f, numbers.Real) and not isinstance(f, bool) and f > 0 for f in perturb
-    )
-    if not ok:
+    def factor(f: Any) -> bool:
+        return isinstance(f, numbers.Real) and not isinstance(f, bool) and float(f) > 0
+
+    if not (isinstance(perturb, tuple | list) and perturb and all(map(factor, perturb))):
         raise ValueError(
             f"perturb must be a non-empty tuple of factors > 0 (got perturb={perturb!r}); a "
             "copied hyperparameter is multiplied by one of them, e.g. perturb=(0.8, 1.2)."
@@ -302,7 +301,7 @@ class PBT(BaseTrainer):
             key=k_run,
         )
 
-    def _members_step(self, members: Any, data: Any, consts: Any) -> tuple[Any, dict]:
+    def _members_step(self, members: Any, data: Any, consts: Any) -> tuple[Any, jax.Array]:
         alg = self.trainer.algorithm
 
         def one(m):
@@ -391,7 +390,7 @@ def member_values(metrics: Mapping[str, Any], name: str) -> np.ndarray:
         >>> member_values({"loss/0": [1.0, 0.5], "loss/1": [2.0, 1.5]}, "loss").tolist()
         [[1.0, 2.0], [0.5, 1.5]]
     """
-    cols = []
+    cols: list[np.ndarray] = []
     while f"{name}/{len(cols)}" in metrics:
         cols.append(np.asarray(metrics[f"{name}/{len(cols)}"]))
     if not cols:

@@ -337,4 +337,5 @@ def test_two_devices_equal_one():
     assert out.returncode == 0, out.stderr[-3000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["devices"] == 2 and result["copied"] == 6
+    assert result["sharded"] == 2  # the members live on both devices
     assert result["same"], result

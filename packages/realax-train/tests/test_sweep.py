@@ -49,7 +49,7 @@ def test_sweepable_and_shape_settings():
 
 
 def test_traced_run_equals_the_static_run_bit_for_bit():
-    t = es(strategy="SimpleGA")
+    t = es(strategy="SimpleGA", train_steps=4)
     state, metrics = t.init_and_train(KEY)
     traced = t.traced(list(t.sweepable()))
     state_t, metrics_t = traced.init_and_train(KEY)
@@ -116,19 +116,19 @@ def test_sweep_members_equal_their_lone_runs_one_program_per_shape(capsys):
     assert len(result.configs) == 4 and result.groups == [[0, 2], [1, 3]]
     assert result.curves["best_fitness"].shape == (4, 2, 12)
     keys = jax.random.split(KEY, 2)
-    for c, config in enumerate(result.configs):
+    for c, s in ((1, 1), (2, 0)):  # one of each shape, one of each value, one of each seed
+        config = result.configs[c]
         lone = es(popsize=config["popsize"], es_params={"std_init": config["std_init"]})
-        for s in range(2):
-            state, metrics = lone.init_and_train(keys[s])
-            for name in result.curves:
-                np.testing.assert_array_equal(result.curves[name][c, s], metrics[name])
-            member = result.state_of(c, s)
-            np.testing.assert_array_equal(member.best_fitness, state.best_fitness)
-            assert float(member.hparams["std_init"]) == np.float32(config["std_init"])
+        state, metrics = lone.init_and_train(keys[s])
+        for name in result.curves:
+            np.testing.assert_array_equal(result.curves[name][c, s], metrics[name])
+        member = result.state_of(c, s)
+        np.testing.assert_array_equal(member.best_fitness, state.best_fitness)
+        assert float(member.hparams["std_init"]) == np.float32(config["std_init"])
 
 
 def test_result_table_ranking_and_files(tmp_path):
-    result = sweep(es(), {"std_init": [1e-4, 1.0]}, KEY, seeds=2)
+    result = sweep(es(train_steps=6), {"std_init": [1e-4, 1.0]}, KEY, seeds=2)
     rows = result.table()
     assert len(rows) == 4
     assert rows[0]["config"] == 0 and rows[0]["seed"] == 0 and rows[0]["std_init"] == 1e-4
@@ -144,12 +144,16 @@ def test_result_table_ranking_and_files(tmp_path):
 
 
 def test_random_search_is_reproducible_and_within_bounds():
+    from realax.train._sweep_space import check_space, configurations
+
     space = {"std_init": ("log_uniform", 1e-3, 1.0), "lr_std_init": ("choice", [0.1, 0.2])}
-    a = sweep(es(train_steps=2), space, KEY, method="random", num_samples=5)
-    b = sweep(es(train_steps=2), space, KEY, method="random", num_samples=5)
-    assert a.configs == b.configs and len(a.configs) == 5
+    t = es(train_steps=2)
+    checked = check_space(space, t.sweepable(), t.shape_settings(), "random")
+    assert configurations(checked, "random", 5, 7) == configurations(checked, "random", 5, 7)
+    a = sweep(t, space, KEY, method="random", num_samples=5)
+    assert len(a.configs) == 5 and a.curves["fitness_mean"].shape == (5, 1, 2)
     assert all(1e-3 <= c["std_init"] <= 1.0 and c["lr_std_init"] in (0.1, 0.2) for c in a.configs)
-    np.testing.assert_array_equal(a.curves["fitness_mean"], b.curves["fitness_mean"])
+    assert len({c["std_init"] for c in a.configs}) == 5
 
 
 @pytest.mark.parametrize(

@@ -174,7 +174,7 @@ class PBT(BaseTrainer):
 
     Args:
         trainer: a trainer with traced hyperparameters (``OptaxTrainer``, ``EvosaxTrainer``,
-            ``OnPolicyTrainer``); its ``train_steps`` is the run's length.
+            the RL trainers); its ``train_steps`` is the run's length.
         population: number of members (>= 2).
         hparams: ``{name: ("log_uniform" | "uniform", low, high)}`` (members start at
             independent draws; perturbed values are clipped to the bounds) or ``{name:

@@ -340,18 +340,20 @@ class PBT(BaseTrainer):
 
     def _exploit(self, state: PBTState) -> tuple[PBTState, jax.Array]:
         """Rank, copy the best into the worst, explore their hyperparameters, record."""
-        n, k = self.population, self.n_replaced
+        n, k, h = self.population, self.n_replaced, len(self.space.names)
         mean = jnp.where(state.count > 0, state.score / jnp.maximum(state.count, 1), jnp.nan)
         signed = mean if self.mode == "max" else -mean
         order = jnp.argsort(-jnp.where(jnp.isnan(signed), -jnp.inf, signed), stable=True)
-        key = jax.random.fold_in(state.key, state.step)
-        k_src, k_resample, k_factor, k_draw = jax.random.split(key, 4)
-        src = order[:k][jax.random.randint(k_src, (k,), 0, k)]
+        # every random number of the event from one PRNG call: a row of source picks, then
+        # n_hparams rows each of "resample?", perturb factors and fresh draws
+        u = jax.random.uniform(jax.random.fold_in(state.key, state.step), (1 + 3 * h, n))
+        pick = jnp.minimum((u[0, :k] * k).astype(jnp.int32), k - 1)
+        src = order[:k][pick]
         parent = jnp.arange(n, dtype=jnp.int32).at[order[n - k :]].set(src.astype(jnp.int32))
         own_keys = state.members.key
         members = jax.tree.map(lambda x: x[parent], state.members).replace(key=own_keys)
         replaced = parent != jnp.arange(n)
-        hp = self._explore(members.hparams, replaced, k_resample, k_factor, k_draw)
+        hp = self._explore(members.hparams, replaced, u[1:].reshape(3, h, n))
         members = set_hparams(members, hp)
         e = state.step // self.interval - 1
         lin = state.lineage
@@ -359,7 +361,7 @@ class PBT(BaseTrainer):
             step=lin.step.at[e].set(state.step, mode="drop"),
             parent=lin.parent.at[e].set(parent, mode="drop"),
             score=lin.score.at[e].set(mean, mode="drop"),
-            hparams={k: lin.hparams[k].at[e].set(hp[k], mode="drop") for k in lin.hparams},
+            hparams={m: lin.hparams[m].at[e].set(hp[m], mode="drop") for m in lin.hparams},
         )
         zero = jnp.zeros_like
         state = state.replace(
@@ -367,17 +369,20 @@ class PBT(BaseTrainer):
         )
         return state, parent
 
-    def _explore(self, hp: dict, replaced, k_resample, k_factor, k_draw) -> dict:
-        n = self.population
+    def _explore(self, hp: dict, replaced: jax.Array, u: jax.Array) -> dict:
+        """Perturb (a factor of ``perturb``) or resample (``resample_prob``) the replaced
+        members' values; ``u``: uniforms ``(3, n_hparams, population)``."""
         factors = jnp.asarray(self.perturb, jnp.float32)
-        drawn = self.space.sample(k_draw, n)
+        n_f = len(self.perturb)
+        drawn = self.space.draw(u[2])
         out = {}
         for j, name in enumerate(self.space.names):
-            resample = jax.random.uniform(jax.random.fold_in(k_resample, j), (n,))
-            resample = resample < self.resample_prob
-            pick = jax.random.randint(jax.random.fold_in(k_factor, j), (n,), 0, len(factors))
-            out[name] = jnp.asarray(hp[name], jnp.float32) * factors[pick]
-            out[name] = jnp.where(resample, drawn[name], out[name])
+            factor = factors[jnp.minimum((u[1, j] * n_f).astype(jnp.int32), n_f - 1)]
+            out[name] = jnp.where(
+                u[0, j] < self.resample_prob,
+                drawn[name],
+                jnp.asarray(hp[name], jnp.float32) * factor,
+            )
         out = self.space.clip(out)
         return {k: jnp.where(replaced, out[k], hp[k]) for k in out}
 

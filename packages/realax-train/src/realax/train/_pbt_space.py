@@ -81,20 +81,24 @@ class Space(struct.PyTreeNode):
     def names(self) -> tuple[str, ...]:
         return tuple(name for name, _, _ in self.entries)
 
-    def sample(self, key: jax.Array, n: int) -> dict[str, jax.Array]:
-        """``n`` independent draws of every hyperparameter (float32, shape ``(n,)``)."""
+    def draw(self, u: jax.Array) -> dict[str, jax.Array]:
+        """Draws of every hyperparameter from uniforms ``u`` in ``[0, 1)``, one row per entry
+        (``u[i]`` -> entry ``i``, float32, by inverse CDF: one PRNG call serves them all)."""
         out = {}
         for i, (name, kind, nums) in enumerate(self.entries):
-            k = jax.random.fold_in(key, i)
             if kind == "choice":
-                out[name] = jnp.asarray(nums, jnp.float32)[
-                    jax.random.randint(k, (n,), 0, len(nums))
-                ]
+                pick = jnp.minimum((u[i] * len(nums)).astype(jnp.int32), len(nums) - 1)
+                out[name] = jnp.asarray(nums, jnp.float32)[pick]
+            elif kind == "log_uniform":
+                lo, hi = math.log(nums[0]), math.log(nums[1])
+                out[name] = jnp.exp(lo + u[i] * (hi - lo))
             else:
-                lo, hi = (math.log(v) for v in nums) if kind == "log_uniform" else nums
-                u = jax.random.uniform(k, (n,), jnp.float32, lo, hi)
-                out[name] = jnp.exp(u) if kind == "log_uniform" else u
-        return out
+                out[name] = nums[0] + u[i] * (nums[1] - nums[0])
+        return self.clip(out)  # float32 rounding could step past a bound
+
+    def sample(self, key: jax.Array, n: int) -> dict[str, jax.Array]:
+        """``n`` independent draws of every hyperparameter (float32, shape ``(n,)``)."""
+        return self.draw(jax.random.uniform(key, (len(self.entries), n), jnp.float32))
 
     def initial(self, key: jax.Array, n: int) -> dict[str, jax.Array]:
         """The population's starting values: lists cycled over the members, distributions

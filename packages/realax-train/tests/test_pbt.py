@@ -71,13 +71,11 @@ def test_sweepable_and_shape_settings():
         "weight_decay": 1e-4,
         "learning_rate": 0.05,
     }
-    assert t.shape_settings() == {
-        "optimizer": "adamw",
-        "batch_size": 16,
-        "n_batches": 4,
-        "n_examples": 64,
-        "n_devices": 1,
-    }
+    assert t.shape_settings() == {"optimizer": "adamw", "batch_size": 16, "n_devices": 1}
+    # a shape setting changes through rebuild (the sweep's one program per shape)
+    rebuilt = t.traced(["learning_rate"]).rebuild(batch_size=32)
+    assert (rebuilt.batch_size, rebuilt.n_batches) == (32, 2)
+    assert rebuilt.traced_values == {"learning_rate": 0.05}
     sgd = OptaxTrainer(5, "sgd", lambda k: jnp.zeros(2), lambda p, k: (p.sum(), {}), 0.1)
     assert sgd.sweepable() == {"learning_rate": 0.1}  # momentum=None is not a number
     schedule = OptaxTrainer(5, "sgd", lambda k: jnp.zeros(2), lambda p, k: (p.sum(), {}), abs)

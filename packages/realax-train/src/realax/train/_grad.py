@@ -241,14 +241,12 @@ class OptaxTrainer(Traceable, BaseTrainer):
 
     def shape_settings(self) -> dict[str, Any]:
         """The settings that fix the program's array shapes or structure (one program per
-        value): ``optimizer`` (its state's structure), ``batch_size``, ``n_batches``,
-        ``n_examples``, ``n_devices``."""
+        value; ``rebuild(**changes)`` makes a trainer with others): ``optimizer`` (its state's
+        structure), ``batch_size``, ``n_devices``."""
         optimizer = self._opt_spec[0]
         return {
             "optimizer": optimizer if isinstance(optimizer, str) else type(optimizer).__name__,
             "batch_size": self.batch_size,
-            "n_batches": self.n_batches,
-            "n_examples": self.n_examples,
             "n_devices": self.n_devices,
         }
 

@@ -145,7 +145,6 @@ RESUME = textwrap.dedent(
     """
     import sys, time
     import jax, jax.numpy as jnp, numpy as np
-    from jax.experimental import io_callback
     import realax.log as rlog
     from realax.train import EvosaxTrainer, sweep, sweep_init
 
@@ -157,7 +156,8 @@ RESUME = textwrap.dedent(
 
         def log(self, state, metrics):
             self.inner.log(state, metrics)
-            io_callback(lambda s: time.sleep(delay), None, state.step, ordered=True)
+            # (an ordered io_callback cannot be vmapped; a debug callback can)
+            jax.debug.callback(lambda s: time.sleep(delay), state.step)
 
         def save_on_interrupt(self):
             return self.inner.save_on_interrupt()

@@ -38,6 +38,7 @@ TABLES = {
     "startup": "startup",
     "qd": "qd",
     "offline": "offline",
+    "sweep": "sweep",
     "pbt": "pbt",
 }
 TITLES = {
@@ -50,7 +51,8 @@ TITLES = {
     "startup": "7. Start-up: `realax --help` and package imports",
     "qd": "8. Quality-diversity: QDTrainer vs qdax's MAPElites loop",
     "offline": "9. Offline RL: OfflineTrainer vs a hand-written update loop",
-    "pbt": "10. Population-based training: one PBT program vs fixed runs one after another",
+    "sweep": "10. Sweeps: 8 PPO configurations x 4 seeds as one program",
+    "pbt": "11. Population-based training: one PBT program vs fixed runs one after another",
 }
 
 

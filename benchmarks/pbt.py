@@ -1,4 +1,4 @@
-"""Table 10 -- population-based training: one compiled PBT program against the same
+"""Table 11 -- population-based training: one compiled PBT program against the same
 population trained as fixed configurations one after another.
 
 The problem is the noisy quadratic of ``packages/realax-train/tests/test_pbt.py``: SGD with

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -92,7 +92,7 @@ class CQL(DQN):
 
     config: CQLConfig = nonpytree_field()  # type: ignore[assignment]
     #: CQL traces no hyperparameters (``create`` takes no ``hparams``)
-    TRACEABLE = ()
+    TRACEABLE: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
     def create(cls, key: Any, observations: jax.Array, actions: jax.Array, **config: Any) -> CQL:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -125,7 +125,7 @@ class DQN(struct.PyTreeNode):
     hparams: dict = struct.field(default_factory=dict)
 
     #: the config numbers ``create(..., hparams=)`` can trace (``tau`` when it is set)
-    TRACEABLE = ("learning_rate", "max_grad_norm", "discount", "tau")
+    TRACEABLE: ClassVar[tuple[str, ...]] = ("learning_rate", "max_grad_norm", "discount", "tau")
 
     @classmethod
     def create(

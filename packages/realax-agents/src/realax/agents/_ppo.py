@@ -6,7 +6,7 @@ import dataclasses
 import functools
 import math
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -120,7 +120,7 @@ class PPO(struct.PyTreeNode):
     hparams: dict = struct.field(default_factory=dict)
 
     #: the config numbers ``create(..., hparams=)`` can trace
-    TRACEABLE = (
+    TRACEABLE: ClassVar[tuple[str, ...]] = (
         "learning_rate", "max_grad_norm", "discount", "gae_lambda", "clip_eps", "vf_coef",
         "ent_coef",
     )  # fmt: skip

@@ -158,8 +158,9 @@ class OffPolicyTrainer(RLTrainer):
         """Settings that change array shapes (one compiled program per value)."""
         out = {"num_envs": self.num_envs, "buffer_size": self.buffer_size,
                "batch_size": self.batch_size, "n_devices": self.n_devices}  # fmt: skip
-        if hasattr(self.agent_config, "hidden_dims"):
-            out["hidden_dims"] = self.agent_config.hidden_dims
+        hidden = getattr(self.agent_config, "hidden_dims", None)
+        if hidden is not None:
+            out["hidden_dims"] = hidden
         return out
 
     def _check_epsilon(self, epsilon: Any) -> Callable[[jax.Array], jax.Array] | None:

@@ -15,6 +15,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from . import _stats as stats  # noqa: F401  (the module, public as realax.log.stats)
     from ._checkpoint import all_steps as all_steps
     from ._checkpoint import latest_step as latest_step
     from ._checkpoint import read_metadata as read_metadata
@@ -54,6 +55,7 @@ _WHERE = {
     "read_wandb_history": "_wandb_reader",
     "restore": "_checkpoint",
     "setup_wandb": "_wandb",
+    "stats": "",  # the module realax.log._stats itself
 }
 
 __all__ = sorted(_WHERE)
@@ -63,7 +65,10 @@ def __getattr__(name: str) -> Any:
     module = _WHERE.get(name)
     if module is None:
         raise AttributeError(f"module 'realax.log' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    if name == "stats":
+        value = importlib.import_module(f"{__name__}._stats")
+    else:
+        value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
     globals()[name] = value
     return value
 

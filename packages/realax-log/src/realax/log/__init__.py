@@ -28,6 +28,9 @@ if TYPE_CHECKING:
     from ._metrics_file import read_metrics as read_metrics
     from ._plot import plot as plot
     from ._qd_plot import plot_repertoire as plot_repertoire
+    from ._report import Report as Report
+    from ._report import read_sweep as read_sweep
+    from ._report import report as report
     from ._sinks import Sink as Sink
     from ._wandb import default_wandb_config as default_wandb_config
     from ._wandb import setup_wandb as setup_wandb
@@ -53,6 +56,9 @@ _WHERE = {
     "read_metrics": "_metrics_file",
     "read_wandb_config": "_wandb_reader",
     "read_wandb_history": "_wandb_reader",
+    "read_sweep": "_report",
+    "Report": "_report",
+    "report": "_report",
     "restore": "_checkpoint",
     "setup_wandb": "_wandb",
     "stats": "",  # the module realax.log._stats itself

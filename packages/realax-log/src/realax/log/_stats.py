@@ -27,6 +27,7 @@ import numpy as np
 __all__ = [
     "METRICS",
     "bootstrap_ci",
+    "curve_intervals",
     "interval_estimate",
     "iqm",
     "mean",
@@ -290,3 +291,56 @@ def probability_of_improvement_ci(
     x, y = _pair(scores_x, scores_y)
     ci = bootstrap_ci(_b_improvement, x, y, reps=reps, confidence=confidence, seed=seed)
     return _point(_b_improvement, x, y), ci
+
+
+def curve_intervals(
+    curves: Any,
+    metric: str | Callable[[np.ndarray], np.ndarray] = "iqm",
+    *,
+    reps: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A statistic over runs at every step of learning curves, with bootstrap bands.
+
+    Whole curves are resampled (a run keeps its values at every step), and the statistic is
+    taken over runs at each step, as one task (``median`` is the median of the runs).
+
+    Args:
+        curves: ``(runs, steps)`` values.
+        metric: as for :func:`interval_estimate`.
+        reps: bootstrap resamples.
+        confidence: the bands' coverage.
+        seed: the bootstrap's seed.
+
+    Returns:
+        ``(point, low, high)``, each of shape ``(steps,)``.
+
+    Example:
+        >>> point, lo, hi = curve_intervals([[0.0, 1.0, 2.0], [0.0, 3.0, 4.0]], "mean")
+        >>> point.tolist()
+        [0.0, 2.0, 3.0]
+    """
+    _check_bootstrap(reps, confidence)
+    fn = _metric_fn(metric)
+    a = np.asarray(curves, dtype=np.float64)
+    if a.ndim != 2 or 0 in a.shape:
+        raise ValueError(f"curves must be a non-empty (runs, steps) array, got shape {a.shape}")
+    runs, steps = a.shape
+
+    def per_step(x: np.ndarray) -> np.ndarray:  # (n, runs, steps) -> (n, steps)
+        n = x.shape[0]
+        return fn(x.transpose(0, 2, 1).reshape(n * steps, runs, 1)).reshape(n, steps)
+
+    point = per_step(a[None])[0]
+    rng = np.random.default_rng(seed)
+    block = max(1, _BLOCK_ELEMENTS // a.size)
+    dist = np.concatenate(
+        [
+            per_step(a[rng.integers(0, runs, size=(min(block, reps - i), runs))])
+            for i in range(0, int(reps), block)
+        ]
+    )
+    tail = 100.0 * (1.0 - float(confidence)) / 2.0
+    lo, hi = np.percentile(dist, [tail, 100.0 - tail], axis=0)
+    return point, lo, hi

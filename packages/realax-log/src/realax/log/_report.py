@@ -23,9 +23,8 @@ import numpy as np
 
 from . import _stats
 from ._metrics_file import metrics_path, read_metrics
+from ._sweep_log import SWEEP_FILE
 
-#: the file of a sweep's configurations in its run folder (written by ``Logger(sweep=...)``)
-SWEEP_FILE = "sweep.json"
 _STATS = ("mean", "median", "iqm")
 
 
@@ -115,7 +114,7 @@ def read_sweep(run_dir: str | Path, metric: str | None = None) -> dict[str, Any]
     if not meta_path.exists():
         raise FileNotFoundError(
             f"{meta_path} not found: {where.parent} is not a sweep's run folder (a sweep "
-            "is logged with Logger(..., sweep=[config, ...]))"
+            "is logged with Logger(..., sweep_configs=[config, ...]))"
         )
     meta = json.loads(meta_path.read_text())
     configs = list(meta["configs"])
@@ -246,7 +245,7 @@ def report(
 
     Args:
         source: a sweep's run folder (``metrics.jsonl`` with a ``config`` column and
-            ``sweep.json``, as ``Logger(..., sweep=...)`` writes them), an array
+            ``sweep.json``, as ``Logger(..., sweep_configs=...)`` writes them), an array
             ``(n_configs, n_seeds, n_steps)`` (or ``(n_configs, n_seeds)``: final values), or
             an object with ``curves`` (such an array, or a dict of them by metric) and
             ``configs``, e.g. ``realax.train.SweepResult``.

@@ -28,6 +28,7 @@ from ._distributions import TanhDiagGaussian as TanhDiagGaussian
 from ._dqn import DQN as DQN
 from ._dqn import DQNConfig as DQNConfig
 from ._gae import gae as gae
+from ._hparams import with_hparams as with_hparams
 from ._iql import IQL as IQL
 from ._iql import IQLConfig as IQLConfig
 from ._networks import MLP as MLP
@@ -100,4 +101,5 @@ __all__ = [
     "shard_batch",
     "target_update",
     "unreplicate",
+    "with_hparams",
 ]

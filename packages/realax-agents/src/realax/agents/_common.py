@@ -185,12 +185,27 @@ def make_optimizer(
     eps: float = 1e-8,
     *,
     flat: bool = False,
+    inject: bool = False,
 ) -> optax.GradientTransformation:
-    """Adam, after global-norm clipping if ``max_grad_norm``; ``flat``: see `on_flat_vector`."""
+    """Adam, after global-norm clipping if ``max_grad_norm``; ``flat``: see `on_flat_vector`.
+
+    ``inject``: ``learning_rate`` and ``max_grad_norm`` are ``optax.inject_hyperparams``
+    values held in the optimiser state (traced hyperparameters, ``_hparams.with_hparams``).
+    """
+    if inject:
+        tx = optax.inject_hyperparams(_adam, static_args=("eps",))(
+            learning_rate=learning_rate, max_grad_norm=max_grad_norm, eps=eps
+        )
+    else:
+        tx = _adam(learning_rate, max_grad_norm, eps)
+    return on_flat_vector(tx) if flat else tx
+
+
+def _adam(learning_rate: Any, max_grad_norm: Any, eps: float) -> optax.GradientTransformation:
     tx = optax.adam(learning_rate, eps=eps)
     if max_grad_norm is not None:
         tx = optax.chain(clip_by_global_norm(max_grad_norm), tx)
-    return on_flat_vector(tx) if flat else tx
+    return tx
 
 
 def require_keys(owner: str, batch: Mapping[str, Any], keys: Sequence[str]) -> None:

@@ -15,8 +15,10 @@ from flax import struct
 from jax import Array
 
 from . import _common as c
+from . import _hparams as hp
 from ._batches import Rollout, as_rollout
 from ._gae import gae
+from ._hparams import OPTIMIZER_HPARAMS, check_hparams, with_hparams
 from ._networks import ACTIVATIONS, ActorCritic
 from ._protocols import OnPolicyAgent
 from ._train_state import TrainState, nonpytree_field
@@ -114,9 +116,25 @@ class PPO(struct.PyTreeNode):
     model: TrainState
     key: jax.Array
     config: PPOConfig = nonpytree_field()
+    #: traced config numbers (``create(..., hparams=)``), float32 scalars; empty by default
+    hparams: dict = struct.field(default_factory=dict)
+
+    #: the config numbers ``create(..., hparams=)`` can trace
+    TRACEABLE = (
+        "learning_rate", "max_grad_norm", "discount", "gae_lambda", "clip_eps", "vf_coef",
+        "ent_coef",
+    )  # fmt: skip
 
     @classmethod
-    def create(cls, key: Array | int, observations: Array, actions: Array, **config: Any) -> PPO:
+    def create(
+        cls,
+        key: Array | int,
+        observations: Array,
+        actions: Array,
+        *,
+        hparams: Mapping[str, float] | None = None,
+        **config: Any,
+    ) -> PPO:
         """Initialise the actor-critic; integer example actions mean discrete actions.
 
         ``key`` is a PRNG key, ``observations`` example observation(s), float ``(obs_dim,)``
@@ -131,6 +149,7 @@ class PPO(struct.PyTreeNode):
             False
         """
         cfg = c.build_config(PPOConfig, "PPO", config)
+        traced = check_hparams("PPO", hparams, cls.TRACEABLE, cfg)
         rng = c.as_key("PPO", key)
         obs = c.observation_example("PPO", observations)
         if jnp.issubdtype(jnp.asarray(actions).dtype, jnp.integer):
@@ -146,8 +165,16 @@ class PPO(struct.PyTreeNode):
         lr: float | optax.Schedule = cfg.learning_rate
         if cfg.anneal_lr_steps is not None:
             lr = optax.linear_schedule(cfg.learning_rate, 0.0, cfg.anneal_lr_steps)
-        tx = c.make_optimizer(lr, cfg.max_grad_norm, eps=cfg.adam_eps, flat=True)
-        return cls(model=c.init_state(model_def, init_key, obs, tx=tx), key=new_key, config=cfg)
+        inject = any(name in traced for name in OPTIMIZER_HPARAMS)
+        if inject and cfg.anneal_lr_steps is not None and "learning_rate" in traced:
+            raise ValueError(
+                "PPO.create: learning_rate cannot be traced with anneal_lr_steps (a schedule); "
+                "drop one of them"
+            )
+        tx = c.make_optimizer(lr, cfg.max_grad_norm, eps=cfg.adam_eps, flat=True, inject=inject)
+        model = c.init_state(model_def, init_key, obs, tx=tx)
+        agent = cls(model=model, key=new_key, config=cfg, hparams=traced)
+        return with_hparams(agent, traced)
 
     @property
     def discrete(self) -> bool:
@@ -228,8 +255,8 @@ class PPO(struct.PyTreeNode):
             last_value=rollout.last_values,
             next_values=rollout.next_values,
             terminations=rollout.terminated,
-            discount=self.config.discount,
-            gae_lambda=self.config.gae_lambda,
+            discount=hp.value(self, "discount"),
+            gae_lambda=hp.value(self, "gae_lambda"),
         )
 
     @functools.partial(jax.jit, static_argnames=("pmap_axis",))
@@ -288,6 +315,9 @@ class PPO(struct.PyTreeNode):
                 )
         data = jax.tree.map(lambda x: x.reshape((n, *x.shape[nd:])), data)
         mb = n // cfg.num_minibatches
+        clip_eps, vf_coef, ent_coef = (
+            hp.value(self, k) for k in ("clip_eps", "vf_coef", "ent_coef")
+        )
 
         def loss_fn(params: Any, mb_data: dict[str, jax.Array]) -> tuple[jax.Array, dict]:
             dist, value = self.model(mb_data["obs"], params=params)
@@ -303,25 +333,25 @@ class PPO(struct.PyTreeNode):
                 var = var if axis is None else jax.lax.pmean(var, axis)
                 adv = (adv - mean) / (jnp.sqrt(var) + 1e-8)
             surrogate = jnp.minimum(
-                ratio * adv, jnp.clip(ratio, 1.0 - cfg.clip_eps, 1.0 + cfg.clip_eps) * adv
+                ratio * adv, jnp.clip(ratio, 1.0 - clip_eps, 1.0 + clip_eps) * adv
             )
             actor_loss = -jnp.mean(surrogate)
             value_err = (value - mb_data["returns"]) ** 2
             if cfg.clip_value:
                 clipped = mb_data["values"] + jnp.clip(
-                    value - mb_data["values"], -cfg.clip_eps, cfg.clip_eps
+                    value - mb_data["values"], -clip_eps, clip_eps
                 )
                 value_err = jnp.maximum(value_err, (clipped - mb_data["returns"]) ** 2)
             value_loss = 0.5 * jnp.mean(value_err)
             entropy = jnp.mean(dist.entropy())
-            loss = actor_loss + cfg.vf_coef * value_loss - cfg.ent_coef * entropy
+            loss = actor_loss + vf_coef * value_loss - ent_coef * entropy
             info = {
                 "loss": loss,
                 "actor_loss": actor_loss,
                 "value_loss": value_loss,
                 "entropy": entropy,
                 "approx_kl": jnp.mean((ratio - 1.0) - log_ratio),
-                "clip_fraction": jnp.mean(jnp.abs(ratio - 1.0) > cfg.clip_eps),
+                "clip_fraction": jnp.mean(jnp.abs(ratio - 1.0) > clip_eps),
             }
             return loss, info
 

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from ._grad import OptaxTrainer as OptaxTrainer
     from ._grad import available_optimizers as available_optimizers
     from ._grad import optimize as optimize
+    from ._hparams import set_hparams as set_hparams
     from ._protocols import DataTask as DataTask
     from ._protocols import Logger as Logger
     from ._protocols import LossFn as LossFn
@@ -36,6 +37,9 @@ if TYPE_CHECKING:
     from ._strategies import STRATEGY_ALIASES as STRATEGY_ALIASES
     from ._strategies import available_strategies as available_strategies
     from ._strategies import resolve_strategy as resolve_strategy
+    from ._sweep import sweep as sweep
+    from ._sweep import sweep_init as sweep_init
+    from ._sweep_result import SweepResult as SweepResult
 
 #: public name -> the module that defines it
 _WHERE = {
@@ -58,6 +62,10 @@ _WHERE = {
     "available_strategies": "_strategies",
     "evolve": "_es",
     "optimize": "_grad",
+    "set_hparams": "_hparams",
+    "sweep": "_sweep",
+    "sweep_init": "_sweep",
+    "SweepResult": "_sweep_result",
     "resolve_strategy": "_strategies",
 }
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -12,6 +14,7 @@ from . import _loops
 from ._base import BaseTrainer, train_from_key
 from ._es_algorithm import EvoAlgorithm, EvoState, check_task_output
 from ._es_algorithm import _fitness_stats as _fitness_stats  # (tests of the metrics)
+from ._hparams import Traceable, scalar_floats
 from ._mesh import make_mesh
 from ._protocols import InitsData, Logger, Task, UpdatesData
 from ._shaping import FitnessShaper
@@ -83,7 +86,7 @@ _PY_JIT = {
 }
 
 
-class EvosaxTrainer(BaseTrainer):
+class EvosaxTrainer(Traceable, BaseTrainer):
     """Evolve parameters against a task with an evosax 0.3 algorithm, in one compiled loop.
 
     Each generation asks the algorithm for ``popsize`` members, evaluates
@@ -167,6 +170,7 @@ class EvosaxTrainer(BaseTrainer):
         *,
         step_data: bool | Callable = False,
     ):
+        self._args = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
         self.train_steps = check_positive_int(
             train_steps, "train_steps", "pass the number of generations, e.g. train_steps=100"
         )
@@ -224,6 +228,35 @@ class EvosaxTrainer(BaseTrainer):
         # Validate what can be validated now; failures to trace are re-raised before the first
         # compiled run (a task that cannot be traced may still be used with train_python).
         self._check_task(None, construction=True)
+
+    # -- traced hyperparameters (``realax.train.sweep``, PBT) -----------------------------
+
+    def sweepable(self) -> dict[str, float]:
+        """The strategy's float params (``es_params`` fields, e.g. ``std_init``) and, for
+        population-based strategies, ``init_std``: what ``traced(names)`` can carry.
+
+        Example:
+            >>> import jax.numpy as jnp
+            >>> from realax.train import EvosaxTrainer
+            >>> f = lambda x, key, data=None: (jnp.sum(x**2), {})
+            >>> t = EvosaxTrainer(5, "SNES", f, params_like=jnp.ones(2), popsize=8)
+            >>> sorted(t.sweepable())
+            ['lr_std_init', 'std_init']
+        """
+        fields = [f.name for f in dataclasses.fields(self.es_params)]
+        out = scalar_floats(self.es_params, fields)
+        if self.population_based:
+            out["init_std"] = self.init_std
+        return out
+
+    def shape_settings(self) -> dict[str, Any]:
+        """Settings that change array shapes: ``popsize``, ``eval_reps``, ``n_devices``."""
+        return {"popsize": self.popsize, "eval_reps": self.eval_reps, "n_devices": self.n_devices}
+
+    def _trace(self, values: dict[str, float]) -> None:
+        self._alg = copy.copy(self._alg)
+        self._alg.hparams = values
+        self.algorithm = self._alg.algorithm()
 
     @property
     def num_dims(self) -> int:
@@ -308,13 +341,11 @@ class EvosaxTrainer(BaseTrainer):
             (5,)
         """
         alg = self._alg
-        k_init, k_run, data, population, eval_keys = _PY_JIT["_init_sample"](
-            alg, as_typed_key(key), data
-        )
+        keys, data, population, eval_keys = _PY_JIT["_init_sample"](alg, as_typed_key(key), data)
         fitness = None
         if self.population_based:
             fitness, _ = alg.python_evaluate(population, eval_keys, data)
-        return _PY_JIT["_init_finish"](alg, k_init, k_run, data, population, fitness)
+        return _PY_JIT["_init_finish"](alg, keys, data, population, fitness)
 
 
 def evolve(

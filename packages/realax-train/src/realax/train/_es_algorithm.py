@@ -14,6 +14,7 @@ from jax.sharding import Mesh
 from jax.sharding import PartitionSpec as P
 
 from ._algorithm import Algorithm
+from ._hparams import initial_hparams, read
 from ._mesh import AXIS, replicated
 from ._protocols import Task
 from ._shaping import FitnessShaper
@@ -34,6 +35,8 @@ class EvoState(struct.PyTreeNode):
         best_fitness: its raw task fitness (mean over ``eval_reps``), best in the user's sense
             (lowest when minimising, highest with ``FitnessShaper(maximize=True)``).
         data: the task's data (``task.init_data`` / ``task.update_data``) or user data, or None.
+        hparams: traced hyperparameters (``trainer.traced(names)``), float32 scalars by
+            name; empty for an untraced run.
     """
 
     es_state: Any
@@ -43,6 +46,7 @@ class EvoState(struct.PyTreeNode):
     best_fitness: jax.Array
     data: Any = None
     unravel_fn: Callable | None = struct.field(pytree_node=False, default=None)
+    hparams: dict = struct.field(default_factory=dict)
 
     @classmethod
     def create(
@@ -55,6 +59,7 @@ class EvoState(struct.PyTreeNode):
         data: Any = None,
         unravel_fn: Callable | None = None,
         step: int = 0,
+        hparams: dict | None = None,
     ) -> EvoState:
         """Build a state (keyword-only)."""
         return cls(
@@ -65,6 +70,7 @@ class EvoState(struct.PyTreeNode):
             best_fitness=jnp.asarray(best_fitness, dtype=jnp.float32),
             data=data,
             unravel_fn=unravel_fn,
+            hparams=dict(hparams or {}),
         )
 
     @property
@@ -136,6 +142,7 @@ class EvoAlgorithm:
         init_data: Callable | None,
         update_data: Callable | None,
         step_data: Callable | None = None,
+        hparams: dict | None = None,
     ):
         self.strategy, self.es_params, self.task, self.nargs = strategy, es_params, task, nargs
         self.shaper, self.eval_reps, self.init_mean = shaper, eval_reps, init_mean
@@ -146,6 +153,13 @@ class EvoAlgorithm:
         self.popsize = int(strategy.population_size)
         flat, self.unravel = ravel_pytree(init_mean)
         self.num_dims = int(flat.size)
+        #: traced hyperparameters and their starting values (``EvosaxTrainer.traced``)
+        self.hparams = dict(hparams or {})
+
+    def es_params_of(self, hparams: dict) -> Any:
+        """The strategy's params with the traced fields of ``hparams`` replaced."""
+        fields = {k: v for k, v in hparams.items() if k != "init_std"}
+        return self.es_params.replace(**fields) if fields else self.es_params
 
     def algorithm(self) -> Algorithm:
         return Algorithm(self.init, self.step, self.generation_keys, "best_fitness")
@@ -201,20 +215,24 @@ class EvoAlgorithm:
 
     # -- init ----------------------------------------------------------------------------
 
-    def init_sample(self, key: jax.Array, data: Any) -> tuple:
+    def init_sample(self, key: jax.Array, data: Any, hparams: Any = None) -> tuple:
         k_init, k_pop, k_eval, k_data, k_run = jax.random.split(key, 5)
+        hparams = initial_hparams(list(self.hparams), self.hparams) if hparams is None else hparams
         if self.init_data is not None:
             data = self.init_data(k_data)
         flat_mean, _ = ravel_pytree(self.init_mean)
         noise = jax.random.normal(k_pop, (self.popsize, self.num_dims), flat_mean.dtype)
-        population = jax.vmap(self.unravel)(flat_mean + self.init_std * noise)
+        init_std = read(hparams, "init_std", self.init_std)
+        population = jax.vmap(self.unravel)(flat_mean + init_std * noise)
         eval_keys = jax.random.split(k_eval, (self.popsize, self.eval_reps))
-        return k_init, k_run, data, population, eval_keys
+        return (k_init, k_run, hparams), data, population, eval_keys
 
-    def init_finish(self, k_init, k_run, data, population, fitness_reps) -> EvoState:
+    def init_finish(self, keys, data, population, fitness_reps) -> EvoState:
+        k_init, k_run, hparams = keys
+        es_params = self.es_params_of(hparams)
         worst = jnp.asarray(self.shaper.worst_value, jnp.float32)
         if not self.population_based:
-            es_state = self.strategy.init(k_init, self.init_mean, self.es_params)
+            es_state = self.strategy.init(k_init, self.init_mean, es_params)
             return EvoState.create(
                 es_state=es_state,
                 key=k_run,
@@ -222,10 +240,11 @@ class EvoAlgorithm:
                 best_fitness=worst,
                 data=data,
                 unravel_fn=self.unravel,
+                hparams=hparams,
             )
         raw = self.raw_fitness(fitness_reps)
         shaped = self.shape(population, raw)
-        es_state = self.strategy.init(k_init, population, shaped, self.es_params)
+        es_state = self.strategy.init(k_init, population, shaped, es_params)
         best_params, best_fitness = self.update_best(self.init_mean, worst, population, raw)
         es_state, best_params = replicated((es_state, best_params), self.mesh)
         return EvoState.create(
@@ -235,14 +254,16 @@ class EvoAlgorithm:
             best_fitness=best_fitness,
             data=data,
             unravel_fn=self.unravel,
+            hparams=hparams,
         )
 
-    def init(self, key: jax.Array, data: Any) -> EvoState:
-        k_init, k_run, data, population, eval_keys = self.init_sample(key, data)
+    def init(self, key: jax.Array, data: Any, hparams: dict | None = None) -> EvoState:
+        """The initial state; ``hparams``: the traced values (default: the trainer's)."""
+        keys, data, population, eval_keys = self.init_sample(key, data, hparams)
         fitness = None
         if self.population_based:
             fitness, _ = self.evaluate(population, eval_keys, data)
-        return self.init_finish(k_init, k_run, data, population, fitness)
+        return self.init_finish(keys, data, population, fitness)
 
     # -- one generation ------------------------------------------------------------------
 
@@ -281,7 +302,8 @@ class EvoAlgorithm:
         if keys is None:
             keys = self.generation_keys(jax.random.fold_in(state.key, state.step))
         k_ask, k_eval, k_tell = keys
-        population, es_state = self.strategy.ask(k_ask, state.es_state, self.es_params)
+        es_params = self.es_params_of(state.hparams)
+        population, es_state = self.strategy.ask(k_ask, state.es_state, es_params)
         eval_keys = jax.random.split(k_eval, (self.popsize, self.eval_reps))
         return population, es_state, eval_keys, k_tell
 
@@ -289,7 +311,8 @@ class EvoAlgorithm:
         raw = self.raw_fitness(fitness_reps)
         finite = jnp.isfinite(raw)
         shaped = self.shape(population, raw)
-        es_state, _ = self.strategy.tell(k_tell, population, shaped, es_state, self.es_params)
+        es_params = self.es_params_of(state.hparams)
+        es_state, _ = self.strategy.tell(k_tell, population, shaped, es_state, es_params)
         es_state = strong_types(es_state)  # one carry type: train(state) twice compiles once
         best_params, best_fitness = self.update_best(
             state.best_params, state.best_fitness, population, raw

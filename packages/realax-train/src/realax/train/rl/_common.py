@@ -13,10 +13,12 @@ import realax.tasks as rt
 from flax import struct
 from jax import lax
 from jax.sharding import PartitionSpec as P
+from realax.agents import with_hparams
 
 from .. import _loops
 from .._algorithm import Algorithm
 from .._base import BaseTrainer
+from .._hparams import Traceable, initial_hparams, scalar_floats
 from .._mesh import AXIS, make_mesh
 from .._protocols import Logger
 from .._validate import (
@@ -51,6 +53,8 @@ class RLState(struct.PyTreeNode):
         key: typed PRNG key; train step ``t`` uses ``jax.random.fold_in(key, t)``.
         buffer: the `ReplayBuffer` of an off-policy run, else None.
         data: unused (kept for the shared trainer interface), None.
+        hparams: traced hyperparameters (``trainer.traced(names)``), float32 scalars by
+            name (copied into the agent before each step); empty for an untraced run.
     """
 
     agent: Any
@@ -64,6 +68,7 @@ class RLState(struct.PyTreeNode):
     key: jax.Array
     buffer: Any = None
     data: Any = None
+    hparams: dict = struct.field(default_factory=dict)
 
 
 def default_rl_metrics(state: Any, data: Mapping[str, Any]) -> tuple[dict, Any, jax.Array]:
@@ -132,7 +137,8 @@ def _state_specs(state: RLState) -> RLState:
         buffer = state.buffer.replace(data=P(AXIS), pos=P(), size=P())
     specs: dict[str, Any] = {name: P(AXIS) for name in _SPLIT}
     specs.update({name: P() for name in _REPLICATED})
-    return RLState(**specs, buffer=buffer)
+    hparams = {name: P() for name in state.hparams}
+    return RLState(**specs, buffer=buffer, hparams=hparams)
 
 
 #: the RLState fields a rollout carries from step to step, in the order of its carry tuple
@@ -149,7 +155,7 @@ def with_carry(state: RLState, carry: tuple, fields: tuple[str, ...] = ENV_CARRY
     return state.replace(**dict(zip(fields, carry, strict=True)), **other)
 
 
-class RLTrainer(BaseTrainer):
+class RLTrainer(Traceable, BaseTrainer):
     """What the on- and off-policy trainers share (not public).
 
     A subclass validates its own arguments, calls :meth:`_setup_env`, :meth:`_setup_eval` and
@@ -196,6 +202,8 @@ class RLTrainer(BaseTrainer):
     def _make_agent(self, key: jax.Array, discrete: bool | None = None, **extra: Any) -> Any:
         discrete = self.discrete if discrete is None else discrete
         kwargs = {**self.agent_kwargs, **extra}
+        if self.traced_values:
+            kwargs["hparams"] = self.traced_values
         if discrete and "n_actions" not in kwargs:
             keywords = getattr(self._create, "keywords", {}) or {}
             if "n_actions" not in keywords:
@@ -235,6 +243,26 @@ class RLTrainer(BaseTrainer):
         raise ValueError(
             f"{name} needs discrete actions; {env} has continuous actions: use SAC or PPO"
         ) from None
+
+    # -- traced hyperparameters ----------------------------------------------------------
+
+    def _agent_sweepable(self, config: Any) -> dict[str, float]:
+        """The agent's traceable config numbers (``Agent.TRACEABLE``) that are set."""
+        return scalar_floats(config, getattr(type(self._abstract), "TRACEABLE", ()))
+
+    def _trace(self, values: dict[str, float]) -> None:
+        self._abstract = self._abstract_agent()  # fails here if the agent refuses a name
+        self.algorithm = Algorithm(self._init_traced, self._step_traced, None, "episode_return")
+
+    def _init_traced(self, key: jax.Array, data: Any, hparams: dict | None = None) -> RLState:
+        if hparams is None:
+            hparams = initial_hparams(list(self.traced_values), self.traced_values)
+        state = self._initialize(key, data).replace(hparams=hparams)
+        return state.replace(agent=with_hparams(state.agent, hparams))
+
+    def _step_traced(self, state: RLState, data: Any, consts: Any, keys: Any):
+        state = state.replace(agent=with_hparams(state.agent, state.hparams))
+        return self._step(state, data, consts, keys)
 
     # -- pieces used inside the compiled step ------------------------------------------
 

@@ -92,6 +92,7 @@ class OnPolicyTrainer(RLTrainer):
         eval_freq: int | None = None, eval_episodes: int = 16, eval_max_steps: int | None = None,
         logger: Any = None, progress_bar: bool = False, n_devices: int = 1,
     ):  # fmt: skip
+        self._args = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
         num_envs = check_positive_int(num_envs, "num_envs", "e.g. num_envs=4")
         self.num_steps = check_positive_int(num_steps, "num_steps", "e.g. num_steps=128")
         per_step = num_envs * self.num_steps
@@ -130,6 +131,25 @@ class OnPolicyTrainer(RLTrainer):
             epochs = getattr(config, "update_epochs", 1)
             self._extra["anneal_lr_steps"] = self.train_steps * epochs * minibatches
         self.agent_config = config
+        self._abstract = abstract
+
+    def sweepable(self) -> dict[str, float]:
+        """The agent's traceable config numbers (PPO: ``learning_rate``, ``discount``,
+        ``gae_lambda``, ``clip_eps``, ``vf_coef``, ``ent_coef``, ``max_grad_norm``; not
+        ``learning_rate`` with ``anneal_lr``), with their values."""
+        out = self._agent_sweepable(self.agent_config)
+        if self.anneal_lr:
+            out.pop("learning_rate", None)
+        return out
+
+    def shape_settings(self) -> dict[str, Any]:
+        """Settings that change array shapes (one compiled program per value)."""
+        cfg = self.agent_config
+        out = {"num_envs": self.num_envs, "num_steps": self.num_steps, "n_devices": self.n_devices}
+        for name in ("hidden_dims", "num_minibatches", "update_epochs"):
+            if hasattr(cfg, name):
+                out[name] = getattr(cfg, name)
+        return out
 
     def env_action(self, actions: jax.Array) -> jax.Array:
         """The agent's actions as the environment takes them: continuous ones clipped to the

@@ -95,3 +95,14 @@ def test_bad_input(tmp_path):
         rlog.report(_curves())
     with pytest.raises(FileNotFoundError, match=r"not a sweep's run folder"):
         rlog.report(tmp_path)
+
+
+def test_a_sweep_result_like_object(tmp_path):
+    class Result:  # the attributes of realax.train.SweepResult that report reads
+        configs = CONFIGS
+        metric = "loss"
+        maximize = False
+        curves = {"loss": _curves(), "other": np.zeros((4, 6, len(STEPS)))}
+
+    rep = rlog.report(Result(), tmp_path, reps=100, plot=False)
+    assert rep.metric == "loss" and rep.best == 3 and rep.configs == CONFIGS

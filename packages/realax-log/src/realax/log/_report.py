@@ -247,8 +247,9 @@ def report(
         source: a sweep's run folder (``metrics.jsonl`` with a ``config`` column and
             ``sweep.json``, as ``Logger(..., sweep_configs=...)`` writes them), an array
             ``(n_configs, n_seeds, n_steps)`` (or ``(n_configs, n_seeds)``: final values), or
-            an object with ``curves`` (such an array, or a dict of them by metric) and
-            ``configs``, e.g. ``realax.train.SweepResult``.
+            an object with ``curves`` (such an array, or a dict of them by metric),
+            ``configs`` and optionally ``metric`` and ``maximize`` (the defaults of
+            ``metric`` and ``higher_is_better``), e.g. ``realax.train.SweepResult``.
         out: the folder of the files (default: the run folder; required for arrays).
         configs: the configurations (dicts of hyperparameter values), in sweep order
             (default: from the source, else numbered).
@@ -284,6 +285,9 @@ def report(
             higher_is_better = sweep["higher_is_better"]
         out = run_dir if out is None else out
     else:
+        metric = metric if metric is not None else getattr(source, "metric", None)
+        if higher_is_better is None and hasattr(source, "maximize"):
+            higher_is_better = bool(source.maximize)
         curves = _curves_of(source, metric)
         if out is None:
             raise ValueError("out must name the report's folder when source is not a run folder")

@@ -156,6 +156,17 @@ def resolve(command: str, given: dict[str, Any]) -> Any:
             episodes=saved.eval_episodes if episodes is None else POSITIVE("episodes", episodes),
             seed=NONNEGATIVE("seed", given["seed"]),
         )
+    if command == "sweep":
+        from ._sweep_schema import resolve as resolve_sweep
+
+        def merge(cmd: str, values: dict[str, Any]) -> Any:
+            return _online_needs_login(_typed(cmd, _merge(cmd, values, keys_of(_CLASSES[cmd]))))
+
+        return resolve_sweep(given, merge)
+    if command == "report":
+        from ._sweep_schema import ReportArgs
+
+        return ReportArgs("report", given["run"], given.get("metric"))
     if command == "collect":
         from ._collect import resolve as resolve_collect
 

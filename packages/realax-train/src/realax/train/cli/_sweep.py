@@ -1,0 +1,187 @@
+"""``realax sweep`` (a grid x seeds as one program, then its report) and ``realax report``."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from ._common import table
+from ._config import CliError, close_matches
+from ._folders import METRICS_FILE, check_fresh, run_folder
+from ._sweep_schema import ReportArgs, SweepArgs
+
+SWEEP_FILE = "sweep.json"  # realax.log's name for a sweep's configurations
+
+
+def _setup(of: str, base: Any) -> Any:
+    if of == "evolve":
+        from . import _evolve
+
+        return _evolve.build(base)
+    from . import _rl
+
+    return _rl.build(base)
+
+
+def _check_names(args: SweepArgs, trainer: Any) -> Any:
+    """Unknown ``--set`` names (with close matches) before anything compiles; PPO's
+    annealed learning rate becomes a constant one when ``learning_rate`` is swept."""
+    traced, shape = dict(trainer.sweepable()), trainer.shape_settings()
+    if args.of == "ppo" and getattr(trainer, "anneal_lr", False):
+        if "learning_rate" in args.space:
+            print("realax sweep: learning_rate is swept, so PPO's rate is constant (no annealing)")
+            trainer = trainer.rebuild(anneal_lr=False)
+        traced["learning_rate"] = 0.0  # sweepable once the rate is constant
+    for name in args.space:
+        if name == "n_devices" or (name not in traced and name not in shape):
+            shaped = sorted(set(shape) - {"n_devices"})
+            raise CliError(
+                f"--set {name}: {args.of} has no setting {name!r} that can be swept."
+                f"{close_matches(name, [*traced, *shaped])} Traced (one program): "
+                f"{', '.join(sorted(traced))}; shape-changing: {', '.join(shaped)}"
+            )
+    if any(name in shape for name in args.space):
+        fixed = [name for name in args.space if name in shape]
+        raise CliError(
+            f"--set {', '.join(fixed)}: shape-changing settings make one program per value, "
+            "which the sweep's run folder (one metrics file, one checkpoint) cannot hold; "
+            f"run one `realax sweep` per value of {', '.join(fixed)} (e.g. --{fixed[0]} ...)"
+        )
+    return trainer
+
+
+def grid(space: dict[str, list]) -> list[dict[str, Any]]:
+    """The configurations of a grid, in ``realax.train.sweep``'s order (the last name varies
+    fastest).
+
+    >>> grid({"a": [1, 2], "b": [0.5, 0.9]})
+    [{'a': 1, 'b': 0.5}, {'a': 1, 'b': 0.9}, {'a': 2, 'b': 0.5}, {'a': 2, 'b': 0.9}]
+    """
+    names = list(space)
+    return [dict(zip(names, v, strict=True)) for v in itertools.product(*space.values())]
+
+
+def _metrics_fn(of: str) -> Any:
+    if of == "evolve":
+        import realax.log as rlog
+
+        return rlog.default_es_metrics
+    from realax.train.rl import default_rl_metrics
+
+    return default_rl_metrics
+
+
+def _logger(args: SweepArgs, run_dir: Path, configs: list[dict]) -> Any:
+    import realax.log as rlog
+
+    base, mode = args.base, args.base.wandb
+    logger = rlog.Logger(
+        wandb_log=mode != "off",
+        metrics_fn=_metrics_fn(args.of),
+        ckpt_dir=run_dir,
+        ckpt_freq=base.ckpt_freq or 1,
+        mode=None if mode == "off" else mode,
+        sweep_configs=configs,
+        sweep_wandb=args.sweep_wandb,
+    )
+    kwargs: dict[str, Any] = {}
+    if mode != "off":
+        name = run_dir.resolve().name
+        kwargs = {"name": name, "dir": str(run_dir.resolve()), "group": name,
+                  "tags": ["realax-cli", "sweep"]}  # fmt: skip
+    logger.init(project=base.project, config=base.as_dict(), **kwargs)
+    return logger
+
+
+def _write_meta(run_dir: Path, args: SweepArgs, metric: str) -> None:
+    doc = {
+        "command": "sweep",
+        "of": args.of,
+        "env": args.base.env,
+        "metric": metric,
+        "higher_is_better": True,  # returns and (maximised) fitness
+        "seeds": args.seeds,
+        "space": args.space,
+        "base": args.base.as_dict(),
+    }
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / SWEEP_FILE).write_text(json.dumps(doc, indent=1) + "\n")
+
+
+def run_sweep(args: SweepArgs) -> int:
+    """``realax sweep METHOD ENV --set NAME=V1,V2 ... --seeds N``."""
+    import jax
+    from realax.train import sweep
+
+    run_dir = run_folder(args.base, f"sweep-{args.of}")
+    check_fresh(run_dir)
+    setup = _setup(args.of, args.base.replace(out=run_dir.as_posix()))
+    trainer = _check_names(args, setup.trainer)
+    metric = args.metric or trainer.algorithm.progress_metric
+    configs = grid(args.space)
+    print(
+        f"realax sweep: {args.of} on {args.base.env}, {len(configs)} configurations x "
+        f"{args.seeds} seeds = {len(configs) * args.seeds} runs in one program -> {run_dir}",
+        flush=True,
+    )
+    _write_meta(run_dir, args, metric)
+    logger = _logger(args, run_dir, configs)
+    t0 = time.perf_counter()
+    try:
+        result = sweep(trainer, args.space, jax.random.key(args.base.seed), seeds=args.seeds,
+                       logger=logger, progress_bar=True)  # fmt: skip
+    except (ValueError, TypeError) as e:
+        logger.finish()
+        if str(e).startswith("sweep"):  # the sweep's own checks, before compiling
+            raise CliError(str(e)) from None
+        raise
+    except (KeyboardInterrupt, SystemExit):
+        logger.finish()
+        print(f"realax: sweep interrupted; its checkpoints are in {run_dir}", file=sys.stderr)
+        raise
+    logger.finish()
+    seconds = time.perf_counter() - t0
+    if result.configs != configs:  # pragma: no cover - the grid's order is realax.train's
+        raise RuntimeError("realax sweep: the configurations differ from the sweep's grid")
+    return _print_report(run_dir, metric, seconds=seconds)
+
+
+def _print_report(run_dir: Path, metric: str | None, seconds: float | None = None) -> int:
+    import realax.log as rlog
+
+    meta = json.loads((run_dir / SWEEP_FILE).read_text())
+    title = f"{meta.get('env')}: sweep of {meta.get('of')}"
+    try:
+        rep = rlog.report(run_dir, metric=metric, title=title)
+    except ValueError as e:
+        raise CliError(str(e)) from None
+    best = rep.table[rep.best]
+    rows = [
+        (
+            f"#{row['rank']} {row['label']}",
+            f"final IQM {row['final_iqm']:.4g} [{row['final_iqm_lo']:.4g}, "
+            f"{row['final_iqm_hi']:.4g}], mean {row['final_mean']:.4g}",
+        )
+        for row in sorted(rep.table, key=lambda r: r["rank"])
+    ]
+    rows.append(("best", f"{best['label']} ({rep.metric}, {best['n_seeds']} seeds)"))
+    if seconds is not None:
+        rows.append(("time", f"{seconds:.1f} s"))
+    rows.append(("report", ", ".join(str(p) for p in rep.files.values())))
+    print(table(rows, title=f"realax sweep: {rep.metric}, 95% bootstrap CIs over seeds"))
+    return 0
+
+
+def report_command(args: ReportArgs) -> int:
+    """``realax report RUN_DIR``: redraw a sweep's report from its metrics file."""
+    run_dir = Path(args.run).expanduser()
+    if not (run_dir / METRICS_FILE).is_file() or not (run_dir / SWEEP_FILE).is_file():
+        raise CliError(
+            f"{args.run!r} is not a sweep's run folder (it needs {METRICS_FILE} and "
+            f"{SWEEP_FILE}; `realax sweep` makes them)"
+        )
+    return _print_report(run_dir, args.metric)

@@ -42,7 +42,7 @@ def _check_names(args: SweepArgs, trainer: Any) -> Any:
             raise CliError(
                 f"--set {name}: {args.of} has no setting {name!r} that can be swept."
                 f"{close_matches(name, [*traced, *shaped])} Traced (one program): "
-                f"{', '.join(sorted(traced))}; shape-changing: {', '.join(shaped)}"
+                f"{', '.join(sorted(traced)) or 'none'}; shape-changing: {', '.join(shaped)}"
             )
     if any(name in shape for name in args.space):
         fixed = [name for name in args.space if name in shape]

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ._common import table
-from ._config import CliError, close_matches
+from ._config import CliError, close_matches, flag
 from ._folders import METRICS_FILE, check_fresh, run_folder
 from ._sweep_schema import ReportArgs, SweepArgs
 
@@ -49,7 +49,7 @@ def _check_names(args: SweepArgs, trainer: Any) -> Any:
         raise CliError(
             f"--set {', '.join(fixed)}: shape-changing settings make one program per value, "
             "which the sweep's run folder (one metrics file, one checkpoint) cannot hold; "
-            f"run one `realax sweep` per value of {', '.join(fixed)} (e.g. --{fixed[0]} ...)"
+            f"run one `realax sweep` per value of {', '.join(fixed)} (e.g. {flag(fixed[0])} ...)"
         )
     return trainer
 

@@ -176,6 +176,12 @@ def _check_bootstrap(reps: Any, confidence: Any) -> None:
         raise ValueError(f"confidence must be in (0, 1) (got confidence={confidence!r}); e.g. 0.95")
 
 
+def _percentiles(dist: np.ndarray, confidence: float) -> np.ndarray:
+    """The percentile interval of a bootstrap distribution (resamples on axis 0)."""
+    tail = 100.0 * (1.0 - float(confidence)) / 2.0
+    return np.percentile(dist, [tail, 100.0 - tail], axis=0)
+
+
 def _resample(rng: np.random.Generator, m: np.ndarray, reps: int) -> np.ndarray:
     """``reps`` stratified resamples of ``m``: within each task (column), runs drawn with
     replacement; shape (reps, runs, tasks)."""
@@ -223,9 +229,7 @@ def bootstrap_ci(
     for start in range(0, int(reps), block):
         n = min(block, int(reps) - start)
         values.append(np.asarray(statistic(*(_resample(rng, m, n) for m in matrices))))
-    dist = np.concatenate(values)
-    tail = 100.0 * (1.0 - float(confidence)) / 2.0
-    lo, hi = np.percentile(dist, [tail, 100.0 - tail])
+    lo, hi = _percentiles(np.concatenate(values), confidence)
     return float(lo), float(hi)
 
 
@@ -341,6 +345,5 @@ def curve_intervals(
             for i in range(0, int(reps), block)
         ]
     )
-    tail = 100.0 * (1.0 - float(confidence)) / 2.0
-    lo, hi = np.percentile(dist, [tail, 100.0 - tail], axis=0)
+    lo, hi = _percentiles(dist, confidence)
     return point, lo, hi

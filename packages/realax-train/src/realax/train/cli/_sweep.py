@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -119,10 +120,17 @@ def run_sweep(args: SweepArgs) -> int:
 
     run_dir = run_folder(args.base, f"sweep-{args.of}")
     check_fresh(run_dir)
-    setup = _setup(args.of, args.base.replace(out=run_dir.as_posix()))
+    # --devices N splits the members (configurations x seeds) over N devices
+    setup = _setup(args.of, args.base.replace(out=run_dir.as_posix(), devices=1))
     trainer = _check_names(args, setup.trainer)
     metric = args.metric or trainer.algorithm.progress_metric
     configs = grid(args.space)
+    if (len(configs) * args.seeds) % args.devices:
+        raise CliError(
+            f"--devices {args.devices} splits the {len(configs) * args.seeds} runs "
+            f"({len(configs)} configurations x {args.seeds} seeds) unevenly; choose --seeds so "
+            f"that configurations x seeds is a multiple of {args.devices}"
+        )
     print(
         f"realax sweep: {args.of} on {args.base.env}, {len(configs)} configurations x "
         f"{args.seeds} seeds = {len(configs) * args.seeds} runs in one program -> {run_dir}",
@@ -133,10 +141,11 @@ def run_sweep(args: SweepArgs) -> int:
     t0 = time.perf_counter()
     try:
         result = sweep(trainer, args.space, jax.random.key(args.base.seed), seeds=args.seeds,
-                       logger=logger, progress_bar=True)  # fmt: skip
+                       n_devices=args.devices, logger=logger, progress_bar=True)  # fmt: skip
     except (ValueError, TypeError) as e:
         logger.finish()
         if str(e).startswith("sweep"):  # the sweep's own checks, before compiling
+            shutil.rmtree(run_dir, ignore_errors=True)  # fresh before: nothing was trained
             raise CliError(str(e)) from None
         raise
     except (KeyboardInterrupt, SystemExit):

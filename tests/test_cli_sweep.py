@@ -55,7 +55,7 @@ def test_report_of_a_folder_that_is_not_a_sweep(capsys, tmp_path):
 
 
 @pytest.mark.slow
-def test_evolve_sweep_writes_the_report_and_report_redraws_it(capsys, tmp_path):
+def test_evolve_sweep_report_and_resume(capsys, tmp_path):
     run = tmp_path / "sw"
     args = ["sweep", "evolve", "CartPole-v1", "--set", "std_init=0.05,0.2", "--seeds", "2"]
     assert main([*args, *TINY_ES, "--out", str(run)]) == 0
@@ -77,6 +77,13 @@ def test_evolve_sweep_writes_the_report_and_report_redraws_it(capsys, tmp_path):
     # a folder holding a sweep is never overwritten
     line = _error(capsys, *args, *TINY_ES, "--out", str(run))
     assert "already holds a run" in line or "holds" in line
+    # `realax resume` continues a sweep from its newest checkpoint: the metrics file then
+    # equals, byte for byte, that of a sweep run to the end at once
+    assert main(["resume", str(run), "--generations", "5"]) == 0
+    assert "(sweep) from step 3" in capsys.readouterr().err
+    assert main([*args, *TINY_ES, "--generations", "5", "--out", str(tmp_path / "at_once")]) == 0
+    at_once = (tmp_path / "at_once" / "metrics.jsonl").read_bytes()
+    assert (run / "metrics.jsonl").read_bytes() == at_once
 
 
 @pytest.mark.slow

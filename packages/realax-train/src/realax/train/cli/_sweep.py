@@ -12,7 +12,7 @@ from typing import Any
 
 from ._common import table
 from ._config import CliError, close_matches, flag
-from ._folders import METRICS_FILE, check_fresh, run_folder
+from ._folders import METRICS_FILE, check_fresh, checkpoint_steps, run_folder
 from ._sweep_schema import ReportArgs, SweepArgs
 
 SWEEP_FILE = "sweep.json"  # realax.log's name for a sweep's configurations
@@ -77,6 +77,7 @@ def _metrics_fn(of: str) -> Any:
 
 
 def _logger(args: SweepArgs, run_dir: Path, configs: list[dict]) -> Any:
+    """The sweep's Logger (a resumed sweep continues its folder: ``resume=True``)."""
     import realax.log as rlog
 
     base, mode = args.base, args.base.wandb
@@ -88,12 +89,17 @@ def _logger(args: SweepArgs, run_dir: Path, configs: list[dict]) -> Any:
         mode=None if mode == "off" else mode,
         sweep_configs=configs,
         sweep_wandb=args.sweep_wandb,
+        resume=args.resume is not None,
     )
     kwargs: dict[str, Any] = {}
     if mode != "off":
         name = run_dir.resolve().name
-        kwargs = {"name": name, "dir": str(run_dir.resolve()), "group": name,
-                  "tags": ["realax-cli", "sweep"]}  # fmt: skip
+        kwargs = {
+            "name": name + ("-resumed" if args.resume else ""),
+            "dir": str(run_dir.resolve()),
+            "group": name,
+            "tags": ["realax-cli", "sweep"],
+        }
     logger.init(project=base.project, config=base.as_dict(), **kwargs)
     return logger
 
@@ -106,6 +112,7 @@ def _write_meta(run_dir: Path, args: SweepArgs, metric: str) -> None:
         "metric": metric,
         "higher_is_better": True,  # returns and (maximised) fitness
         "seeds": args.seeds,
+        "sweep_wandb": args.sweep_wandb,
         "space": args.space,
         "base": args.base.as_dict(),
     }
@@ -113,17 +120,16 @@ def _write_meta(run_dir: Path, args: SweepArgs, metric: str) -> None:
     (run_dir / SWEEP_FILE).write_text(json.dumps(doc, indent=1) + "\n")
 
 
-def run_sweep(args: SweepArgs) -> int:
-    """``realax sweep METHOD ENV --set NAME=V1,V2 ... --seeds N``."""
-    import jax
-    from realax.train import sweep
-
-    run_dir = run_folder(args.base, f"sweep-{args.of}")
-    check_fresh(run_dir)
+def _prepare(args: SweepArgs) -> tuple[Path, Any, list[dict], str]:
+    """The run folder (fresh for a new sweep), the checked trainer, the grid, the metric."""
+    if args.resume is None:
+        run_dir = run_folder(args.base, f"sweep-{args.of}")
+        check_fresh(run_dir)
+    else:
+        run_dir = Path(args.resume).expanduser()
     # --devices N splits the members (configurations x seeds) over N devices
     setup = _setup(args.of, args.base.replace(out=run_dir.as_posix(), devices=1))
     trainer = _check_names(args, setup.trainer)
-    metric = args.metric or trainer.algorithm.progress_metric
     configs = grid(args.space)
     if (len(configs) * args.seeds) % args.devices:
         raise CliError(
@@ -131,32 +137,58 @@ def run_sweep(args: SweepArgs) -> int:
             f"({len(configs)} configurations x {args.seeds} seeds) unevenly; choose --seeds so "
             f"that configurations x seeds is a multiple of {args.devices}"
         )
+    return run_dir, trainer, configs, args.metric or trainer.algorithm.progress_metric
+
+
+def _restored(args: SweepArgs, trainer: Any, run_dir: Path, key: Any) -> Any:
+    """A resumed sweep's member-stacked state (its newest checkpoint), or None."""
+    import realax.log as rlog
+    from realax.train import sweep_init
+
+    if args.resume is None or not checkpoint_steps(run_dir):
+        return None
+    like = sweep_init(trainer, args.space, key, seeds=args.seeds, n_devices=args.devices)
+    state = rlog.restore(run_dir, like=like)
+    print(f"realax resume: {run_dir} (sweep) from step {int(state.step.max())}", file=sys.stderr)
+    return state
+
+
+def run_sweep(args: SweepArgs) -> int:
+    """``realax sweep METHOD ENV --set NAME=V1,V2 ... --seeds N``, and ``realax resume`` of
+    a sweep's folder (from its newest checkpoint to the end)."""
+    import jax
+    from realax.train import sweep
+
+    run_dir, trainer, configs, metric = _prepare(args)
+    n = len(configs) * args.seeds
     print(
         f"realax sweep: {args.of} on {args.base.env}, {len(configs)} configurations x "
-        f"{args.seeds} seeds = {len(configs) * args.seeds} runs in one program -> {run_dir}",
+        f"{args.seeds} seeds = {n} runs in one program -> {run_dir}",
         flush=True,
     )
     _write_meta(run_dir, args, metric)
+    key = jax.random.key(args.base.seed)
+    resume = _restored(args, trainer, run_dir, key)
     logger = _logger(args, run_dir, configs)
     t0 = time.perf_counter()
     try:
-        result = sweep(trainer, args.space, jax.random.key(args.base.seed), seeds=args.seeds,
-                       n_devices=args.devices, logger=logger, progress_bar=True)  # fmt: skip
+        sweep(trainer, args.space, key, seeds=args.seeds, n_devices=args.devices,
+              logger=logger, progress_bar=True, resume=resume)  # fmt: skip
     except (ValueError, TypeError) as e:
         logger.finish()
-        if str(e).startswith("sweep"):  # the sweep's own checks, before compiling
+        if str(e).startswith("sweep") and args.resume is None:  # its checks, before compiling
             shutil.rmtree(run_dir, ignore_errors=True)  # fresh before: nothing was trained
             raise CliError(str(e)) from None
         raise
     except (KeyboardInterrupt, SystemExit):
         logger.finish()
-        print(f"realax: sweep interrupted; its checkpoints are in {run_dir}", file=sys.stderr)
+        print(
+            f"realax: sweep interrupted; continue with: realax resume {run_dir.as_posix()}",
+            file=sys.stderr,
+        )
         raise
     logger.finish()
-    seconds = time.perf_counter() - t0
-    if result.configs != configs:  # pragma: no cover - the grid's order is realax.train's
-        raise RuntimeError("realax sweep: the configurations differ from the sweep's grid")
-    return _print_report(run_dir, metric, seconds=seconds)
+    return _print_report(run_dir, metric, seconds=time.perf_counter() - t0)
 
 
 def _print_report(run_dir: Path, metric: str | None, seconds: float | None = None) -> int:

@@ -29,6 +29,7 @@ class SweepArgs:
     seeds: int
     metric: str | None
     sweep_wandb: str
+    resume: str | None = None  # ``realax resume RUN_DIR`` of a sweep: its folder
 
     @property
     def devices(self) -> int:
@@ -158,3 +159,25 @@ def resolve(given: dict[str, Any], merge: Any) -> SweepArgs:
     if base.env is None:
         raise CliError(f"sweep {of} needs an environment, e.g. `realax sweep {of} CartPole-v1`")
     return SweepArgs("sweep", of, base, space, seeds, metric, sweep_wandb)
+
+
+def resume_args(run: str, meta: dict[str, Any], given: dict[str, Any], typed: Any) -> SweepArgs:
+    """``realax resume RUN_DIR`` of a sweep folder: the sweep as ``sweep.json`` recorded it
+    (``--generations/--steps`` and ``--wandb`` as for other runs); ``typed(command, values)``
+    checks the base configuration."""
+    from ._config import POSITIVE
+
+    base = dict(meta["base"])
+    command = base.pop("command")
+    config = typed(command, base)
+    if given.get("total") is not None:
+        config = typed(
+            command, {**base, config.total_key: POSITIVE(config.total_key, given["total"])}
+        )
+    if given.get("wandb") is not None:
+        config = config.replace(wandb=given["wandb"])
+    space = {str(k): list(v) for k, v in meta["space"].items()}
+    return SweepArgs(
+        "sweep", meta["of"], config, space, int(meta["seeds"]), meta.get("metric"),
+        meta.get("sweep_wandb", "per_config"), resume=run,
+    )  # fmt: skip

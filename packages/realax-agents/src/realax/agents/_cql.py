@@ -91,6 +91,8 @@ class CQL(DQN):
     """
 
     config: CQLConfig = nonpytree_field()  # type: ignore[assignment]
+    #: CQL traces no hyperparameters (``create`` takes no ``hparams``)
+    TRACEABLE = ()
 
     @classmethod
     def create(cls, key: Any, observations: jax.Array, actions: jax.Array, **config: Any) -> CQL:

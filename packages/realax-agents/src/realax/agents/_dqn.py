@@ -14,7 +14,9 @@ from flax import struct
 from jax import Array
 
 from . import _common as c
+from . import _hparams as hp
 from ._batches import Transition, as_transition
+from ._hparams import OPTIMIZER_HPARAMS, check_hparams, with_hparams
 from ._networks import ACTIVATIONS, QCritic
 from ._protocols import OffPolicyAgent
 from ._train_state import TrainState, nonpytree_field, target_update
@@ -119,13 +121,27 @@ class DQN(struct.PyTreeNode):
     target_q: TrainState
     key: jax.Array
     config: DQNConfig = nonpytree_field()
+    #: traced config numbers (``create(..., hparams=)``), float32 scalars; empty by default
+    hparams: dict = struct.field(default_factory=dict)
+
+    #: the config numbers ``create(..., hparams=)`` can trace (``tau`` when it is set)
+    TRACEABLE = ("learning_rate", "max_grad_norm", "discount", "tau")
 
     @classmethod
-    def create(cls, key: Array | int, observations: Array, actions: Array, **config: Any) -> DQN:
+    def create(
+        cls,
+        key: Array | int,
+        observations: Array,
+        actions: Array,
+        *,
+        hparams: Mapping[str, float] | None = None,
+        **config: Any,
+    ) -> DQN:
         """Initialise online and target Q-networks (identical parameters) from a PRNG ``key``,
         example ``observations`` (float ``(obs_dim,)`` or ``(B, obs_dim)``) and example integer
         ``actions`` (only the dtype is used); ``config``: fields of `DQNConfig` (``n_actions``
-        is required).
+        is required). ``hparams``: config numbers (``DQN.TRACEABLE``) carried as traced
+        float32 values (see `PPO.create`).
 
         Example:
             >>> agent = DQN.create(key=jax.random.key(0), observations=jnp.zeros(4),
@@ -135,10 +151,13 @@ class DQN(struct.PyTreeNode):
             True
         """
         cfg = c.build_config(DQNConfig, "DQN", config)
+        traced = check_hparams("DQN", hparams, cls.TRACEABLE, cfg)
         lr: float | optax.Schedule = cfg.learning_rate
         if cfg.anneal_lr_steps is not None:
             lr = optax.linear_schedule(cfg.learning_rate, 0.0, cfg.anneal_lr_steps)
-        return cls(**q_networks("DQN", cfg, key, observations, actions, lr), config=cfg)
+        inject = any(name in traced for name in OPTIMIZER_HPARAMS)
+        fields = q_networks("DQN", cfg, key, observations, actions, lr, inject=inject)
+        return with_hparams(cls(**fields, config=cfg, hparams=traced), traced)
 
     @functools.partial(jax.jit, static_argnames=("pmap_axis",))
     def update(
@@ -165,7 +184,8 @@ class DQN(struct.PyTreeNode):
         else:
             next_actions = jnp.argmax(next_q_target, axis=-1)
         next_value = jnp.take_along_axis(next_q_target, next_actions[..., None], axis=-1)[..., 0]
-        target = jax.lax.stop_gradient(rewards + cfg.discount * masks * next_value)
+        discount = hp.value(self, "discount")
+        target = jax.lax.stop_gradient(rewards + discount * masks * next_value)
 
         def loss_fn(params: Any) -> tuple[jax.Array, dict[str, jax.Array]]:
             q_all = self.q(batch.obs, params=params)
@@ -183,7 +203,7 @@ class DQN(struct.PyTreeNode):
 
         new_q, info = self.q.apply_loss_fn(loss_fn=loss_fn, pmap_axis=axis, has_aux=True)
         do_update = (new_q.step % cfg.target_update_period) == 0
-        tau = jnp.where(do_update, cfg.target_tau, 0.0)
+        tau = jnp.where(do_update, self.hparams.get("tau", cfg.target_tau), 0.0)
         new_target = target_update(new_q, self.target_q, tau)
         return self.replace(q=new_q, target_q=new_target), c.mean_info(info)
 
@@ -231,7 +251,14 @@ if TYPE_CHECKING:  # DQN is what OffPolicyTrainer needs
 
 
 def q_networks(
-    owner: str, cfg: Any, key: Array | int, observations: Array, actions: Array, lr: Any
+    owner: str,
+    cfg: Any,
+    key: Array | int,
+    observations: Array,
+    actions: Array,
+    lr: Any,
+    *,
+    inject: bool = False,
 ) -> dict[str, Any]:
     """The fields ``q``, ``target_q`` (same parameters) and ``key`` of a Q-learning agent
     (`DQN`, `CQL`) built from its config (``hidden_dims``, ``n_actions``, ``activation``,
@@ -246,5 +273,6 @@ def q_networks(
         activation=ACTIVATIONS[cfg.activation],
         layer_norm=cfg.layer_norm,
     )
-    q = c.init_state(model_def, init_key, obs, tx=c.make_optimizer(lr, cfg.max_grad_norm))
+    tx = c.make_optimizer(lr, cfg.max_grad_norm, inject=inject)
+    q = c.init_state(model_def, init_key, obs, tx=tx)
     return {"q": q, "target_q": TrainState.create(model_def, q.params), "key": new_key}

@@ -112,6 +112,7 @@ class OffPolicyTrainer(RLTrainer):
         eval_freq: int | None = None, eval_episodes: int = 16, eval_max_steps: int | None = None,
         logger: Any = None, progress_bar: bool = False, n_devices: int = 1,
     ):  # fmt: skip
+        self._args = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
         num_envs = check_positive_int(num_envs, "num_envs", "e.g. num_envs=1")
         self.train_freq = check_positive_int(train_freq, "train_freq", "e.g. train_freq=1")
         train_steps = steps_from_total(
@@ -146,6 +147,20 @@ class OffPolicyTrainer(RLTrainer):
                     f"(like realax.agents.DQN or SAC); {type(abstract).__name__} has no {method}"
                 )
         self.agent_config = getattr(abstract, "config", None)
+        self._abstract = abstract
+
+    def sweepable(self) -> dict[str, float]:
+        """The agent's traceable config numbers (DQN: ``learning_rate``, ``discount``,
+        ``max_grad_norm``, ``tau`` when set), with their values."""
+        return self._agent_sweepable(self.agent_config)
+
+    def shape_settings(self) -> dict[str, Any]:
+        """Settings that change array shapes (one compiled program per value)."""
+        out = {"num_envs": self.num_envs, "buffer_size": self.buffer_size,
+               "batch_size": self.batch_size, "n_devices": self.n_devices}  # fmt: skip
+        if hasattr(self.agent_config, "hidden_dims"):
+            out["hidden_dims"] = self.agent_config.hidden_dims
+        return out
 
     def _check_epsilon(self, epsilon: Any) -> Callable[[jax.Array], jax.Array] | None:
         if not self.discrete:

@@ -86,12 +86,10 @@ class Logger:
         mode: wandb mode for :meth:`init`: ``"online"``, ``"offline"`` or ``"disabled"``
             (default: ``WANDB_MODE``, else online). Online runs that cannot reach the server
             continue offline with one warning.
-        sweep_configs: a sweep's configurations (dicts, in order; members vmapped as
-            ``(n_configs, n_seeds)`` or ``(n_configs * n_seeds,)``): rows get ``config`` and
-            ``seed`` columns, the run folder a ``sweep.json`` (for :func:`realax.log.report`).
-        sweep_wandb: ``"per_config"`` (one wandb run per configuration in a group, the
-            ``init`` group or name; :attr:`runs`) or ``"table"`` (one run, keys
-            ``config<i>/seed<j>/<name>``, a ``sweep`` table of the last values at the end).
+        sweep_configs: a sweep's configurations (dicts, in order): rows get ``config`` and
+            ``seed`` columns, the folder a ``sweep.json`` (for :func:`realax.log.report`).
+        sweep_wandb: ``"per_config"`` (one wandb run per configuration in a group, :attr:`runs`)
+            or ``"table"`` (one run, keys ``config<i>/seed<j>/<name>``, a final ``sweep`` table).
 
     Example:
         >>> import realax.log as rlog
@@ -147,12 +145,8 @@ class Logger:
         self._wandb = wandb_sink(self._sweep, sweep_wandb)
         self._writer = RowWriter([], host_log_transform, layout=self._sweep)
         self._opened = False
-        self._ckpt = None
-        if self.ckpt_dir is not None:
-            drain, verbose = self._writer.drain, self.verbose
-            self._ckpt = Checkpoints(
-                self.ckpt_dir, max_to_keep=max_to_keep, verbose=verbose, before_save=drain
-            )
+        ckpt, drain = self.ckpt_dir, self._writer.drain
+        self._ckpt = Checkpoints(ckpt, max_to_keep, self.verbose, drain) if ckpt else None
         self._emitter = Emitter(self._on_log, self._on_ckpt, self.ckpt_freq)
         self._stop = StopOnSignal(on_hard_stop=self._writer.hard_flush)
         # what on_run_end needs to checkpoint a final state like the periodic checkpoints
@@ -328,9 +322,7 @@ class Logger:
             ...     logger.checkpoint_now(state)
             ...     raise
         """
-        if self.ckpt_dir is None:
-            raise ValueError("checkpoint_now needs a Logger with a ckpt_dir (got ckpt_dir=None)")
-        step = _options.step_of(state, step)
+        step = _options.step_of(state, step, self.ckpt_dir)
         if _hosts.is_primary():
             assert self._ckpt is not None
             self._ckpt.save_tree(state, np.asarray(jax.device_get(step)))

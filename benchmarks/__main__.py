@@ -40,6 +40,7 @@ TABLES = {
     "offline": "offline",
     "sweep": "sweep",
     "pbt": "pbt",
+    "sweep_stats": "sweep_stats",
 }
 TITLES = {
     "loop": "1. Loop overhead (no environment)",
@@ -53,6 +54,7 @@ TITLES = {
     "offline": "9. Offline RL: OfflineTrainer vs a hand-written update loop",
     "sweep": "10. Sweeps: 8 PPO configurations x 4 seeds as one program",
     "pbt": "11. Population-based training: one PBT program vs fixed runs one after another",
+    "sweep_stats": "10. Sweep statistics: realax.log.stats' bootstrap and the report",
 }
 
 

@@ -15,6 +15,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from . import _stats as stats  # noqa: F401  (the module, public as realax.log.stats)
     from ._checkpoint import all_steps as all_steps
     from ._checkpoint import latest_step as latest_step
     from ._checkpoint import read_metadata as read_metadata
@@ -27,6 +28,9 @@ if TYPE_CHECKING:
     from ._metrics_file import read_metrics as read_metrics
     from ._plot import plot as plot
     from ._qd_plot import plot_repertoire as plot_repertoire
+    from ._report import Report as Report
+    from ._report import read_sweep as read_sweep
+    from ._report import report as report
     from ._sinks import Sink as Sink
     from ._wandb import default_wandb_config as default_wandb_config
     from ._wandb import setup_wandb as setup_wandb
@@ -52,8 +56,12 @@ _WHERE = {
     "read_metrics": "_metrics_file",
     "read_wandb_config": "_wandb_reader",
     "read_wandb_history": "_wandb_reader",
+    "read_sweep": "_report",
+    "Report": "_report",
+    "report": "_report",
     "restore": "_checkpoint",
     "setup_wandb": "_wandb",
+    "stats": "",  # the module realax.log._stats itself
 }
 
 __all__ = sorted(_WHERE)
@@ -63,7 +71,10 @@ def __getattr__(name: str) -> Any:
     module = _WHERE.get(name)
     if module is None:
         raise AttributeError(f"module 'realax.log' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    if name == "stats":
+        value = importlib.import_module(f"{__name__}._stats")
+    else:
+        value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
     globals()[name] = value
     return value
 

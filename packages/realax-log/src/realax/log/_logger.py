@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,8 @@ from . import _hosts, _options, _rundir
 from ._ckpt_writer import Checkpoints
 from ._emit import Emitter, abstract, call_metrics_fn, final_checkpoint
 from ._interrupt import StopOnSignal, StopTraining, Terminated
-from ._sinks import WandbSink, run_sinks
+from ._sinks import run_sinks
+from ._sweep_log import check_sweep, wandb_sink, write_sweep_file
 from ._writer import RowWriter
 
 MetricsFn = Callable[[Any, Any], tuple[Mapping[str, Any], Any, Any]]
@@ -85,6 +86,10 @@ class Logger:
         mode: wandb mode for :meth:`init`: ``"online"``, ``"offline"`` or ``"disabled"``
             (default: ``WANDB_MODE``, else online). Online runs that cannot reach the server
             continue offline with one warning.
+        sweep_configs: a sweep's configurations (dicts, in order): rows get ``config`` and
+            ``seed`` columns, the folder a ``sweep.json`` (for :func:`realax.log.report`).
+        sweep_wandb: ``"per_config"`` (one wandb run per configuration in a group, :attr:`runs`)
+            or ``"table"`` (one run, keys ``config<i>/seed<j>/<name>``, a final ``sweep`` table).
 
     Example:
         >>> import realax.log as rlog
@@ -112,6 +117,8 @@ class Logger:
         resume: bool = False,
         overwrite: bool = False,
         checkpoint_on_interrupt: bool = True,
+        sweep_configs: Sequence[Mapping[str, Any]] | None = None,
+        sweep_wandb: str = "per_config",
     ):
         # the arguments are checked (each error names one) before anything is written
         _options.check_functions(metrics_fn, host_log_transform)
@@ -126,6 +133,7 @@ class Logger:
             "checkpoint_on_interrupt", checkpoint_on_interrupt
         )
         _options.check_resume_or_overwrite(self.resume, self.overwrite)
+        self._sweep = check_sweep(sweep_configs, sweep_wandb)
         self._log_dir = None if log_dir is None else Path(log_dir).expanduser().resolve()
         _rundir.prepare_dirs(
             self.ckpt_dir, self._log_dir, resume=self.resume, overwrite=self.overwrite
@@ -134,15 +142,11 @@ class Logger:
         self.host_log_transform = host_log_transform
         self.verbose = bool(verbose)
         self._lock = threading.Lock()
-        self._wandb = WandbSink()
-        self._writer = RowWriter([], host_log_transform)
+        self._wandb = wandb_sink(self._sweep, sweep_wandb)
+        self._writer = RowWriter([], host_log_transform, layout=self._sweep)
         self._opened = False
-        self._ckpt = None
-        if self.ckpt_dir is not None:
-            drain, verbose = self._writer.drain, self.verbose
-            self._ckpt = Checkpoints(
-                self.ckpt_dir, max_to_keep=max_to_keep, verbose=verbose, before_save=drain
-            )
+        ckpt, drain = self.ckpt_dir, self._writer.drain
+        self._ckpt = Checkpoints(ckpt, max_to_keep, self.verbose, drain) if ckpt else None
         self._emitter = Emitter(self._on_log, self._on_ckpt, self.ckpt_freq)
         self._stop = StopOnSignal(on_hard_stop=self._writer.hard_flush)
         # what on_run_end needs to checkpoint a final state like the periodic checkpoints
@@ -156,6 +160,11 @@ class Logger:
     def run(self) -> Any:
         """The wandb run started by :meth:`init` (``None`` without one)."""
         return self._wandb.run
+
+    @property
+    def runs(self) -> list[Any]:
+        """A sweep's wandb runs (one per configuration with ``sweep_wandb="per_config"``)."""
+        return list(getattr(self._wandb, "runs", [self._wandb.run]))
 
     @property
     def run_dir(self) -> Path:
@@ -203,6 +212,8 @@ class Logger:
             if not self._opened:
                 wandb = self._wandb if self.wandb_log else None
                 self._writer.sinks = run_sinks(self.run_dir, self.resume, wandb, self.verbose)
+                if self._sweep is not None:
+                    write_sweep_file(self.run_dir, self._sweep)
                 self._opened = True
             self._writer.start()
 
@@ -311,15 +322,7 @@ class Logger:
             ...     logger.checkpoint_now(state)
             ...     raise
         """
-        if self.ckpt_dir is None:
-            raise ValueError("checkpoint_now needs a Logger with a ckpt_dir (got ckpt_dir=None)")
-        if step is None:
-            if not hasattr(state, "step"):
-                raise TypeError(
-                    f"checkpoint_now(state) needs state.step or an explicit step (got a "
-                    f"{type(state).__name__} without a step field); pass step=..."
-                )
-            step = state.step
+        step = _options.step_of(state, step, self.ckpt_dir)
         if _hosts.is_primary():
             assert self._ckpt is not None
             self._ckpt.save_tree(state, np.asarray(jax.device_get(step)))

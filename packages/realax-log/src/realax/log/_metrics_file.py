@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 FILENAME = "metrics.jsonl"
-_KEYS = ("step", "seed")
+_KEYS = ("step", "seed", "config")
 #: the one NaN object read_metrics returns for ``null`` (as json.loads does for ``NaN``): rows
 #: read twice compare equal (``==`` on containers tries identity first)
 _NAN = float("nan")
@@ -52,16 +52,17 @@ def metrics_path(run_dir: str | Path) -> Path:
 def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
     """Read the metrics file of a run (the ``ckpt_dir``/``log_dir`` of a Logger).
 
-    Rows are returned sorted by ``(seed, step)``; when a step appears more than once (a run
-    resumed from an earlier checkpoint logs some steps again) the last row written wins.
+    Rows are returned sorted by ``(seed, step)`` (a sweep's: ``(config, seed, step)``); when a
+    step appears more than once (a run resumed from an earlier checkpoint logs some steps
+    again) the last row written wins.
     ``null`` values (NaN or inf when logged) are returned as NaN.
 
     Args:
         run_dir: the run directory, or the path of the ``metrics.jsonl`` file itself.
 
     Returns:
-        A list of dicts, each with ``"step"`` (and ``"seed"`` for vmapped runs) and the logged
-        values.
+        A list of dicts, each with ``"step"`` (and ``"seed"`` for vmapped runs, ``"config"``
+        for a sweep's) and the logged values.
 
     Example:
         >>> from realax.log import read_metrics
@@ -86,11 +87,13 @@ def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
             row = {k: v if k in _KEYS else _none_to_nan(v) for k, v in row.items()}
             seed = row.get("seed")
             seed_key = tuple(seed) if isinstance(seed, list) else (seed,)
-            rows[(seed_key, row.get("step"))] = row
+            config = row.get("config")
+            rows[(-1 if config is None else config, seed_key, row.get("step"))] = row
 
     def order(item):
-        (seed_key, step), _ = item
-        return (tuple(-1 if s is None else s for s in seed_key), -1 if step is None else step)
+        (config, seed_key, step), _ = item
+        seeds = tuple(-1 if s is None else s for s in seed_key)
+        return (config, seeds, -1 if step is None else step)
 
     return [row for _, row in sorted(rows.items(), key=order)]
 

@@ -70,3 +70,17 @@ def ckpt_dir_of(ckpt_dir: Any, ckpt_file: Any) -> Path | None:
             )
         ckpt_dir = ckpt_file
     return None if ckpt_dir is None else Path(ckpt_dir).expanduser().resolve()
+
+
+def step_of(state: Any, step: Any, ckpt_dir: Path | None) -> Any:
+    """``checkpoint_now``'s step: the argument, else ``state.step`` (with a ``ckpt_dir``)."""
+    if ckpt_dir is None:
+        raise ValueError("checkpoint_now needs a Logger with a ckpt_dir (got ckpt_dir=None)")
+    if step is not None:
+        return step
+    if not hasattr(state, "step"):
+        raise TypeError(
+            f"checkpoint_now(state) needs state.step or an explicit step (got a "
+            f"{type(state).__name__} without a step field); pass step=..."
+        )
+    return state.step

@@ -29,19 +29,29 @@ class LoggedStep:
     step: np.ndarray
     seed_dims: int
     values: dict[str, Any]
+    #: a sweep's layout (``realax.log._sweep_log.SweepLayout``): rows get a ``config`` column
+    layout: Any = None
+
+    def numbers(self, idx: tuple[int, ...]) -> dict[str, Any]:
+        """The numeric values of the member at ``idx`` of the seed axes, as JSON values."""
+        return {
+            k: _metrics_file.to_json_value(np.asarray(v)[idx])
+            for k, v in self.values.items()
+            if isinstance(v, _NUMBER)
+        }
 
     @functools.cached_property
     def rows(self) -> list[dict[str, Any]]:
-        """Metrics-file rows, one per seed: ``step`` (, ``seed``) and the numeric values."""
+        """Metrics-file rows, one per seed: ``step`` (, ``config``, ``seed``) and the numeric
+        values."""
+        if self.layout is not None:
+            return self.layout.rows(self)
         out = []
         for idx in np.ndindex(*self.step.shape[: self.seed_dims]):
             row: dict[str, Any] = {"step": int(self.step[idx])}
             if self.seed_dims:
                 row["seed"] = idx[0] if self.seed_dims == 1 else list(idx)
-            for k, v in self.values.items():
-                if isinstance(v, _NUMBER):
-                    row[k] = _metrics_file.to_json_value(np.asarray(v)[idx])
-            out.append(row)
+            out.append(row | self.numbers(idx))
         return out
 
 
@@ -102,7 +112,7 @@ def _seed_label(idx: tuple[int, ...]) -> str:
     return "seed" + "_".join(str(i) for i in idx)
 
 
-def _wandb_value(v: Any) -> Any:
+def wandb_value(v: Any) -> Any:
     if isinstance(v, np.ndarray | np.generic):
         a = np.asarray(v)
         return a.item() if a.ndim == 0 else a
@@ -144,10 +154,10 @@ class WandbSink:
             return
         for s in steps:
             if s.seed_dims == 0:
-                payload = {k: _wandb_value(v) for k, v in s.values.items()}
+                payload = {k: wandb_value(v) for k, v in s.values.items()}
             else:
                 payload = {
-                    f"{_seed_label(idx)}/{k}": _wandb_value(v[idx])
+                    f"{_seed_label(idx)}/{k}": wandb_value(v[idx])
                     for idx in np.ndindex(*s.step.shape[: s.seed_dims])
                     for k, v in s.values.items()
                     if isinstance(v, np.ndarray)

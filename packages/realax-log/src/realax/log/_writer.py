@@ -38,8 +38,10 @@ class RowWriter:
         sinks: list[Sink],
         transform: Callable[[dict], dict] | None = None,
         interval: float = FLUSH_INTERVAL,
+        layout: Any = None,
     ):
         self.sinks = list(sinks)
+        self.layout = layout  # a sweep's SweepLayout, or None
         self.transform = transform
         self.interval = interval
         self.errors: list[BaseException] = []
@@ -77,7 +79,7 @@ class RowWriter:
             values = jax.tree_util.tree_unflatten(log_tree, [np.asarray(x) for x in leaves])
             if self.transform is not None:
                 values = dict(self.transform(dict(values)))
-            batch.append(LoggedStep(np.asarray(step), seed_dims, values))
+            batch.append(LoggedStep(np.asarray(step), seed_dims, values, self.layout))
         return batch
 
     def _write(self, batch: list[LoggedStep], sinks: list[Sink]) -> None:

@@ -10,6 +10,8 @@ Commands (``realax COMMAND --help`` for every option)::
     realax resume runs/<name>          # continue a stopped run from its latest checkpoint
     realax eval runs/<name> [--episodes N]
     realax plot runs/<name>
+    realax sweep ppo|dqn|sac|evolve ENV --set NAME=V1,V2 [--set ...] [--seeds N] [...]
+    realax report runs/<sweep>         # redraw a sweep's report.csv/json/png
     realax envs [--suite gymnax|brax|jumanji]
     realax strategies
 
@@ -83,6 +85,9 @@ def _announce(config: Any) -> None:
     elif getattr(config, "command", None) == "qd":
         what = f"{config.emitter}, {config.iterations} iterations"
         line = f"realax qd: {config.env}, {what} -> {run_folder(config, config.emitter)}"
+    elif getattr(config, "command", None) == "sweep":
+        what = f"{config.of}, grid of {', '.join(config.space)}, {config.seeds} seeds each"
+        line = f"realax sweep: {config.base.env}, {what}"
     elif isinstance(config, RunArgs) and config.command == "resume":
         line = f"realax resume: {config.run} ({config.saved.command} {config.saved.env})"
     else:

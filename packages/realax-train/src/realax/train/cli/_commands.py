@@ -34,6 +34,12 @@ def run(config: Any) -> int:
         from . import _qd
 
         return _qd.qd(config)
+    if config.command in ("sweep", "report"):  # _sweep_schema.SweepArgs / ReportArgs
+        from . import _sweep
+
+        return (
+            _sweep.run_sweep(config) if config.command == "sweep" else _sweep.report_command(config)
+        )
     if config.command == "collect":  # a _collect.CollectArgs
         from . import _collect
 

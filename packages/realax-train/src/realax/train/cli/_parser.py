@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from . import _collect, _qd_schema
+from . import _collect, _qd_schema, _sweep_schema
 from ._config import BOOL, Key, flag
 from ._schema import WANDB_MODES, EvolveConfig, TrainConfig, keys_of
 
@@ -119,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("strategies", help="list evolution strategies (evosax names and aliases)")
     _qd_schema.add_parser(sub, _add_keys, _positional)
     _collect.add_parser(sub)
+    _sweep_schema.add_parsers(sub, _add_keys, _positional, EVOLVE_KEYS, TRAIN_KEYS)
     return parser
 
 

@@ -125,8 +125,41 @@ def resume_extras(run: str, extras: list[str]) -> CliError:
     return CliError(_FIXED.format(flag=flag, command=command, run=run.rstrip("/")))
 
 
+def _sweep_config(command: str, given: dict[str, Any]) -> Any:
+    """``realax sweep``, ``realax report`` and ``realax resume`` of a sweep folder (else None)."""
+    if command == "resume" and (Path(given["run"]).expanduser() / "sweep.json").is_file():
+        import json
+
+        from ._sweep_schema import resume_args
+
+        meta = json.loads((Path(given["run"]).expanduser() / "sweep.json").read_text())
+
+        def typed(cmd: str, values: dict[str, Any]) -> Any:
+            keys = keys_of(_CLASSES[cmd])
+            checked = check_config(values, keys, source=f"{given['run']}/sweep.json")
+            defaults = {k: s.default for k, s in keys.items()}
+            return _online_needs_login(_typed(cmd, {**defaults, **checked}))
+
+        return resume_args(given["run"], meta, given, typed)
+    if command == "sweep":
+        from ._sweep_schema import resolve as resolve_sweep
+
+        def merge(cmd: str, values: dict[str, Any]) -> Any:
+            return _online_needs_login(_typed(cmd, _merge(cmd, values, keys_of(_CLASSES[cmd]))))
+
+        return resolve_sweep(given, merge)
+    if command == "report":
+        from ._sweep_schema import ReportArgs
+
+        return ReportArgs("report", given["run"], given.get("metric"))
+    return None
+
+
 def resolve(command: str, given: dict[str, Any]) -> Any:
     """The full configuration of a command (defaults < --config file < flags)."""
+    sweep = _sweep_config(command, given)
+    if sweep is not None:
+        return sweep
     if command in _CLASSES:
         config = _typed(command, _merge(command, given, keys_of(_CLASSES[command])))
         if config.env is None or (isinstance(config, TrainConfig) and config.algo is None):

@@ -17,6 +17,7 @@ from ._env import (
     check_episode_length,
     check_no_env_kwargs,
 )
+from . import _frames
 from ._quiet import quiet
 from ._suites import EnvInfo, SuiteAdapter, check_name, import_suite, register_suite
 
@@ -231,5 +232,7 @@ register_suite(
         make=JumanjiEnv,
         describe=_describe,
         download=_download,
+        render=_frames.jumanji_frames,
+        check_render=_frames.check_jumanji,
     )
 )

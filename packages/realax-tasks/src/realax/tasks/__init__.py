@@ -33,11 +33,11 @@ from ._qd_tasks import DEFAULT_MAZE_WALLS as DEFAULT_MAZE_WALLS
 from ._qd_tasks import DescriptorTask as DescriptorTask
 from ._qd_tasks import MazeTask as MazeTask
 from ._registry import make as make
+from ._registry import registered_names as registered_names
+from ._registry import wrap as wrap
 from ._render import check_render as check_render
 from ._render import render_rollout as render_rollout
 from ._render import write_video as write_video
-from ._registry import registered_names as registered_names
-from ._registry import wrap as wrap
 from ._suite_tasks import BraxTask as BraxTask
 from ._suite_tasks import GymnaxTask as GymnaxTask
 from ._suite_tasks import JumanjiTask as JumanjiTask

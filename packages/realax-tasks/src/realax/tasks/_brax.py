@@ -9,8 +9,8 @@ from typing import Any
 
 import jax.numpy as jnp
 
-from ._env import Env, EnvSpec, ObsFn, box_bounds, check_episode_length, check_no_env_kwargs
 from . import _frames
+from ._env import Env, EnvSpec, ObsFn, box_bounds, check_episode_length, check_no_env_kwargs
 from ._quiet import quiet
 from ._suites import EnvInfo, SuiteAdapter, import_suite, register_suite, unknown_name
 

@@ -113,7 +113,7 @@ def check_gymnax(env: Any) -> None:
     _require("PIL", "pillow", "render", what)
     if kind in ("visualizer", "pygame"):
         _require("matplotlib", "matplotlib", "render", what)
-        _require("seaborn", "seaborn", "gymnax-render", what)
+        _require("seaborn", "seaborn", "gymnax", what)
     if kind == "pygame":
         _require("pygame", "pygame", "gymnax-render", what)
         _require("gymnasium", "gymnasium", "gymnax-render", what)

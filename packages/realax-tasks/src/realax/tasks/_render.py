@@ -149,7 +149,9 @@ def render_rollout(
     The rollout is compiled (a ``lax.scan`` recording the states); the frames are drawn
     afterwards on the host by the suite's renderer, one per state: the reset state and the
     state after every step of the episode, so an episode of ``T`` steps gives ``T + 1``
-    frames.
+    frames (jumanji: the frames its ``animate`` draws from them, ``T`` for Snake and the
+    environments that animate pairs of states), each with a progress bar along its bottom
+    edge (:func:`progress_bar`).
 
     Args:
         env: the environment (any autoreset setting; the episode is not reset).
@@ -183,4 +185,22 @@ def render_rollout(
     states, _, valid = jax.jit(lambda p, k, n: record(runner, p, k, n))(params, key, norm)
     n = 1 + int(np.sum(np.asarray(valid)))
     frames = _adapter(env).render(env, unstack(states, n))  # type: ignore[misc]
-    return write_video(frames, path, fps=fps)
+    return write_video(progress_bar(frames), path, fps=fps)
+
+
+def progress_bar(frames: Sequence[np.ndarray], color=(230, 80, 40)) -> list[np.ndarray]:
+    """The frames with a 2-pixel bar along the bottom that grows to the full width at the
+    last frame: it shows how far into the episode a frame is, and keeps consecutive
+    frames distinct (a GIF merges identical consecutive frames into one) while there are
+    at most as many frames as pixel columns.
+
+    >>> [f[-1, :, 0].tolist() for f in progress_bar([np.zeros((3, 2, 3), np.uint8)] * 2)]
+    [[230, 0], [230, 230]]
+    """
+    out = []
+    for i, frame in enumerate(frames):
+        frame = np.array(frame, dtype=np.uint8)
+        width = frame.shape[1]
+        frame[-2:, : -(-width * (i + 1) // len(frames))] = color
+        out.append(frame)
+    return out

@@ -310,7 +310,8 @@ class EnvTask:
 
         A compiled rollout records the environment's states (the same episode as
         :meth:`evaluate` for the same key), then the suite's renderer draws one frame per
-        state on the host: ``T + 1`` frames for an episode of ``T`` steps. Never call it
+        state on the host: ``T + 1`` frames for an episode of ``T`` steps (see
+        :func:`realax.tasks.render_rollout`). Never call it
         inside a compiled training loop. Renderer problems (a missing package, no OpenGL
         context for MuJoCo) raise before the rollout; see
         :func:`realax.tasks.check_render`.

@@ -38,6 +38,10 @@ def run(config: Any) -> int:
         from . import _collect
 
         return _collect.collect(config)
+    if config.command == "render":  # a _render.RenderArgs
+        from . import _render
+
+        return _render.render(config)
     if isinstance(config, RunArgs):
         return _resume(config) if config.command == "resume" else _eval(config)
     if config.command == "plot":
@@ -86,7 +90,14 @@ def _resume(args: RunArgs) -> int:
 
 def _eval(args: RunArgs) -> int:
     run_dir = Path(args.run).expanduser()
-    return _module_for(args.saved).eval_policy(args.saved, run_dir, args.episodes, args.seed)
+    if args.render:
+        from . import _render
+
+        setup = _render.prepare(args.saved)  # renderer problems show before the evaluation
+    status = _module_for(args.saved).eval_policy(args.saved, run_dir, args.episodes, args.seed)
+    if args.render and status == 0:
+        print(_render.write(setup, run_dir, run_dir / _render.ROLLOUT_FILE))
+    return status
 
 
 def _plot(args: ListArgs) -> int:

@@ -34,5 +34,6 @@ def log_video(run: Any, path: str | Path, *, key: str = "rollout") -> bool:
         raise FileNotFoundError(f"log_video: no such file {str(path)!r}")
     import wandb
 
-    run.log({key: wandb.Video(str(path), format=path.suffix.lower()[1:])})
+    video_format = "gif" if path.suffix.lower() == ".gif" else "mp4"
+    run.log({key: wandb.Video(str(path), format=video_format)})
     return True

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 VIDEO_SUFFIXES = (".gif", ".mp4")
 
@@ -34,6 +34,6 @@ def log_video(run: Any, path: str | Path, *, key: str = "rollout") -> bool:
         raise FileNotFoundError(f"log_video: no such file {str(path)!r}")
     import wandb
 
-    video_format = "gif" if path.suffix.lower() == ".gif" else "mp4"
+    video_format: Literal["gif", "mp4"] = "gif" if path.suffix.lower() == ".gif" else "mp4"
     run.log({key: wandb.Video(str(path), format=video_format)})
     return True

@@ -41,7 +41,7 @@ def check_render(env: Env, path: str | Path | None = None) -> None:
     error names the ``MUJOCO_GL`` value to set).
 
     >>> import realax.tasks as rt
-    >>> check_render(rt.make("CartPole-v1"), "rollout.gif")
+    >>> rt.check_render(rt.make("CartPole-v1"), "rollout.gif")
     """
     if not isinstance(env, Env):
         raise TypeError(f"check_render: env must be a realax.tasks.Env (got {type(env).__name__})")

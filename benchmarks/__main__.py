@@ -38,6 +38,7 @@ TABLES = {
     "startup": "startup",
     "qd": "qd",
     "offline": "offline",
+    "render": "rendering",
 }
 TITLES = {
     "loop": "1. Loop overhead (no environment)",
@@ -49,6 +50,7 @@ TITLES = {
     "startup": "7. Start-up: `realax --help` and package imports",
     "qd": "8. Quality-diversity: QDTrainer vs qdax's MAPElites loop",
     "offline": "9. Offline RL: OfflineTrainer vs a hand-written update loop",
+    "render": "10. Rendering a policy: Task.render per suite vs gymnax's Visualizer",
 }
 
 

@@ -71,17 +71,23 @@ def _pendulum(state: Any, params: Any) -> np.ndarray:
     return np.asarray(image)
 
 
-def _minatar(env: Any, state: Any, params: Any) -> np.ndarray:
-    obs = np.asarray(env.get_obs(state, params), np.float32)  # (rows, cols, channels)
-    channels = obs.shape[-1]
+def _minatar(env: Any, states: list[Any], params: Any) -> list[np.ndarray]:
+    """MinAtar frames: each cell coloured by the highest of its observation channels."""
+    import jax
+
+    stacked = jax.tree.map(lambda *xs: np.stack(xs), *states)
+    observe = jax.jit(jax.vmap(lambda s: env.get_obs(s, params)))  # one call for all frames
+    grids = np.asarray(observe(stacked), np.float32)  # (frames, rows, cols, channels)
+    channels = grids.shape[-1]
     hue = np.linspace(0.0, 1.0, channels, endpoint=False)
     palette = np.stack(
         [0.5 + 0.5 * np.cos(2 * np.pi * (hue + s)) for s in (0.0, 1 / 3, 2 / 3)], axis=-1
     )
     palette = np.concatenate([np.zeros((1, 3)), palette]) * 255  # 0: empty cell, black
-    index = np.max(obs * (np.arange(channels) + 1), axis=-1).astype(np.int64)
+    index = np.max(grids * (np.arange(channels) + 1), axis=-1).astype(np.int64)
     cells = palette[index].astype(np.uint8)
-    return np.kron(cells, np.ones((_MINATAR_SCALE, _MINATAR_SCALE, 1), np.uint8))
+    block = np.ones((1, _MINATAR_SCALE, _MINATAR_SCALE, 1), np.uint8)
+    return list(np.kron(cells, block))
 
 
 _DRAWN = {"CartPole-v1": _cartpole, "Pendulum-v1": _pendulum}
@@ -128,7 +134,7 @@ def gymnax_frames(env: Any, states: list[Any]) -> list[np.ndarray]:
     if kind == "pillow":
         return [_DRAWN[env.spec.name](s, params) for s in states]
     if kind == "minatar":
-        return [_minatar(env.unwrapped, s, params) for s in states]
+        return _minatar(env.unwrapped, states, params)
     os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
     from gymnax.visualize import Visualizer
 

@@ -131,16 +131,9 @@ def write(
 
     key = jax.random.key(seed)
     if hasattr(setup, "task"):  # an evolve run: the task renders its own policy
-        from ._evolve import KIND, _policy_like
-        from ._run import saved_policy
+        from ._evolve import saved_params
 
-        saved, _ = saved_policy(
-            setup,
-            run_dir,
-            KIND,
-            like=lambda: _policy_like(setup),
-            of_state=lambda s: {"params": s.mean, "data": s.data},
-        )
+        saved, _ = saved_params(setup, run_dir)
         task = setup.task
         steps = max_steps or task.max_steps
         return task.render(
@@ -154,12 +147,9 @@ def _write_agent(setup: Any, run_dir: Path, path: Path, key: Any, max_steps, fps
     import jax.numpy as jnp
     import realax.tasks as rt
 
-    from ._rl import KIND
-    from ._run import saved_policy
+    from ._rl import saved_agent
 
-    agent, _ = saved_policy(
-        setup, run_dir, KIND, like=lambda: setup.initial_state().agent, of_state=lambda s: s.agent
-    )
+    agent, _ = saved_agent(setup, run_dir)
     trainer = setup.trainer
 
     def act(agent: Any, obs: Any, state: Any, key: Any) -> tuple[Any, Any]:

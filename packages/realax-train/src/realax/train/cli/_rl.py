@@ -198,15 +198,20 @@ def resume(config: TrainConfig, run_dir: Path) -> int:
     )
 
 
+def saved_agent(setup: Any, run_dir: Path) -> tuple[Any, str]:
+    """``(agent, source)`` of a train run: policy.msgpack, else the newest checkpoint's."""
+    return saved_policy(
+        setup, run_dir, KIND, like=lambda: setup.initial_state().agent, of_state=lambda s: s.agent
+    )
+
+
 def eval_policy(
     config: TrainConfig, run_dir: Path, episodes: int, seed: int, build: Any = build
 ) -> int:
     """``realax eval`` of a train run: the saved agent (else the latest checkpoint's);
     ``build`` makes the setup (the offline commands pass theirs)."""
     setup = build(config, eval_episodes=episodes, devices=1)
-    agent, source = saved_policy(
-        setup, run_dir, KIND, like=lambda: setup.initial_state().agent, of_state=lambda s: s.agent
-    )
+    agent, source = saved_agent(setup, run_dir)
     from realax.train import rl
 
     trainer = setup.trainer

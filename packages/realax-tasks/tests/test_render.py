@@ -3,6 +3,7 @@ environments as tasks."""
 
 import importlib.util
 import os
+import shutil
 import subprocess
 import sys
 
@@ -72,12 +73,19 @@ def test_render_caps_steps_and_checks_its_arguments(tmp_path):
         rt.check_render(rt.make("MemoryChain-bsuite"))
 
 
-@pytest.mark.skipif(importlib.util.find_spec("imageio") is not None, reason="imageio installed")
-def test_mp4_without_imageio_names_the_extra(tmp_path):
+@pytest.mark.skipif(shutil.which("ffmpeg") is not None, reason="ffmpeg installed")
+def test_mp4_without_ffmpeg_names_it_before_the_rollout(tmp_path):
     task, params = _task("CartPole-v1", 5)
-    with pytest.raises(ImportError, match=r"'imageio'.*realax-tasks\[mp4\]"):
+    with pytest.raises(RuntimeError, match=r"needs the ffmpeg program, which is not on PATH"):
         task.render(params, jax.random.key(0), tmp_path / "a.mp4")
     assert not (tmp_path / "a.mp4").exists()
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="no ffmpeg on PATH")
+def test_mp4_with_ffmpeg(tmp_path):
+    task, params = _task("CartPole-v1", 5)
+    path = task.render(params, jax.random.key(0), tmp_path / "a.mp4")
+    assert path.stat().st_size > 0
 
 
 @pytest.mark.skipif(importlib.util.find_spec("pygame") is not None, reason="pygame installed")

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 _SIZE = (240, 160)  # width, height of the frames drawn with pillow
 _MINATAR_SCALE = 16  # pixels per MinAtar cell
@@ -39,6 +40,7 @@ def _require(module: str, package: str, extra: str, purpose: str) -> Any:
 
 # ---------------------------------------------------------------------------- gymnax
 def _cartpole(state: Any, params: Any) -> np.ndarray:
+    import numpy as np
     from PIL import Image, ImageDraw
 
     w, h = _SIZE
@@ -58,6 +60,7 @@ def _cartpole(state: Any, params: Any) -> np.ndarray:
 
 
 def _pendulum(state: Any, params: Any) -> np.ndarray:
+    import numpy as np
     from PIL import Image, ImageDraw
 
     w, h = _SIZE
@@ -74,6 +77,7 @@ def _pendulum(state: Any, params: Any) -> np.ndarray:
 def _minatar(env: Any, states: list[Any], params: Any) -> list[np.ndarray]:
     """MinAtar frames: each cell coloured by the highest of its observation channels."""
     import jax
+    import numpy as np
 
     stacked = jax.tree.map(lambda *xs: np.stack(xs), *states)
     observe = jax.jit(jax.vmap(lambda s: env.get_obs(s, params)))  # one call for all frames
@@ -146,6 +150,7 @@ def gymnax_frames(env: Any, states: list[Any]) -> list[np.ndarray]:
 def figure_rgb(fig: Any) -> np.ndarray:
     """The matplotlib figure drawn as an RGB array (through an Agg canvas, whatever the
     figure's own canvas is)."""
+    import numpy as np
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
     canvas = fig.canvas if isinstance(fig.canvas, FigureCanvasAgg) else FigureCanvasAgg(fig)
@@ -182,6 +187,7 @@ def check_jumanji(env: Any) -> None:
 
 def jumanji_frames(env: Any, states: list[Any]) -> list[np.ndarray]:
     """Frames of jumanji states, drawn by the environment's own ``animate``."""
+
     animation = env.unwrapped.animate(states, interval=100)
     fig = animation._fig  # FuncAnimation keeps its figure here (no public accessor)
     fig.set_dpi(_JUMANJI_DPI)
@@ -231,5 +237,7 @@ def check_brax(env: Any) -> None:
 
 def brax_frames(env: Any, states: list[Any]) -> list[np.ndarray]:
     """Frames of brax states, drawn by brax's ``Env.render`` (MuJoCo's renderer)."""
+    import numpy as np
+
     pipeline = [s.pipeline_state for s in states]
     return [np.asarray(f) for f in env.unwrapped.render(pipeline, height=240, width=320)]

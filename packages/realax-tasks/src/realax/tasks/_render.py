@@ -3,21 +3,24 @@
 :func:`render_rollout` is what :meth:`EnvTask.render` and the CLI call; it asks the suite
 adapter of the environment for its ``check_render`` (before the rollout) and ``render``
 (state list -> RGB frames) entries, and :func:`write_video` writes the frames as a GIF
-(pillow) or an MP4 (imageio with ffmpeg, when installed).
+(pillow) or an MP4 (the ffmpeg program, when on PATH).
 """
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
+
+if TYPE_CHECKING:
+    import numpy as np
 
 from ._env import Env
-from ._frames import missing
 from ._rollout import Runner, _start, _transition
 from ._suites import SuiteAdapter, adapter
 
@@ -57,11 +60,11 @@ def _check_suffix(path: Path) -> None:
             f"render path must end in .gif or .mp4 (got path={str(path)!r}); "
             "for example rollout.gif"
         )
-    if suffix == ".mp4":
-        try:
-            import imageio.v2  # noqa: F401
-        except ImportError as error:
-            raise missing("imageio", "mp4", f"writing {path.name}") from error
+    if suffix == ".mp4" and shutil.which("ffmpeg") is None:
+        raise RuntimeError(
+            f"writing {path.name} needs the ffmpeg program, which is not on PATH: install it "
+            "(apt-get install ffmpeg, or conda install ffmpeg), or write a .gif"
+        )
 
 
 def record(r: Runner, params: Any, key: Array, norm: Any) -> tuple[Any, Array, Array]:
@@ -108,6 +111,8 @@ def write_video(frames: Sequence[np.ndarray], path: str | Path, *, fps: int = DE
     >>> path.name
     'a.gif'
     """
+    import numpy as np
+
     path = Path(path)
     _check_suffix(path)
     if not frames:
@@ -117,9 +122,7 @@ def write_video(frames: Sequence[np.ndarray], path: str | Path, *, fps: int = DE
     path.parent.mkdir(parents=True, exist_ok=True)
     arrays = [np.ascontiguousarray(f, dtype=np.uint8) for f in frames]
     if path.suffix.lower() == ".mp4":
-        import imageio.v2 as imageio
-
-        imageio.mimwrite(path, arrays, fps=fps)
+        _write_mp4(arrays, path, fps)
         return path
     images = _paletted(arrays)
     duration = max(20, round(1000 / fps))  # GIF delays are in 10 ms units; browsers floor at 20
@@ -129,9 +132,24 @@ def write_video(frames: Sequence[np.ndarray], path: str | Path, *, fps: int = DE
     return path
 
 
+def _write_mp4(arrays: list[Any], path: Path, fps: int) -> None:
+    """H.264 through the ffmpeg program: raw RGB frames on its stdin (even sizes padded)."""
+    h, w = arrays[0].shape[:2]
+    command = [
+        "ffmpeg", "-y", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "rgb24",
+        "-s", f"{w}x{h}", "-r", str(fps), "-i", "-", "-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2",
+        "-pix_fmt", "yuv420p", str(path),
+    ]  # fmt: skip
+    data = b"".join(a.tobytes() for a in arrays)
+    done = subprocess.run(command, input=data, capture_output=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"ffmpeg could not write {path}: {done.stderr.decode()[-500:]}")
+
+
 def _paletted(arrays: list[np.ndarray]) -> list[Any]:
     """The frames as palette images sharing one palette, made from up to 8 frames spread
     over the episode (several times faster to write than letting pillow quantize each)."""
+    import numpy as np
     from PIL import Image
 
     picks = np.linspace(0, len(arrays) - 1, min(8, len(arrays))).round().astype(int)
@@ -167,7 +185,7 @@ def render_rollout(
         act: ``(params, obs, policy_state, key) -> (action, policy_state)``.
         params: the policy's parameters, passed to ``act``.
         key: the PRNG key of the episode.
-        path: where to write it; ``.gif`` (pillow) or ``.mp4`` (needs imageio[ffmpeg]).
+        path: where to write it; ``.gif`` (pillow) or ``.mp4`` (needs ``ffmpeg`` on PATH).
         init: ``(params, key) -> policy_state`` at the start (default: ``None`` state).
         max_steps: step limit (default: the environment's ``max_steps``).
         fps: frames per second of the video.
@@ -177,6 +195,8 @@ def render_rollout(
     Returns:
         The path written.
     """
+    import numpy as np
+
     path = Path(path)
     check_render(env, path)
     env = env.replace(autoreset=False) if env.autoreset else env
@@ -206,6 +226,8 @@ def progress_bar(frames: Sequence[np.ndarray], color=(230, 80, 40)) -> list[np.n
     >>> [f[-1, :, 0].tolist() for f in progress_bar([np.zeros((3, 2, 3), np.uint8)] * 2)]
     [[230, 0], [230, 230]]
     """
+    import numpy as np
+
     out = []
     for i, frame in enumerate(frames):
         frame = np.array(frame, dtype=np.uint8)

@@ -319,7 +319,7 @@ class EnvTask:
         Args:
             params: the policy's parameters.
             key: the episode's PRNG key.
-            path: ``.gif`` (pillow) or ``.mp4`` (needs imageio with ffmpeg).
+            path: ``.gif`` (pillow) or ``.mp4`` (needs the ffmpeg program on PATH).
             max_steps: step limit (default: the task's ``max_steps``).
             fps: frames per second.
             data: the task data (observation statistics with ``obs_norm``).

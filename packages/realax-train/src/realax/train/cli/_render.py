@@ -44,7 +44,7 @@ def add_parser(sub: Any) -> None:
         "render",
         help="write a video (GIF or MP4) of a run's policy",
         description="Roll out a run's saved policy (policy.msgpack, else the newest "
-        "checkpoint's) for one episode and write it as a GIF (pillow) or MP4 (imageio[ffmpeg]).",
+        "checkpoint's) for one episode and write it as a GIF (pillow) or MP4 (ffmpeg on PATH).",
     )
     p.add_argument("run", metavar="RUN_DIR", help="the run folder")
     p.add_argument("--out", metavar="PATH", help=f"video file (default: RUN_DIR/{ROLLOUT_FILE})")
@@ -131,9 +131,7 @@ def write(
 
     key = jax.random.key(seed)
     if hasattr(setup, "task"):  # an evolve run: the task renders its own policy
-        from ._evolve import saved_params
-
-        saved, _ = saved_params(setup, run_dir)
+        saved, _ = setup.saved(run_dir)
         task = setup.task
         steps = max_steps or task.max_steps
         return task.render(
@@ -147,9 +145,7 @@ def _write_agent(setup: Any, run_dir: Path, path: Path, key: Any, max_steps, fps
     import jax.numpy as jnp
     import realax.tasks as rt
 
-    from ._rl import saved_agent
-
-    agent, _ = saved_agent(setup, run_dir)
+    agent, _ = setup.saved(run_dir)
     trainer = setup.trainer
 
     def act(agent: Any, obs: Any, state: Any, key: Any) -> tuple[Any, Any]:
@@ -159,41 +155,3 @@ def _write_agent(setup: Any, run_dir: Path, path: Path, key: Any, max_steps, fps
 
     steps = max_steps or getattr(trainer, "eval_max_steps", None)
     return rt.render_rollout(trainer.eval_env, act, agent, key, path, max_steps=steps, fps=fps)
-
-
-# --------------------------------------------------------------------------- commands
-def _build(saved: Any) -> Any:
-    from ._schema import OFFLINE_ALGOS, EvolveConfig
-
-    if isinstance(saved, EvolveConfig):
-        from ._evolve import build
-
-        return build(saved.replace(devices=1))
-    if getattr(saved, "algo", None) in OFFLINE_ALGOS:
-        from ._offline import build as build_offline
-
-        return build_offline(saved, devices=1)
-    if getattr(saved, "algo", None) is None:
-        raise CliError(f"realax render draws evolve and train runs, not {saved.command!r} runs")
-    from ._rl import build as build_rl
-
-    return build_rl(saved, devices=1)
-
-
-def render(args: RenderArgs) -> int:
-    """``realax render RUN_DIR``."""
-    run_dir = Path(args.run).expanduser()
-    path = Path(args.out) if args.out else run_dir / ROLLOUT_FILE
-    setup = _build(args.saved)
-    preflight(setup, path)
-    t0 = time.perf_counter()
-    out = write(setup, run_dir, path, seed=args.seed, max_steps=args.max_steps, fps=args.fps)
-    print(f"{out} ({time.perf_counter() - t0:.1f} s)")
-    return 0
-
-
-def prepare(saved: Any) -> Any:
-    """``realax eval --render``, before the evaluation: the run's setup, its renderer checked."""
-    setup = _build(saved)
-    preflight(setup)
-    return setup

@@ -21,10 +21,10 @@ from ._common import (
 )
 from ._config import CliError, in_flag_words
 from ._folders import POLICY_FILE, checkpoint_steps, write_summary
-from ._run import Kind, Session, resume_from_disk, saved_policy, start
+from ._run import Session, resume_from_disk, start
 from ._schema import TrainConfig
 
-KIND = Kind("train", "train step", "--steps")
+KIND = _run.TRAIN
 PPO_NUM_STEPS = 128
 #: the action kinds each algorithm handles, and the algorithms for the other kind
 ACTIONS = {"dqn": "discrete", "sac": "continuous"}
@@ -198,20 +198,13 @@ def resume(config: TrainConfig, run_dir: Path) -> int:
     )
 
 
-def saved_agent(setup: Any, run_dir: Path) -> tuple[Any, str]:
-    """``(agent, source)`` of a train run: policy.msgpack, else the newest checkpoint's."""
-    return saved_policy(
-        setup, run_dir, KIND, like=lambda: setup.initial_state().agent, of_state=lambda s: s.agent
-    )
-
-
 def eval_policy(
     config: TrainConfig, run_dir: Path, episodes: int, seed: int, build: Any = build
 ) -> int:
     """``realax eval`` of a train run: the saved agent (else the latest checkpoint's);
     ``build`` makes the setup (the offline commands pass theirs)."""
     setup = build(config, eval_episodes=episodes, devices=1)
-    agent, source = saved_agent(setup, run_dir)
+    agent, source = setup.saved(run_dir)
     from realax.train import rl
 
     trainer = setup.trainer

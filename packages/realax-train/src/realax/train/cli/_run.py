@@ -35,6 +35,9 @@ class Kind:
     total_flag: str  # "--generations" or "--steps"
 
 
+TRAIN = Kind("train", "train step", "--steps")
+
+
 @dataclasses.dataclass
 class Setup:
     """What both commands build from a configuration (``_evolve.Setup``, ``_rl.RLSetup``)."""
@@ -52,6 +55,17 @@ class Setup:
     def header(self) -> str:
         """The line printed when a new run starts."""
         raise NotImplementedError
+
+    def saved(self, run_dir: Path) -> tuple[Any, str]:
+        """``(policy, source)``: the run's policy.msgpack, else its newest checkpoint's; here
+        the agent of an RL run (``_evolve.Setup`` overrides it). ``realax eval`` / ``render``."""
+        return saved_policy(
+            self,
+            run_dir,
+            TRAIN,
+            like=lambda: self.initial_state().agent,
+            of_state=lambda s: s.agent,
+        )
 
 
 @dataclasses.dataclass(frozen=True)

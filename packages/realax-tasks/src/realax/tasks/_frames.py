@@ -187,7 +187,6 @@ def check_jumanji(env: Any) -> None:
 
 def jumanji_frames(env: Any, states: list[Any]) -> list[np.ndarray]:
     """Frames of jumanji states, drawn by the environment's own ``animate``."""
-
     animation = env.unwrapped.animate(states, interval=100)
     fig = animation._fig  # FuncAnimation keeps its figure here (no public accessor)
     fig.set_dpi(_JUMANJI_DPI)

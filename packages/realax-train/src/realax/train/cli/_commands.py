@@ -95,7 +95,7 @@ def _render_setup(saved: Any, path: Path) -> Any:
     module = _module_for(saved)
     one = saved.replace(devices=1)
     setup = module.build(one) if isinstance(saved, EvolveConfig) else module.build(one, devices=1)
-    _render.preflight(setup, path)
+    _render.preflight(setup, path, hint="")
     return setup
 
 

@@ -82,9 +82,13 @@ def env_of(setup: Any) -> Any:
     return env if env is not None else getattr(setup.trainer, "env", None)
 
 
-def preflight(setup: Any, path: str | Path = ROLLOUT_FILE) -> None:
+def preflight(
+    setup: Any,
+    path: str | Path = ROLLOUT_FILE,
+    hint: str = ". Or pass --no-render to skip the video",
+) -> None:
     """Before training: the environment can be rendered here, or a one-line error saying
-    what to install or set (and that ``--no-render`` skips the video)."""
+    what to install or set (then ``hint``: that ``--no-render`` skips the video)."""
     import realax.tasks as rt
 
     if env_of(setup) is None:
@@ -93,7 +97,7 @@ def preflight(setup: Any, path: str | Path = ROLLOUT_FILE) -> None:
         rt.check_render(env_of(setup), path)
     except (ImportError, RuntimeError, ValueError) as e:
         text = " ".join(str(e).split())
-        raise CliError(f"{text}. Or pass --no-render to skip the video", status=1) from None
+        raise CliError(text + hint, status=1) from None
 
 
 def at_end(setup: Any, run_dir: Path, logger: Any = None) -> Path | None:

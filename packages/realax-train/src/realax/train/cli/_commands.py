@@ -24,6 +24,11 @@ from ._schema import (
 
 def run(config: Any) -> int:
     """Run one command with its resolved configuration; returns the exit status."""
+    if getattr(config, "render", False) or config.command == "render":
+        # MuJoCo (brax) picks its OpenGL backend once, on import: headless EGL unless set
+        import os
+
+        os.environ.setdefault("MUJOCO_GL", "egl")
     if isinstance(config, EvolveConfig):
         from . import _evolve
 

@@ -223,6 +223,7 @@ def progress_bar(frames: Sequence[np.ndarray], color=(230, 80, 40)) -> list[np.n
     frames distinct (a GIF merges identical consecutive frames into one) while there are
     at most as many frames as pixel columns.
 
+    >>> import numpy as np
     >>> [f[-1, :, 0].tolist() for f in progress_bar([np.zeros((3, 2, 3), np.uint8)] * 2)]
     [[230, 0], [230, 230]]
     """

@@ -41,6 +41,7 @@ TABLES = {
     "sweep": "sweep",
     "pbt": "pbt",
     "sweep_stats": "sweep_stats",
+    "render": "rendering",
 }
 TITLES = {
     "loop": "1. Loop overhead (no environment)",
@@ -55,6 +56,7 @@ TITLES = {
     "sweep": "10. Sweeps: 8 PPO configurations x 4 seeds as one program",
     "pbt": "11. Population-based training: one PBT program vs fixed runs one after another",
     "sweep_stats": "10. Sweep statistics: realax.log.stats' bootstrap and the report",
+    "render": "10. Rendering a policy: Task.render per suite vs gymnax's Visualizer",
 }
 
 

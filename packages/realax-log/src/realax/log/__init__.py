@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from ._report import read_sweep as read_sweep
     from ._report import report as report
     from ._sinks import Sink as Sink
+    from ._video import log_video as log_video
     from ._wandb import default_wandb_config as default_wandb_config
     from ._wandb import setup_wandb as setup_wandb
     from ._wandb_reader import read_wandb_config as read_wandb_config
@@ -50,6 +51,7 @@ _WHERE = {
     "default_grad_metrics": "_metrics",
     "default_wandb_config": "_wandb",
     "latest_step": "_checkpoint",
+    "log_video": "_video",
     "plot": "_plot",
     "plot_repertoire": "_qd_plot",
     "read_metadata": "_checkpoint",

@@ -363,6 +363,13 @@ class Logger:
         jax.effects_barrier()
         self._writer.drain()
 
+    def wait(self) -> None:
+        """:meth:`flush`, then wait for the checkpoints being saved; the run stays open until
+        :meth:`finish` (``realax.log.log_video(logger.run, path)`` can still add to it)."""
+        self.flush()
+        if self._ckpt is not None:
+            self._ckpt.wait()
+
     def finish(self) -> None:
         """Wait for pending logs and checkpoints, close the wandb run and the metrics file.
 

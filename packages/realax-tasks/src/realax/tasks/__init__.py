@@ -35,6 +35,9 @@ from ._qd_tasks import MazeTask as MazeTask
 from ._registry import make as make
 from ._registry import registered_names as registered_names
 from ._registry import wrap as wrap
+from ._render import check_render as check_render
+from ._render import render_rollout as render_rollout
+from ._render import write_video as write_video
 from ._suite_tasks import BraxTask as BraxTask
 from ._suite_tasks import GymnaxTask as GymnaxTask
 from ._suite_tasks import JumanjiTask as JumanjiTask
@@ -69,6 +72,7 @@ __all__ = [
     "RunningStats",
     "Task",
     "check_policy",
+    "check_render",
     "env_info",
     "flatten_observation",
     "generation_weights",
@@ -78,5 +82,7 @@ __all__ = [
     "make_model_factory",
     "merge_stats",
     "registered_names",
+    "render_rollout",
     "wrap",
+    "write_video",
 ]

@@ -9,6 +9,7 @@ from typing import Any
 
 import jax.numpy as jnp
 
+from . import _frames
 from ._env import Env, EnvSpec, ObsFn, box_bounds, check_episode_length, check_no_env_kwargs
 from ._quiet import quiet
 from ._suites import EnvInfo, SuiteAdapter, import_suite, register_suite, unknown_name
@@ -169,5 +170,7 @@ register_suite(
         describe=_describe,
         open_registry=True,
         static_names=True,
+        render=_frames.brax_frames,
+        check_render=_frames.check_brax,
     )
 )

@@ -10,6 +10,7 @@ from typing import Any
 
 import jax.numpy as jnp
 
+from . import _frames
 from ._env import Env, EnvSpec, ObsFn, box_bounds, check_no_env_kwargs
 from ._suites import EnvInfo, SuiteAdapter, check_name, import_suite, register_suite
 
@@ -132,5 +133,7 @@ register_suite(
         make=GymnaxEnv,
         describe=_describe,
         download=_download,
+        render=_frames.gymnax_frames,
+        check_render=_frames.check_gymnax,
     )
 )

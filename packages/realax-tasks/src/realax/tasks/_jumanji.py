@@ -9,6 +9,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from . import _frames
 from ._env import (
     Env,
     EnvSpec,
@@ -78,6 +79,12 @@ class JumanjiEnv(Env):
     timestep with zero discount, ``truncated`` a last timestep with non-zero discount or the
     step counter reaching ``max_steps``: the environment's own ``time_limit`` when it has
     one, else ``episode_length``.
+
+    Multi-agent environments that reward each agent (``Connector-v3``,
+    ``LevelBasedForaging-v0``, ``SearchAndRescue-v0``) step with the team's reward, the sum
+    over agents, so a task's fitness is the team return; the per-agent rewards and
+    discounts are in ``info["agent_rewards"]`` and ``info["agent_discounts"]``, and the
+    episode counts as terminated when every agent's discount is zero.
 
     Args:
         env: a jumanji id (``jumanji.registered_environments()``) or an ``Environment``.
@@ -183,12 +190,16 @@ class JumanjiEnv(Env):
     def _step(self, key, inner, action):
         del key  # jumanji environments carry their own key in the state
         state, timestep = self.env.step(inner, action)
+        info: dict[str, Any] = {"extras": timestep.extras} if timestep.extras else {}
+        reward, discount = timestep.reward, timestep.discount
+        if jnp.ndim(reward) > 0:  # multi-agent: one reward and discount per agent
+            info["agent_rewards"], info["agent_discounts"] = reward, discount
+            reward = jnp.sum(reward)  # the team's reward
         last = timestep.last()
-        zero_discount = timestep.discount == 0
+        zero_discount = jnp.all(discount == 0)  # no agent left to bootstrap from
         terminated = jnp.logical_and(last, zero_discount)
         truncated = jnp.logical_and(last, jnp.logical_not(zero_discount))
-        info = {"extras": timestep.extras} if timestep.extras else {}
-        return timestep.observation, state, timestep.reward, terminated, truncated, info
+        return timestep.observation, state, reward, terminated, truncated, info
 
 
 # Environments whose default constructor downloads data. jumanji's registry does not say
@@ -231,5 +242,7 @@ register_suite(
         make=JumanjiEnv,
         describe=_describe,
         download=_download,
+        render=_frames.jumanji_frames,
+        check_render=_frames.check_jumanji,
     )
 )

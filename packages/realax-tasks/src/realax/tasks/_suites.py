@@ -89,6 +89,10 @@ class SuiteAdapter:
         module: the module to import to use it (default: ``name``; ``"brax.envs"``).
         distribution: the distribution whose version keys the on-disk cache (default:
             ``name``).
+        render: ``(env, states) -> frames``: RGB ``uint8`` arrays drawn on the host from a
+            list of the suite's own states, one per frame (``None``: no renderer).
+        check_render: ``(env) -> None``: raises, naming the package to install or the
+            setting to change, when ``render`` could not run here; called before training.
     """
 
     name: str
@@ -102,6 +106,8 @@ class SuiteAdapter:
     extra: str = ""
     module: str = ""
     distribution: str = ""
+    render: Callable[[Env, list[Any]], list[Any]] | None = None
+    check_render: Callable[[Env], None] | None = None
 
     def __post_init__(self) -> None:
         for field in ("extra", "module", "distribution"):  # default: the suite's name

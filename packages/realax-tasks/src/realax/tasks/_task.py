@@ -296,6 +296,52 @@ class EnvTask:
             info = {**info, "obs_stats": traj["obs_stats"]}
         return fitness, info
 
+    def render(
+        self,
+        params: Any,
+        key: Array,
+        path: Any,
+        *,
+        max_steps: int | None = None,
+        fps: int = 30,
+        data: Any = None,
+    ) -> Any:
+        """Writes one episode of the policy with ``params`` as a GIF or MP4 (by suffix).
+
+        A compiled rollout records the environment's states (the same episode as
+        :meth:`evaluate` for the same key), then the suite's renderer draws one frame per
+        state on the host: ``T + 1`` frames for an episode of ``T`` steps (see
+        :func:`realax.tasks.render_rollout`). Never call it
+        inside a compiled training loop. Renderer problems (a missing package, no OpenGL
+        context for MuJoCo) raise before the rollout; see
+        :func:`realax.tasks.check_render`.
+
+        Args:
+            params: the policy's parameters.
+            key: the episode's PRNG key.
+            path: ``.gif`` (pillow) or ``.mp4`` (needs the ffmpeg program on PATH).
+            max_steps: step limit (default: the task's ``max_steps``).
+            fps: frames per second.
+            data: the task data (observation statistics with ``obs_norm``).
+
+        Returns:
+            The ``pathlib.Path`` written.
+        """
+        from ._render import render_rollout
+
+        return render_rollout(
+            self.env,
+            self._policy_act,
+            params,
+            key,
+            path,
+            init=self._policy_init,
+            max_steps=self.max_steps if max_steps is None else max_steps,
+            fps=fps,
+            norm=self._norm(data),
+            obs_clip=self.obs_clip,
+        )
+
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}(env={self.env.name!r}, max_steps={self.max_steps}, "

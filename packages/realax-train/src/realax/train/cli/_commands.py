@@ -24,6 +24,11 @@ from ._schema import (
 
 def run(config: Any) -> int:
     """Run one command with its resolved configuration; returns the exit status."""
+    if getattr(config, "render", False) or config.command == "render":
+        # MuJoCo (brax) picks its OpenGL backend once, on import: headless EGL unless set
+        import os
+
+        os.environ.setdefault("MUJOCO_GL", "egl")
     if isinstance(config, EvolveConfig):
         from . import _evolve
 
@@ -44,6 +49,8 @@ def run(config: Any) -> int:
         from . import _collect
 
         return _collect.collect(config)
+    if config.command == "render":  # a _render.RenderArgs
+        return _render_run(config)
     if isinstance(config, RunArgs):
         return _resume(config) if config.command == "resume" else _eval(config)
     if config.command == "plot":
@@ -90,9 +97,46 @@ def _resume(args: RunArgs) -> int:
     return _module_for(saved).resume(saved, run_dir)
 
 
+def _render_setup(saved: Any, path: Path) -> Any:
+    """The setup of an evolve or train run to render, its renderer checked (cli/_render.py)."""
+    from . import _render
+
+    if isinstance(saved, QDConfig):
+        raise CliError("realax render draws evolve and train runs, not qd runs")
+    module = _module_for(saved)
+    one = saved.replace(devices=1)
+    setup = module.build(one) if isinstance(saved, EvolveConfig) else module.build(one, devices=1)
+    _render.preflight(setup, path, hint="")
+    return setup
+
+
+def _render_run(args: Any) -> int:
+    """``realax render RUN_DIR [--out PATH] ...`` (a ``_render.RenderArgs``)."""
+    import time
+
+    from . import _render
+
+    run_dir = Path(args.run).expanduser()
+    path = Path(args.out) if args.out else run_dir / _render.ROLLOUT_FILE
+    setup = _render_setup(args.saved, path)
+    t0 = time.perf_counter()
+    out = _render.write(
+        setup, run_dir, path, seed=args.seed, max_steps=args.max_steps, fps=args.fps
+    )
+    print(f"{out} ({time.perf_counter() - t0:.1f} s)")
+    return 0
+
+
 def _eval(args: RunArgs) -> int:
     run_dir = Path(args.run).expanduser()
-    return _module_for(args.saved).eval_policy(args.saved, run_dir, args.episodes, args.seed)
+    if args.render:  # renderer problems show before the evaluation
+        from . import _render
+
+        setup = _render_setup(args.saved, run_dir / _render.ROLLOUT_FILE)
+    status = _module_for(args.saved).eval_policy(args.saved, run_dir, args.episodes, args.seed)
+    if args.render and status == 0:
+        print(_render.write(setup, run_dir, run_dir / _render.ROLLOUT_FILE))
+    return status
 
 
 def _plot(args: ListArgs) -> int:

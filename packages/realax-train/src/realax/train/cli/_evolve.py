@@ -43,6 +43,18 @@ class Setup(_run.Setup):
     task: Any
     params_like: Any
 
+    def saved(self, run_dir: Path) -> tuple[dict[str, Any], str]:
+        """``({"params", "data"?}, source)``: policy.msgpack, else the newest checkpoint's
+        search mean."""
+        return saved_policy(
+            self,
+            run_dir,
+            KIND,
+            like=lambda: _policy_like(self),
+            of_state=lambda s: {"params": s.mean, "data": s.data},
+            part="search mean",
+        )
+
     def header(self) -> str:
         return (
             f"realax evolve: {describe_env(self.env)}, {self.trainer.strategy_name}, "
@@ -315,14 +327,7 @@ def _policy_like(setup: Setup) -> dict[str, Any]:
 def eval_policy(config: EvolveConfig, run_dir: Path, episodes: int, seed: int) -> int:
     """``realax eval`` of an evolve run: the saved policy (else the latest checkpoint's mean)."""
     setup = build(config.replace(devices=1))  # evaluation needs no population split
-    saved, source = saved_policy(
-        setup,
-        run_dir,
-        KIND,
-        like=lambda: _policy_like(setup),
-        of_state=lambda s: {"params": s.mean, "data": s.data},
-        part="search mean",
-    )
+    saved, source = setup.saved(run_dir)
     params, data = saved["params"], saved.get("data")
     returns = evaluate(setup.task, params, data, jax.random.key(seed), episodes)
     print(returns_line(setup.env.name, returns, episodes, source))

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from . import _collect, _qd_schema, _sweep_schema
+from . import _collect, _qd_schema, _render, _sweep_schema
 from ._config import BOOL, Key, flag
 from ._schema import WANDB_MODES, EvolveConfig, TrainConfig, keys_of
 
@@ -104,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="episodes (default: the run's --eval-episodes, 32 unless set)",
     )
     p.add_argument("--seed", metavar="S", default="1", help="seed of the episodes (default: 1)")
+    _render.add_eval_flag(p)
 
     p = _run_command(sub, "plot", "redraw a run's learning curves")
     p.add_argument(
@@ -120,6 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     _qd_schema.add_parser(sub, _add_keys, _positional)
     _collect.add_parser(sub)
     _sweep_schema.add_parsers(sub, _add_keys, _positional, EVOLVE_KEYS, TRAIN_KEYS)
+    _render.add_parser(sub)
     return parser
 
 

@@ -188,7 +188,12 @@ def resolve(command: str, given: dict[str, Any]) -> Any:
             saved,
             episodes=saved.eval_episodes if episodes is None else POSITIVE("episodes", episodes),
             seed=NONNEGATIVE("seed", given["seed"]),
+            render=bool(given.get("render")),
         )
+    if command == "render":
+        from ._render import resolve as resolve_render
+
+        return resolve_render(given, run_config(given["run"]))
     if command == "collect":
         from ._collect import resolve as resolve_collect
 

@@ -21,10 +21,10 @@ from ._common import (
 )
 from ._config import CliError, in_flag_words
 from ._folders import POLICY_FILE, checkpoint_steps, write_summary
-from ._run import Kind, Session, resume_from_disk, saved_policy, start
+from ._run import Session, resume_from_disk, start
 from ._schema import TrainConfig
 
-KIND = Kind("train", "train step", "--steps")
+KIND = _run.TRAIN
 PPO_NUM_STEPS = 128
 #: the action kinds each algorithm handles, and the algorithms for the other kind
 ACTIONS = {"dqn": "discrete", "sac": "continuous"}
@@ -204,9 +204,7 @@ def eval_policy(
     """``realax eval`` of a train run: the saved agent (else the latest checkpoint's);
     ``build`` makes the setup (the offline commands pass theirs)."""
     setup = build(config, eval_episodes=episodes, devices=1)
-    agent, source = saved_policy(
-        setup, run_dir, KIND, like=lambda: setup.initial_state().agent, of_state=lambda s: s.agent
-    )
+    agent, source = setup.saved(run_dir)
     from realax.train import rl
 
     trainer = setup.trainer

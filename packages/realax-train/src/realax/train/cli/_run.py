@@ -35,6 +35,9 @@ class Kind:
     total_flag: str  # "--generations" or "--steps"
 
 
+TRAIN = Kind("train", "train step", "--steps")
+
+
 @dataclasses.dataclass
 class Setup:
     """What both commands build from a configuration (``_evolve.Setup``, ``_rl.RLSetup``)."""
@@ -53,6 +56,17 @@ class Setup:
         """The line printed when a new run starts."""
         raise NotImplementedError
 
+    def saved(self, run_dir: Path) -> tuple[Any, str]:
+        """``(policy, source)``: the run's policy.msgpack, else its newest checkpoint's; here
+        the agent of an RL run (``_evolve.Setup`` overrides it). ``realax eval`` / ``render``."""
+        return saved_policy(
+            self,
+            run_dir,
+            TRAIN,
+            like=lambda: self.initial_state().agent,
+            of_state=lambda s: s.agent,
+        )
+
 
 @dataclasses.dataclass(frozen=True)
 class Session:
@@ -61,6 +75,8 @@ class Session:
     state: Any
     start: int
     seconds: float
+    #: the run's Logger, still open (its checkpoints complete) until ``_end`` finishes it
+    logger: Any = None
 
     def describe(self, total: int, noun: str) -> str:
         """The length of the run and of this session.
@@ -119,6 +135,7 @@ def drive(
             f"pass {kind.total_flag} with a larger value"
         )
     t0 = time.perf_counter()
+    logger = None
     if start < total:
         logger = make_logger(run_dir, setup.config, metrics_fn, resumed=resumed)
         try:
@@ -131,8 +148,8 @@ def drive(
         except SystemExit:  # realax.log.Terminated (SIGTERM): same message, status 143
             _stopped(logger, run_dir, kind, total)
             raise
-        logger.finish()
-    return Session(state, start, time.perf_counter() - t0)
+        logger.wait()  # metrics and checkpoints on disk; the wandb run stays open for a video
+    return Session(state, start, time.perf_counter() - t0, logger)
 
 
 def _exit_at_once(signum: int, frame: Any) -> None:
@@ -170,7 +187,27 @@ Finish = Callable[[Any, Path, Session], int]
 
 
 def _end(setup: Setup, run_dir: Path, session: Session | None, finish: Finish) -> int:
-    return INTERRUPTED if session is None else finish(setup, run_dir, session)
+    if session is None:
+        return INTERRUPTED
+    try:
+        status = finish(setup, run_dir, session)
+        if status == 0 and getattr(setup.config, "render", False):  # rollout.gif, wandb.Video
+            from . import _render
+
+            _render.at_end(setup, run_dir, session.logger)
+    finally:
+        if session.logger is not None:
+            session.logger.finish()
+    return status
+
+
+def _check_render(setup: Setup) -> None:
+    """``--render`` (the default): a renderer that cannot work here fails now, not at the end."""
+    if getattr(setup.config, "render", False):
+        from . import _render
+
+        if _render.env_of(setup) is not None:  # offline runs without an environment: no video
+            _render.preflight(setup)
 
 
 def start(
@@ -188,6 +225,7 @@ def start(
     run_dir = run_folder(config, method)
     check_fresh(run_dir)
     setup = build(config.replace(out=run_dir.as_posix()))
+    _check_render(setup)
     print(setup.header(), flush=True)
     save_config(run_dir, setup.config)
     state = setup.initial_state()
@@ -199,6 +237,7 @@ def resume_from_disk(
     setup: Setup, run_dir: Path, *, kind: Kind, metrics_fn: Any, finish: Finish
 ) -> int:
     """``realax resume``: restore the newest checkpoint, run to the end, finish."""
+    _check_render(setup)
     state = restore_latest(setup, run_dir)
     step, total = int(state.step), setup.trainer.train_steps
     print(f"realax resume: {run_dir} from {kind.noun} {step}/{total}", file=sys.stderr, flush=True)

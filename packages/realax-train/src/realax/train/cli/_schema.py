@@ -97,6 +97,9 @@ class EvolveConfig(RunConfig):
         "STD",
     )
     obs_norm: bool = key(False, BOOL, "normalise observations with running statistics")
+    render: bool = key(
+        True, BOOL, "write rollout.gif of the final policy (and add it to the wandb run)"
+    )
     devices: int = key(
         1,
         POSITIVE,
@@ -152,6 +155,9 @@ class TrainConfig(RunConfig):
     )
     ckpt_freq: int | None = key(
         None, POSITIVE, "checkpoint every N train steps (default: per algorithm)", "N"
+    )
+    render: bool = key(
+        True, BOOL, "write rollout.gif of the final policy (and add it to the wandb run)"
     )
 
 
@@ -220,6 +226,7 @@ class RunArgs:
     saved: Any  # EvolveConfig, TrainConfig or _qd_schema.QDConfig
     episodes: int = 0  # eval
     seed: int = 1  # eval
+    render: bool = False  # eval --render
 
     @property
     def devices(self) -> int:

@@ -21,7 +21,7 @@ from ._networks import ACTIVATIONS, ActorCritic
 from ._protocols import OnPolicyAgent
 from ._train_state import TrainState, nonpytree_field
 
-__all__ = ["PPO", "PPOConfig"]
+__all__ = ["PPO", "PPOConfig", "ppo_objective", "rollout_advantages"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,6 +81,87 @@ class PPOConfig:
         c.check_positive(owner, "ent_coef", self.ent_coef, allow_zero=True)
         c.check_int(owner, "update_epochs", self.update_epochs)
         c.check_int(owner, "num_minibatches", self.num_minibatches)
+
+
+def rollout_advantages(owner: str, rollout: Rollout, cfg: PPOConfig) -> tuple[jax.Array, jax.Array]:
+    """``(advantages, returns)`` of a rollout: the precomputed ones, or GAE from its rewards,
+    dones and next / last values (shared by `PPO` and `RecurrentPPO`)."""
+    if rollout.advantages is not None or rollout.returns is not None:
+        if rollout.advantages is None or rollout.returns is None:
+            raise ValueError(
+                f"{owner}: the rollout has only one of advantages / returns; give both "
+                "(precomputed) or neither (GAE from rewards, dones and next_values)"
+            )
+        return (
+            jnp.asarray(rollout.advantages, jnp.float32),
+            jnp.asarray(rollout.returns, jnp.float32),
+        )
+    rewards, dones = rollout.rewards, rollout.dones
+    if (
+        rewards is None
+        or dones is None
+        or (rollout.last_values is None) == (rollout.next_values is None)
+    ):
+        raise ValueError(
+            f"{owner}: the rollout needs advantages and returns, or rewards, dones and "
+            "exactly one of next_values / last_values to compute GAE (got rewards="
+            f"{rewards is not None}, dones={dones is not None}, next_values="
+            f"{rollout.next_values is not None}, last_values={rollout.last_values is not None})"
+        )
+    return gae(
+        rewards=rewards,
+        values=rollout.values,
+        dones=dones,
+        last_value=rollout.last_values,
+        next_values=rollout.next_values,
+        terminations=rollout.terminated,
+        discount=cfg.discount,
+        gae_lambda=cfg.gae_lambda,
+    )
+
+
+def ppo_objective(
+    cfg: PPOConfig, axis: str | None, dist: Any, value: jax.Array, mb_data: dict[str, jax.Array]
+) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """PPO's loss of one minibatch: clipped surrogate, (clipped) value loss, entropy bonus.
+
+    ``dist`` / ``value`` are the current network's outputs on ``mb_data["obs"]``;
+    ``mb_data`` holds ``actions``, ``log_probs``, ``values``, ``advantages`` and ``returns``
+    (any equal leading shape). Shared by `PPO` and `RecurrentPPO`. Returns ``(loss, info)``.
+    """
+    log_prob = dist.log_prob(mb_data["actions"])
+    log_ratio = log_prob - mb_data["log_probs"]
+    ratio = jnp.exp(log_ratio)
+    adv = mb_data["advantages"]
+    if cfg.normalize_advantages:
+        # Statistics of the minibatch across all devices (equal shard sizes), so a
+        # rollout split over devices is normalised like the whole rollout on one.
+        mean = adv.mean() if axis is None else jax.lax.pmean(adv.mean(), axis)
+        var = jnp.mean((adv - mean) ** 2)
+        var = var if axis is None else jax.lax.pmean(var, axis)
+        adv = (adv - mean) / (jnp.sqrt(var) + 1e-8)
+    surrogate = jnp.minimum(
+        ratio * adv, jnp.clip(ratio, 1.0 - cfg.clip_eps, 1.0 + cfg.clip_eps) * adv
+    )
+    actor_loss = -jnp.mean(surrogate)
+    value_err = (value - mb_data["returns"]) ** 2
+    if cfg.clip_value:
+        clipped = mb_data["values"] + jnp.clip(
+            value - mb_data["values"], -cfg.clip_eps, cfg.clip_eps
+        )
+        value_err = jnp.maximum(value_err, (clipped - mb_data["returns"]) ** 2)
+    value_loss = 0.5 * jnp.mean(value_err)
+    entropy = jnp.mean(dist.entropy())
+    loss = actor_loss + cfg.vf_coef * value_loss - cfg.ent_coef * entropy
+    info = {
+        "loss": loss,
+        "actor_loss": actor_loss,
+        "value_loss": value_loss,
+        "entropy": entropy,
+        "approx_kl": jnp.mean((ratio - 1.0) - log_ratio),
+        "clip_fraction": jnp.mean(jnp.abs(ratio - 1.0) > cfg.clip_eps),
+    }
+    return loss, info
 
 
 class PPO(struct.PyTreeNode):
@@ -198,39 +279,7 @@ class PPO(struct.PyTreeNode):
         return self.model(observations, method="value")
 
     def _advantages(self, rollout: Rollout) -> tuple[jax.Array, jax.Array]:
-        owner = "PPO.update"
-        if rollout.advantages is not None or rollout.returns is not None:
-            if rollout.advantages is None or rollout.returns is None:
-                raise ValueError(
-                    f"{owner}: the rollout has only one of advantages / returns; give both "
-                    "(precomputed) or neither (GAE from rewards, dones and next_values)"
-                )
-            return (
-                jnp.asarray(rollout.advantages, jnp.float32),
-                jnp.asarray(rollout.returns, jnp.float32),
-            )
-        rewards, dones = rollout.rewards, rollout.dones
-        if (
-            rewards is None
-            or dones is None
-            or (rollout.last_values is None) == (rollout.next_values is None)
-        ):
-            raise ValueError(
-                f"{owner}: the rollout needs advantages and returns, or rewards, dones and "
-                "exactly one of next_values / last_values to compute GAE (got rewards="
-                f"{rewards is not None}, dones={dones is not None}, next_values="
-                f"{rollout.next_values is not None}, last_values={rollout.last_values is not None})"
-            )
-        return gae(
-            rewards=rewards,
-            values=rollout.values,
-            dones=dones,
-            last_value=rollout.last_values,
-            next_values=rollout.next_values,
-            terminations=rollout.terminated,
-            discount=self.config.discount,
-            gae_lambda=self.config.gae_lambda,
-        )
+        return rollout_advantages("PPO.update", rollout, self.config)
 
     @functools.partial(jax.jit, static_argnames=("pmap_axis",))
     def update(
@@ -291,39 +340,7 @@ class PPO(struct.PyTreeNode):
 
         def loss_fn(params: Any, mb_data: dict[str, jax.Array]) -> tuple[jax.Array, dict]:
             dist, value = self.model(mb_data["obs"], params=params)
-            log_prob = dist.log_prob(mb_data["actions"])
-            log_ratio = log_prob - mb_data["log_probs"]
-            ratio = jnp.exp(log_ratio)
-            adv = mb_data["advantages"]
-            if cfg.normalize_advantages:
-                # Statistics of the minibatch across all devices (equal shard sizes), so a
-                # rollout split over devices is normalised like the whole rollout on one.
-                mean = adv.mean() if axis is None else jax.lax.pmean(adv.mean(), axis)
-                var = jnp.mean((adv - mean) ** 2)
-                var = var if axis is None else jax.lax.pmean(var, axis)
-                adv = (adv - mean) / (jnp.sqrt(var) + 1e-8)
-            surrogate = jnp.minimum(
-                ratio * adv, jnp.clip(ratio, 1.0 - cfg.clip_eps, 1.0 + cfg.clip_eps) * adv
-            )
-            actor_loss = -jnp.mean(surrogate)
-            value_err = (value - mb_data["returns"]) ** 2
-            if cfg.clip_value:
-                clipped = mb_data["values"] + jnp.clip(
-                    value - mb_data["values"], -cfg.clip_eps, cfg.clip_eps
-                )
-                value_err = jnp.maximum(value_err, (clipped - mb_data["returns"]) ** 2)
-            value_loss = 0.5 * jnp.mean(value_err)
-            entropy = jnp.mean(dist.entropy())
-            loss = actor_loss + cfg.vf_coef * value_loss - cfg.ent_coef * entropy
-            info = {
-                "loss": loss,
-                "actor_loss": actor_loss,
-                "value_loss": value_loss,
-                "entropy": entropy,
-                "approx_kl": jnp.mean((ratio - 1.0) - log_ratio),
-                "clip_fraction": jnp.mean(jnp.abs(ratio - 1.0) > cfg.clip_eps),
-            }
-            return loss, info
+            return ppo_objective(cfg, axis, dist, value, mb_data)
 
         def minibatch_step(model: TrainState, mb_data: dict) -> tuple[TrainState, dict]:
             return model.apply_loss_fn(

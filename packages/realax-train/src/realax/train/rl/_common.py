@@ -50,6 +50,8 @@ class RLState(struct.PyTreeNode):
         step: int32 number of completed train steps.
         key: typed PRNG key; train step ``t`` uses ``jax.random.fold_in(key, t)``.
         buffer: the `ReplayBuffer` of an off-policy run, else None.
+        hidden: the hidden states of a recurrent agent's environments (leading axis
+            ``num_envs``, reset at episode ends), else None.
         data: unused (kept for the shared trainer interface), None.
     """
 
@@ -64,6 +66,7 @@ class RLState(struct.PyTreeNode):
     key: jax.Array
     buffer: Any = None
     data: Any = None
+    hidden: Any = None
 
 
 def default_rl_metrics(state: Any, data: Mapping[str, Any]) -> tuple[dict, Any, jax.Array]:
@@ -132,7 +135,8 @@ def _state_specs(state: RLState) -> RLState:
         buffer = state.buffer.replace(data=P(AXIS), pos=P(), size=P())
     specs: dict[str, Any] = {name: P(AXIS) for name in _SPLIT}
     specs.update({name: P() for name in _REPLICATED})
-    return RLState(**specs, buffer=buffer)
+    hidden = None if state.hidden is None else P(AXIS)
+    return RLState(**specs, buffer=buffer, hidden=hidden)
 
 
 #: the RLState fields a rollout carries from step to step, in the order of its carry tuple

@@ -207,7 +207,6 @@ class RecurrentPPO(struct.PyTreeNode):
         cfg = self.config
         rollout = as_rollout(owner, batch)
         axis = c.axis_of(pmap_axis, cfg)
-        advantages, returns = rollout_advantages(owner, rollout, cfg)
         shape = rollout.batch_shape
         if len(shape) != 2 or rollout.dones is None:
             raise ValueError(
@@ -216,6 +215,7 @@ class RecurrentPPO(struct.PyTreeNode):
                 "is reset where dones is true"
             )
         n_steps, n_envs = shape
+        advantages, returns = rollout_advantages(owner, rollout, cfg)
         nm = cfg.num_minibatches
         if n_envs % nm:
             raise ValueError(

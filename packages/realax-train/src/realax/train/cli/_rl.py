@@ -69,9 +69,27 @@ def dqn_settings(steps: int) -> dict[str, Any]:
     }
 
 
+def recurrent_kwargs(config: TrainConfig) -> dict[str, Any]:
+    """``--recurrent CELL``: RecurrentPPO with a ``--width`` cell and heads, ``--depth - 1``
+    embedding layers before the cell."""
+    if config.algo != "ppo":
+        raise CliError(
+            f"--recurrent needs ppo (a recurrent actor-critic); got `realax train "
+            f"{config.algo}`: use `realax train ppo ... --recurrent {config.recurrent}` or "
+            "drop --recurrent"
+        )
+    width = config.width
+    return {
+        "cell": config.recurrent,
+        "hidden_size": width,
+        "hidden_dims": (width,) * (config.depth - 1),
+        "head_dims": (width,),
+    }
+
+
 def build(config: TrainConfig, *, eval_episodes: int | None = None, devices=None) -> RLSetup:
     """The RL trainer of a ``train`` configuration (its defaults already filled in)."""
-    from realax.agents import DQN, PPO, SAC
+    from realax.agents import DQN, PPO, SAC, RecurrentPPO
     from realax.train.rl import OffPolicyTrainer, OnPolicyTrainer
 
     from ._evolve import make_env
@@ -79,6 +97,8 @@ def build(config: TrainConfig, *, eval_episodes: int | None = None, devices=None
     algo = str(config.algo)
     check_actions(algo, make_env(str(config.env)))  # unknown names, missing extras: one line
     agent_kwargs: dict[str, Any] = {"hidden_dims": (config.width,) * config.depth}
+    if config.recurrent:
+        agent_kwargs = recurrent_kwargs(config)
     if config.lr is not None:
         if algo == "sac":
             agent_kwargs.update(actor_lr=config.lr, critic_lr=config.lr)
@@ -96,7 +116,11 @@ def build(config: TrainConfig, *, eval_episodes: int | None = None, devices=None
     try:
         if algo == "ppo":
             trainer = OnPolicyTrainer(
-                PPO, config.env, num_steps=PPO_NUM_STEPS, anneal_lr=True, **common
+                RecurrentPPO if config.recurrent else PPO,
+                config.env,
+                num_steps=PPO_NUM_STEPS,
+                anneal_lr=True,
+                **common,
             )
         else:
             trainer = OffPolicyTrainer(
@@ -147,7 +171,8 @@ def finish(setup: RLSetup, run_dir: Path, session: Session) -> int:
                 (
                     "algorithm",
                     f"{config.algo}, {plural(int(config.num_envs or 1), 'env')}, "
-                    f"hidden {config.width}x{config.depth}",
+                    f"hidden {config.width}x{config.depth}"
+                    + (f", {config.recurrent} cell" if config.recurrent else ""),
                 ),
                 (
                     "steps",

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import realax.tasks as rt
 from realax.agents import PPO, RecurrentPPO
-from realax.train.rl import OnPolicyTrainer, evaluate
+from realax.train.rl import OnPolicyTrainer, collect, evaluate
 from realax.train.rl._recurrent import recurrent_rollout
 
 SMALL = {"hidden_size": 8, "hidden_dims": (8,), "head_dims": (8,), "num_minibatches": 2}
@@ -41,6 +41,8 @@ def test_hidden_states_live_in_the_state_reset_at_episode_ends_and_evaluate():
     assert np.isfinite(metrics["eval_return"][-1]) and np.all(np.isfinite(metrics["loss"]))
     returns, lengths = evaluate(final.agent, env, jax.random.key(2), episodes=3)
     assert returns.shape == (3,) and np.all(np.asarray(lengths) <= 4)
+    data = collect(final.agent, env, jax.random.key(3), num_steps=16, num_envs=2)
+    assert data.size == 16 and data["observations"].shape == (16, 2)
 
 
 def test_minibatches_of_whole_environments_are_checked_before_compiling():

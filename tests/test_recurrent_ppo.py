@@ -74,3 +74,19 @@ def test_recurrent_ppo_solves_masked_cartpole_where_feed_forward_ppo_fails():
     print("recurrent", rnn_final, "feed-forward max", np.nanmax(ff))
     assert rnn_final >= SOLVED
     assert np.nanmax(ff) < HALF
+
+
+def test_cli_recurrent_flag_builds_recurrent_ppo_and_is_refused_elsewhere():
+    from realax.train.cli._config import CliError
+    from realax.train.cli._rl import build
+    from realax.train.cli._schema import TrainConfig, with_algo_defaults
+
+    config = with_algo_defaults(
+        TrainConfig(algo="ppo", env="CartPole-v1", steps=4096, recurrent="gru", width=16)
+    )
+    agent = build(config).trainer._abstract_agent()
+    assert isinstance(agent, RecurrentPPO) and agent.config.hidden_size == 16
+    assert agent.config.hidden_dims == (16,) and agent.config.cell == "gru"
+    dqn = with_algo_defaults(TrainConfig(algo="dqn", env="CartPole-v1", recurrent="gru"))
+    with pytest.raises(CliError, match="--recurrent needs ppo"):
+        build(dqn)

@@ -51,7 +51,7 @@ def policy_step(agent: Any, n: int, *, deterministic: bool) -> tuple[Any, Policy
 
 def recurrent_rollout(
     trainer: Any, state: Any, key: jax.Array, axis: str | None = None
-) -> tuple[tuple, Rollout, tuple]:
+) -> tuple[tuple, Any, tuple]:
     """The recurrent form of ``OnPolicyTrainer._rollout``: ``num_steps`` steps of every local
     environment, the hidden state carried and reset to zeros after a step that ended the
     episode (terminated or truncated).

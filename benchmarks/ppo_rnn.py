@@ -35,7 +35,7 @@ def base_cfg(quick: bool) -> dict[str, Any]:
         "num_steps": 128,
         "num_epochs": 4,
         "num_minibatches": 4,
-        "total_timesteps": 20_480 if quick else 500_000,
+        "total_timesteps": 4_096 if quick else 500_000,
         "lr": 2.5e-4,
         "gamma": 0.99,
         "gae_lambda": 0.95,
@@ -43,7 +43,7 @@ def base_cfg(quick: bool) -> dict[str, Any]:
         "ent_coef": 0.01,
         "vf_coef": 0.5,
         "max_grad_norm": 0.5,
-        "width": 128,
+        "width": 32 if quick else 128,
         "seed": 0,
         "repeats": 1 if quick else 3,
     }
@@ -141,9 +141,10 @@ def make_loop(cfg: dict[str, Any]) -> tuple[Any, Any]:
         h_new, logits, value = net.apply(params, h, obs)
         action = jax.random.categorical(k_act, logits)
         logp = jax.nn.log_softmax(logits)[jnp.arange(n_envs), action]
-        obs2, state, reward, done2, _ = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
+        obs2, state, reward, term, trunc, _ = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
             jax.random.split(k_env, n_envs), state, action, env_params
         )
+        done2 = term | trunc  # gymnax 1.0 splits PureJaxRL's `done`
         row = (obs, done, action, logp, value, reward, done2)
         return (params, state, observe(obs2), done2, h_new), row
 
@@ -227,10 +228,10 @@ def make_loop(cfg: dict[str, Any]) -> tuple[Any, Any]:
         def step(carry, k):
             state, obs, h, alive, ret = carry
             h, logits, _ = net.apply(params, h, observe(obs))
-            obs, state, r, d, _ = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
+            obs, state, r, term, trunc, _ = jax.vmap(env.step, in_axes=(0, 0, 0, None))(
                 jax.random.split(k, episodes), state, logits.argmax(-1), env_params
             )
-            return (state, obs, h, alive & ~d, ret + r * alive), None
+            return (state, obs, h, alive & ~(term | trunc), ret + r * alive), None
 
         init = (state, obs, jnp.zeros((episodes, width)), jnp.ones(episodes, bool),
                 jnp.zeros(episodes))  # fmt: skip

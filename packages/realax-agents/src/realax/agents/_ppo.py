@@ -21,7 +21,14 @@ from ._networks import ACTIVATIONS, ActorCritic
 from ._protocols import OnPolicyAgent
 from ._train_state import TrainState, nonpytree_field
 
-__all__ = ["PPO", "PPOConfig", "ppo_objective", "rollout_advantages"]
+__all__ = [
+    "PPO",
+    "PPOConfig",
+    "ppo_objective",
+    "ppo_optimizer",
+    "rollout_advantages",
+    "run_epochs",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -164,6 +171,32 @@ def ppo_objective(
     return loss, info
 
 
+def ppo_optimizer(cfg: PPOConfig) -> optax.GradientTransformation:
+    """Adam (``adam_eps``) with global-norm clipping, the learning rate annealed linearly to
+    zero over ``anneal_lr_steps`` if set (shared by `PPO` and `RecurrentPPO`)."""
+    lr: float | optax.Schedule = cfg.learning_rate
+    if cfg.anneal_lr_steps is not None:
+        lr = optax.linear_schedule(cfg.learning_rate, 0.0, cfg.anneal_lr_steps)
+    return c.make_optimizer(lr, cfg.max_grad_norm, eps=cfg.adam_eps, flat=True)
+
+
+def run_epochs(
+    agent: Any, epoch_step: Any, advantages: jax.Array, returns: jax.Array, axis: str | None
+) -> tuple[jax.Array, TrainState, dict[str, jax.Array]]:
+    """``update_epochs`` scans of ``epoch_step(model, key)`` from ``agent.model``; returns the
+    agent's next key, the new model and the info means (averaged over ``axis``)."""
+    key, perm_key = jax.random.split(agent.key)
+    new_model, infos = jax.lax.scan(
+        epoch_step, agent.model, jax.random.split(perm_key, agent.config.update_epochs)
+    )
+    info = c.mean_info(infos)
+    info["advantages_mean"] = jnp.mean(advantages)
+    info["returns_mean"] = jnp.mean(returns)
+    if axis is not None:
+        info = jax.lax.pmean(info, axis)
+    return key, new_model, info
+
+
 class PPO(struct.PyTreeNode):
     """PPO with the clipped surrogate, GAE, entropy bonus and (clipped) value loss.
 
@@ -224,10 +257,7 @@ class PPO(struct.PyTreeNode):
             hidden_dims=cfg.hidden_dims, activation=ACTIVATIONS[cfg.activation], **heads
         )
         init_key, new_key = jax.random.split(rng)
-        lr: float | optax.Schedule = cfg.learning_rate
-        if cfg.anneal_lr_steps is not None:
-            lr = optax.linear_schedule(cfg.learning_rate, 0.0, cfg.anneal_lr_steps)
-        tx = c.make_optimizer(lr, cfg.max_grad_norm, eps=cfg.adam_eps, flat=True)
+        tx = ppo_optimizer(cfg)
         return cls(model=c.init_state(model_def, init_key, obs, tx=tx), key=new_key, config=cfg)
 
     @property
@@ -354,15 +384,7 @@ class PPO(struct.PyTreeNode):
             )
             return jax.lax.scan(minibatch_step, model, shuffled)
 
-        key, perm_key = jax.random.split(self.key)
-        new_model, infos = jax.lax.scan(
-            epoch_step, self.model, jax.random.split(perm_key, cfg.update_epochs)
-        )
-        info = c.mean_info(infos)
-        info["advantages_mean"] = jnp.mean(advantages)
-        info["returns_mean"] = jnp.mean(returns)
-        if axis is not None:
-            info = jax.lax.pmean(info, axis)
+        key, new_model, info = run_epochs(self, epoch_step, advantages, returns, axis)
         return self.replace(model=new_model, key=key), info
 
 

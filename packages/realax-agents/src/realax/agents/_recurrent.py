@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 
 from ._distributions import Categorical, DiagGaussian
-from ._networks import MLP, ContinuousActor, DiscreteActor, ValueCritic
+from ._networks import MLP, ActorCritic
 
 __all__ = ["CELLS", "RecurrentActorCritic", "reset_hidden", "unroll", "zero_hidden"]
 
@@ -59,9 +59,9 @@ class RecurrentActorCritic(nn.Module):
 
     Observations pass an embedding MLP (``embed_dims``, activated), a recurrent cell
     (``cell``: ``"gru"`` or ``"lstm"``, ``hidden_size`` features), then separate actor and
-    critic heads (``head_dims``). Discrete when ``n_actions`` is set, else a diagonal
-    Gaussian over ``action_dim`` with a learned state-independent log-std. Any leading batch
-    shape works (also none).
+    critic heads (``head_dims``: an `ActorCritic` on the cell's output). Discrete when
+    ``n_actions`` is set, else a diagonal Gaussian over ``action_dim`` with a learned
+    state-independent log-std. Any leading batch shape works (also none).
 
     Example:
         >>> net = RecurrentActorCritic(hidden_size=8, embed_dims=(8,), head_dims=(8,),
@@ -87,31 +87,21 @@ class RecurrentActorCritic(nn.Module):
             raise ValueError(f"RecurrentActorCritic: cell must be one of {sorted(CELLS)}")
         self.embed = MLP(self.embed_dims, activation=self.activation, activate_final=True)
         self.rnn = CELLS[self.cell](features=self.hidden_size)
-        self.actor: nn.Module
-        if self.n_actions is not None:
-            self.actor = DiscreteActor(
-                hidden_dims=self.head_dims, n_actions=self.n_actions, activation=self.activation
-            )
-        elif self.action_dim is not None:
-            self.actor = ContinuousActor(
-                hidden_dims=self.head_dims,
-                action_dim=self.action_dim,
-                activation=self.activation,
-                state_dependent_std=False,
-                init_log_std=self.init_log_std,
-            )
-        else:
-            raise ValueError(
-                "RecurrentActorCritic needs n_actions (discrete actions) or action_dim (continuous)"
-            )
-        self.critic = ValueCritic(hidden_dims=self.head_dims, activation=self.activation)
+        self.heads = ActorCritic(
+            hidden_dims=self.head_dims,
+            n_actions=self.n_actions,
+            action_dim=self.action_dim,
+            activation=self.activation,
+            init_log_std=self.init_log_std,
+        )
 
     def __call__(
         self, hidden: Hidden, observations: jax.Array
     ) -> tuple[Hidden, Categorical | DiagGaussian, jax.Array]:
         x = self.embed(observations) if len(self.embed_dims) else observations
         hidden, y = self.rnn(hidden, x)
-        return hidden, self.actor(y), self.critic(y)
+        dist, value = self.heads(y)
+        return hidden, dist, value
 
 
 def unroll(

@@ -9,14 +9,13 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import optax
 from flax import struct
 from jax import Array
 
 from . import _common as c
 from ._batches import Rollout, as_rollout
 from ._networks import ACTIVATIONS
-from ._ppo import PPOConfig, ppo_objective, rollout_advantages
+from ._ppo import PPOConfig, ppo_objective, ppo_optimizer, rollout_advantages, run_epochs
 from ._recurrent import CELLS, Hidden, RecurrentActorCritic, unroll, zero_hidden
 from ._train_state import TrainState, nonpytree_field
 
@@ -128,10 +127,7 @@ class RecurrentPPO(struct.PyTreeNode):
             **heads,
         )
         init_key, new_key = jax.random.split(rng)
-        lr: float | optax.Schedule = cfg.learning_rate
-        if cfg.anneal_lr_steps is not None:
-            lr = optax.linear_schedule(cfg.learning_rate, 0.0, cfg.anneal_lr_steps)
-        tx = c.make_optimizer(lr, cfg.max_grad_norm, eps=cfg.adam_eps, flat=True)
+        tx = ppo_optimizer(cfg)
         hidden = zero_hidden(cfg.cell, cfg.hidden_size)
         model = c.init_state(model_def, init_key, hidden, obs, tx=tx)
         return cls(model=model, key=new_key, config=cfg)
@@ -261,13 +257,5 @@ class RecurrentPPO(struct.PyTreeNode):
             h0 = jax.tree.map(lambda x: x[perm].reshape((nm, mb, *x.shape[1:])), hidden)
             return jax.lax.scan(minibatch_step, model, (shuffled, h0))
 
-        key, perm_key = jax.random.split(self.key)
-        new_model, infos = jax.lax.scan(
-            epoch_step, self.model, jax.random.split(perm_key, cfg.update_epochs)
-        )
-        info = c.mean_info(infos)
-        info["advantages_mean"] = jnp.mean(advantages)
-        info["returns_mean"] = jnp.mean(returns)
-        if axis is not None:
-            info = jax.lax.pmean(info, axis)
+        key, new_model, info = run_epochs(self, epoch_step, advantages, returns, axis)
         return self.replace(model=new_model, key=key), info

@@ -24,6 +24,7 @@ from ._train_state import TrainState, nonpytree_field
 __all__ = [
     "PPO",
     "PPOConfig",
+    "minibatch_data",
     "ppo_objective",
     "ppo_optimizer",
     "rollout_advantages",
@@ -180,6 +181,21 @@ def ppo_optimizer(cfg: PPOConfig) -> optax.GradientTransformation:
     return c.make_optimizer(lr, cfg.max_grad_norm, eps=cfg.adam_eps, flat=True)
 
 
+def minibatch_data(
+    rollout: Rollout, advantages: jax.Array, returns: jax.Array
+) -> dict[str, jax.Array]:
+    """What `ppo_objective` reads of a rollout: obs, actions, log_probs, values (float32),
+    advantages and returns."""
+    return {
+        "obs": jnp.asarray(rollout.obs),
+        "actions": jnp.asarray(rollout.actions),
+        "log_probs": jnp.asarray(rollout.log_probs, jnp.float32),
+        "values": jnp.asarray(rollout.values, jnp.float32),
+        "advantages": advantages,
+        "returns": returns,
+    }
+
+
 def run_epochs(
     agent: Any, epoch_step: Any, advantages: jax.Array, returns: jax.Array, axis: str | None
 ) -> tuple[jax.Array, TrainState, dict[str, jax.Array]]:
@@ -308,9 +324,6 @@ class PPO(struct.PyTreeNode):
         """State values ``V(s)`` (e.g. ``last_values`` for `update`)."""
         return self.model(observations, method="value")
 
-    def _advantages(self, rollout: Rollout) -> tuple[jax.Array, jax.Array]:
-        return rollout_advantages("PPO.update", rollout, self.config)
-
     @functools.partial(jax.jit, static_argnames=("pmap_axis",))
     def update(
         self, batch: Rollout | Mapping[str, jax.Array], *, pmap_axis: str | None = None
@@ -336,7 +349,7 @@ class PPO(struct.PyTreeNode):
         cfg = self.config
         rollout = as_rollout(owner, batch)
         axis = c.axis_of(pmap_axis, cfg)
-        advantages, returns = self._advantages(rollout)
+        advantages, returns = rollout_advantages(owner, rollout, cfg)
         batch_shape = rollout.batch_shape
         n = math.prod(batch_shape)
         if advantages.shape != batch_shape:
@@ -351,14 +364,7 @@ class PPO(struct.PyTreeNode):
                 "num_minibatches dividing the number of steps x envs"
             )
         nd = len(batch_shape)
-        data = {
-            "obs": jnp.asarray(rollout.obs),
-            "actions": jnp.asarray(rollout.actions),
-            "log_probs": jnp.asarray(rollout.log_probs, jnp.float32),
-            "values": jnp.asarray(rollout.values, jnp.float32),
-            "advantages": advantages,
-            "returns": returns,
-        }
+        data = minibatch_data(rollout, advantages, returns)
         for k, v in data.items():
             if v.shape[:nd] != batch_shape:
                 raise ValueError(

@@ -15,7 +15,14 @@ from jax import Array
 from . import _common as c
 from ._batches import Rollout, as_rollout
 from ._networks import ACTIVATIONS
-from ._ppo import PPOConfig, ppo_objective, ppo_optimizer, rollout_advantages, run_epochs
+from ._ppo import (
+    PPOConfig,
+    minibatch_data,
+    ppo_objective,
+    ppo_optimizer,
+    rollout_advantages,
+    run_epochs,
+)
 from ._recurrent import CELLS, Hidden, RecurrentActorCritic, unroll, zero_hidden
 from ._train_state import TrainState, nonpytree_field
 
@@ -225,15 +232,8 @@ class RecurrentPPO(struct.PyTreeNode):
                     f"{(n_envs, cfg.hidden_size)} (got {h.shape}); pass the hidden state "
                     "before the rollout's first step"
                 )
-        data = {
-            "obs": jnp.asarray(rollout.obs),
-            "actions": jnp.asarray(rollout.actions),
-            "log_probs": jnp.asarray(rollout.log_probs, jnp.float32),
-            "values": jnp.asarray(rollout.values, jnp.float32),
-            "advantages": advantages,
-            "returns": returns,
-            "dones": jnp.asarray(rollout.dones, bool),
-        }
+        data = minibatch_data(rollout, advantages, returns)
+        data["dones"] = jnp.asarray(rollout.dones, bool)
         mb = n_envs // nm
 
         def loss_fn(params: Any, mb_data: dict, h0: Hidden) -> tuple[jax.Array, dict]:

@@ -76,17 +76,23 @@ def test_recurrent_ppo_solves_masked_cartpole_where_feed_forward_ppo_fails():
     assert np.nanmax(ff) < HALF
 
 
-def test_cli_recurrent_flag_builds_recurrent_ppo_and_is_refused_elsewhere():
+def test_cli_recurrent_and_obs_keep_flags():
     from realax.train.cli._config import CliError
     from realax.train.cli._rl import build
     from realax.train.cli._schema import TrainConfig, with_algo_defaults
 
     config = with_algo_defaults(
-        TrainConfig(algo="ppo", env="CartPole-v1", steps=4096, recurrent="gru", width=16)
+        TrainConfig(
+            algo="ppo", env="CartPole-v1", steps=4096, recurrent="gru", width=16, obs_keep="0,2"
+        )
     )
-    agent = build(config).trainer._abstract_agent()
+    trainer = build(config).trainer
+    agent = trainer._abstract_agent()
+    assert trainer.env.obs_shape == (2,) and trainer.eval_env.obs_shape == (2,)
     assert isinstance(agent, RecurrentPPO) and agent.config.hidden_size == 16
     assert agent.config.hidden_dims == (16,) and agent.config.cell == "gru"
     dqn = with_algo_defaults(TrainConfig(algo="dqn", env="CartPole-v1", recurrent="gru"))
     with pytest.raises(CliError, match="--recurrent needs ppo"):
         build(dqn)
+    with pytest.raises(CliError, match="--obs-keep takes comma-separated"):
+        build(config.replace(obs_keep="0,x"))

@@ -69,6 +69,20 @@ def dqn_settings(steps: int) -> dict[str, Any]:
     }
 
 
+def masked_env(env: Any, obs_keep: str) -> Any:
+    """``--obs-keep 0,2``: the environment observing only those entries."""
+    import realax.tasks as rt
+
+    try:
+        keep = [int(part) for part in obs_keep.split(",")]
+        return rt.mask_observation(env, keep=keep)
+    except (TypeError, ValueError) as e:
+        raise CliError(
+            f"--obs-keep takes comma-separated observation indices, e.g. --obs-keep 0,2 "
+            f"(got {obs_keep!r}): {e}"
+        ) from None
+
+
 def recurrent_kwargs(config: TrainConfig) -> dict[str, Any]:
     """``--recurrent CELL``: RecurrentPPO with a ``--width`` cell and heads, ``--depth - 1``
     embedding layers before the cell."""
@@ -95,7 +109,9 @@ def build(config: TrainConfig, *, eval_episodes: int | None = None, devices=None
     from ._evolve import make_env
 
     algo = str(config.algo)
-    check_actions(algo, make_env(str(config.env)))  # unknown names, missing extras: one line
+    env = make_env(str(config.env))  # unknown names, missing extras: one line
+    check_actions(algo, env)
+    env_arg: Any = config.env if not config.obs_keep else masked_env(env, config.obs_keep)
     agent_kwargs: dict[str, Any] = {"hidden_dims": (config.width,) * config.depth}
     if config.recurrent:
         agent_kwargs = recurrent_kwargs(config)
@@ -117,7 +133,7 @@ def build(config: TrainConfig, *, eval_episodes: int | None = None, devices=None
         if algo == "ppo":
             trainer = OnPolicyTrainer(
                 RecurrentPPO if config.recurrent else PPO,
-                config.env,
+                env_arg,
                 num_steps=PPO_NUM_STEPS,
                 anneal_lr=True,
                 **common,
@@ -125,7 +141,7 @@ def build(config: TrainConfig, *, eval_episodes: int | None = None, devices=None
         else:
             trainer = OffPolicyTrainer(
                 DQN if algo == "dqn" else SAC,
-                config.env,
+                env_arg,
                 learning_starts=int(config.learning_starts or 0),
                 buffer_size=int(config.buffer_size or 1),
                 **(dqn_settings(int(config.steps or 0)) if algo == "dqn" else {"batch_size": 256}),

@@ -144,6 +144,12 @@ class TrainConfig(RunConfig):
         "ppo: a recurrent actor-critic with this cell (its size is --width)",
         "{gru,lstm}",
     )
+    obs_keep: str | None = key(
+        None,
+        STRING,
+        "observe only these entries of the observation, e.g. 0,2 (CartPole without velocities)",
+        "I,J",
+    )
     buffer_size: int | None = key(
         None,
         POSITIVE,

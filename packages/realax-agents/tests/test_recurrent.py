@@ -15,9 +15,7 @@ T, E, OBS = 6, 4, 3
 
 def _agent(**kw):
     kw = {"n_actions": 2, "hidden_size": 8, "hidden_dims": (8,), "head_dims": (8,), **kw}
-    if kw["n_actions"] is None:  # continuous actions
-        del kw["n_actions"]
-    actions = jnp.zeros((), jnp.int32) if "n_actions" in kw else jnp.zeros(2)
+    actions = jnp.zeros((), jnp.int32)
     return RecurrentPPO.create(key=0, observations=jnp.zeros(OBS), actions=actions, **kw)
 
 

@@ -29,6 +29,11 @@ class OnPolicyTrainer(RLTrainer):
     Continuous actions are sampled unbounded and clipped to the environment's bounds when
     stepping (the rollout keeps the sampled action for the log-probabilities).
 
+    A recurrent agent (``realax.agents.RecurrentPPO``, ``agent.recurrent`` true) keeps one
+    hidden state per environment in ``RLState.hidden``, reset to zeros after every terminated
+    or truncated step; its ``update`` gets the hidden states of the rollout's start, and the
+    environments per device must divide by its ``num_minibatches`` (whole sequences).
+
     Every ``eval_freq`` train steps (and after the last one) the deterministic policy plays
     ``eval_episodes`` fresh episodes inside the compiled loop; ``eval_return`` reports the
     latest mean return.

@@ -42,6 +42,7 @@ TABLES = {
     "pbt": "pbt",
     "sweep_stats": "sweep_stats",
     "render": "rendering",
+    "ppo_rnn": "ppo_rnn",
 }
 TITLES = {
     "loop": "1. Loop overhead (no environment)",
@@ -57,6 +58,7 @@ TITLES = {
     "pbt": "11. Population-based training: one PBT program vs fixed runs one after another",
     "sweep_stats": "10. Sweep statistics: realax.log.stats' bootstrap and the report",
     "render": "10. Rendering a policy: Task.render per suite vs gymnax's Visualizer",
+    "ppo_rnn": "10. Recurrent PPO on CartPole with the velocities hidden (PureJaxRL's PPO-RNN)",
 }
 
 

@@ -1,5 +1,6 @@
-"""RL trainers with n_devices > 1 (2 forced CPU devices, in a subprocess): environments split
-over devices and gradients averaged through the agents' pmap_axis.
+"""RL trainers with n_devices > 1 (2 forced CPU devices, in a subprocess): environments (and a
+recurrent agent's hidden states) split over devices and gradients averaged through the
+agents' pmap_axis.
 """
 
 import os
@@ -86,6 +87,29 @@ SCRIPT = textwrap.dedent(
     assert metrics["loss"].shape == (3, 20) and np.all(np.isfinite(metrics["loss"]))
     params = jax.tree.leaves(states.agent.model.params)[0]
     assert not np.allclose(params[0], params[1])  # independent seeds
+
+    # 5. recurrent PPO: the hidden states are split over devices with their environments;
+    # one full-batch step per epoch, so two devices equal one (as 1.)
+    import realax.tasks as rt
+    from realax.agents import RecurrentPPO
+
+    masked = rt.mask_observation(rt.make("CartPole-v1"), keep=[0, 2])
+    kw = dict(
+        num_envs=4, num_steps=16, train_steps=4, eval_freq=2, eval_episodes=4,
+        agent_kwargs=dict(hidden_size=16, hidden_dims=(16,), head_dims=(16,),
+                          num_minibatches=1, update_epochs=2, normalize_advantages=False),
+    )
+    one, m_one = OnPolicyTrainer(RecurrentPPO, masked, **kw).init_and_train(jax.random.key(5))
+    two, m_two = OnPolicyTrainer(RecurrentPPO, masked, n_devices=2, **kw).init_and_train(
+        jax.random.key(5)
+    )
+    assert two.hidden.sharding.spec == jax.sharding.PartitionSpec("devices")
+    for name in m_one:
+        np.testing.assert_allclose(m_one[name], m_two[name], rtol=1e-4, atol=1e-5, err_msg=name)
+    jax.tree.map(
+        lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5),
+        (one.agent.model.params, one.hidden), (two.agent.model.params, two.hidden),
+    )
     print("ok")
     """
 )

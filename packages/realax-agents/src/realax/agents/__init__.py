@@ -44,6 +44,10 @@ from ._ppo import PPO as PPO
 from ._ppo import PPOConfig as PPOConfig
 from ._protocols import OffPolicyAgent as OffPolicyAgent
 from ._protocols import OnPolicyAgent as OnPolicyAgent
+from ._recurrent import RecurrentActorCritic as RecurrentActorCritic
+from ._recurrent import reset_hidden as reset_hidden
+from ._recurrent_ppo import RecurrentPPO as RecurrentPPO
+from ._recurrent_ppo import RecurrentPPOConfig as RecurrentPPOConfig
 from ._sac import SAC as SAC
 from ._sac import SACConfig as SACConfig
 from ._sac import Temperature as Temperature
@@ -62,6 +66,10 @@ __all__ = [
     "OffPolicyAgent",
     "OnPolicyAgent",
     "PPO",
+    "RecurrentPPO",
+    "RecurrentPPOConfig",
+    "RecurrentActorCritic",
+    "reset_hidden",
     "SAC",
     "DQN",
     "IQL",

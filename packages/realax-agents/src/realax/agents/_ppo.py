@@ -23,7 +23,15 @@ from ._networks import ACTIVATIONS, ActorCritic
 from ._protocols import OnPolicyAgent
 from ._train_state import TrainState, nonpytree_field
 
-__all__ = ["PPO", "PPOConfig"]
+__all__ = [
+    "PPO",
+    "PPOConfig",
+    "minibatch_data",
+    "ppo_objective",
+    "ppo_optimizer",
+    "rollout_advantages",
+    "run_epochs",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,6 +91,129 @@ class PPOConfig:
         c.check_positive(owner, "ent_coef", self.ent_coef, allow_zero=True)
         c.check_int(owner, "update_epochs", self.update_epochs)
         c.check_int(owner, "num_minibatches", self.num_minibatches)
+
+
+def rollout_advantages(owner: str, rollout: Rollout, agent: Any) -> tuple[jax.Array, jax.Array]:
+    """``(advantages, returns)`` of a rollout: the precomputed ones, or GAE from its rewards,
+    dones and next / last values with the agent's (possibly traced) ``discount`` and
+    ``gae_lambda`` (shared by `PPO` and `RecurrentPPO`)."""
+    if rollout.advantages is not None or rollout.returns is not None:
+        if rollout.advantages is None or rollout.returns is None:
+            raise ValueError(
+                f"{owner}: the rollout has only one of advantages / returns; give both "
+                "(precomputed) or neither (GAE from rewards, dones and next_values)"
+            )
+        return (
+            jnp.asarray(rollout.advantages, jnp.float32),
+            jnp.asarray(rollout.returns, jnp.float32),
+        )
+    rewards, dones = rollout.rewards, rollout.dones
+    if (
+        rewards is None
+        or dones is None
+        or (rollout.last_values is None) == (rollout.next_values is None)
+    ):
+        raise ValueError(
+            f"{owner}: the rollout needs advantages and returns, or rewards, dones and "
+            "exactly one of next_values / last_values to compute GAE (got rewards="
+            f"{rewards is not None}, dones={dones is not None}, next_values="
+            f"{rollout.next_values is not None}, last_values={rollout.last_values is not None})"
+        )
+    return gae(
+        rewards=rewards,
+        values=rollout.values,
+        dones=dones,
+        last_value=rollout.last_values,
+        next_values=rollout.next_values,
+        terminations=rollout.terminated,
+        discount=hp.value(agent, "discount"),
+        gae_lambda=hp.value(agent, "gae_lambda"),
+    )
+
+
+def ppo_objective(
+    agent: Any, axis: str | None, dist: Any, value: jax.Array, mb_data: dict[str, jax.Array]
+) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """PPO's loss of one minibatch: clipped surrogate, (clipped) value loss, entropy bonus.
+
+    ``dist`` / ``value`` are the current network's outputs on ``mb_data["obs"]``;
+    ``mb_data`` holds ``actions``, ``log_probs``, ``values``, ``advantages`` and ``returns``
+    (any equal leading shape). ``clip_eps``, ``vf_coef`` and ``ent_coef`` are the agent's
+    (possibly traced) values. Shared by `PPO` and `RecurrentPPO`. Returns ``(loss, info)``.
+    """
+    cfg = agent.config
+    clip_eps, vf_coef, ent_coef = (hp.value(agent, k) for k in ("clip_eps", "vf_coef", "ent_coef"))
+    log_prob = dist.log_prob(mb_data["actions"])
+    log_ratio = log_prob - mb_data["log_probs"]
+    ratio = jnp.exp(log_ratio)
+    adv = mb_data["advantages"]
+    if cfg.normalize_advantages:
+        # Statistics of the minibatch across all devices (equal shard sizes), so a
+        # rollout split over devices is normalised like the whole rollout on one.
+        mean = adv.mean() if axis is None else jax.lax.pmean(adv.mean(), axis)
+        var = jnp.mean((adv - mean) ** 2)
+        var = var if axis is None else jax.lax.pmean(var, axis)
+        adv = (adv - mean) / (jnp.sqrt(var) + 1e-8)
+    surrogate = jnp.minimum(ratio * adv, jnp.clip(ratio, 1.0 - clip_eps, 1.0 + clip_eps) * adv)
+    actor_loss = -jnp.mean(surrogate)
+    value_err = (value - mb_data["returns"]) ** 2
+    if cfg.clip_value:
+        clipped = mb_data["values"] + jnp.clip(value - mb_data["values"], -clip_eps, clip_eps)
+        value_err = jnp.maximum(value_err, (clipped - mb_data["returns"]) ** 2)
+    value_loss = 0.5 * jnp.mean(value_err)
+    entropy = jnp.mean(dist.entropy())
+    loss = actor_loss + vf_coef * value_loss - ent_coef * entropy
+    info = {
+        "loss": loss,
+        "actor_loss": actor_loss,
+        "value_loss": value_loss,
+        "entropy": entropy,
+        "approx_kl": jnp.mean((ratio - 1.0) - log_ratio),
+        "clip_fraction": jnp.mean(jnp.abs(ratio - 1.0) > clip_eps),
+    }
+    return loss, info
+
+
+def ppo_optimizer(cfg: PPOConfig, inject: bool = False) -> optax.GradientTransformation:
+    """Adam (``adam_eps``) with global-norm clipping, the learning rate annealed linearly to
+    zero over ``anneal_lr_steps`` if set (shared by `PPO` and `RecurrentPPO`); ``inject``:
+    the learning rate and clip norm as injected (traced) hyperparameters."""
+    lr: float | optax.Schedule = cfg.learning_rate
+    if cfg.anneal_lr_steps is not None:
+        lr = optax.linear_schedule(cfg.learning_rate, 0.0, cfg.anneal_lr_steps)
+    return c.make_optimizer(lr, cfg.max_grad_norm, eps=cfg.adam_eps, flat=True, inject=inject)
+
+
+def minibatch_data(
+    rollout: Rollout, advantages: jax.Array, returns: jax.Array
+) -> dict[str, jax.Array]:
+    """What `ppo_objective` reads of a rollout: obs, actions, log_probs, values (float32),
+    advantages and returns."""
+    return {
+        "obs": jnp.asarray(rollout.obs),
+        "actions": jnp.asarray(rollout.actions),
+        "log_probs": jnp.asarray(rollout.log_probs, jnp.float32),
+        "values": jnp.asarray(rollout.values, jnp.float32),
+        "advantages": advantages,
+        "returns": returns,
+    }
+
+
+def run_epochs(
+    agent: Any, epoch_step: Any, advantages: jax.Array, returns: jax.Array, axis: str | None
+) -> tuple[jax.Array, TrainState, dict[str, jax.Array]]:
+    """``update_epochs`` scans of ``epoch_step(model, key)`` from ``agent.model``; returns the
+    agent's next key, the new model and the info means (averaged over ``axis``)."""
+    key, perm_key = jax.random.split(agent.key)
+    new_model, infos = jax.lax.scan(
+        epoch_step, agent.model, jax.random.split(perm_key, agent.config.update_epochs)
+    )
+    info = c.mean_info(infos)
+    info["advantages_mean"] = jnp.mean(advantages)
+    info["returns_mean"] = jnp.mean(returns)
+    if axis is not None:
+        info = jax.lax.pmean(info, axis)
+    return key, new_model, info
 
 
 class PPO(struct.PyTreeNode):
@@ -162,16 +293,13 @@ class PPO(struct.PyTreeNode):
             hidden_dims=cfg.hidden_dims, activation=ACTIVATIONS[cfg.activation], **heads
         )
         init_key, new_key = jax.random.split(rng)
-        lr: float | optax.Schedule = cfg.learning_rate
-        if cfg.anneal_lr_steps is not None:
-            lr = optax.linear_schedule(cfg.learning_rate, 0.0, cfg.anneal_lr_steps)
         inject = any(name in traced for name in OPTIMIZER_HPARAMS)
         if inject and cfg.anneal_lr_steps is not None and "learning_rate" in traced:
             raise ValueError(
                 "PPO.create: learning_rate cannot be traced with anneal_lr_steps (a schedule); "
                 "drop one of them"
             )
-        tx = c.make_optimizer(lr, cfg.max_grad_norm, eps=cfg.adam_eps, flat=True, inject=inject)
+        tx = ppo_optimizer(cfg, inject=inject)
         model = c.init_state(model_def, init_key, obs, tx=tx)
         agent = cls(model=model, key=new_key, config=cfg, hparams=traced)
         return with_hparams(agent, traced)
@@ -224,41 +352,6 @@ class PPO(struct.PyTreeNode):
         """State values ``V(s)`` (e.g. ``last_values`` for `update`)."""
         return self.model(observations, method="value")
 
-    def _advantages(self, rollout: Rollout) -> tuple[jax.Array, jax.Array]:
-        owner = "PPO.update"
-        if rollout.advantages is not None or rollout.returns is not None:
-            if rollout.advantages is None or rollout.returns is None:
-                raise ValueError(
-                    f"{owner}: the rollout has only one of advantages / returns; give both "
-                    "(precomputed) or neither (GAE from rewards, dones and next_values)"
-                )
-            return (
-                jnp.asarray(rollout.advantages, jnp.float32),
-                jnp.asarray(rollout.returns, jnp.float32),
-            )
-        rewards, dones = rollout.rewards, rollout.dones
-        if (
-            rewards is None
-            or dones is None
-            or (rollout.last_values is None) == (rollout.next_values is None)
-        ):
-            raise ValueError(
-                f"{owner}: the rollout needs advantages and returns, or rewards, dones and "
-                "exactly one of next_values / last_values to compute GAE (got rewards="
-                f"{rewards is not None}, dones={dones is not None}, next_values="
-                f"{rollout.next_values is not None}, last_values={rollout.last_values is not None})"
-            )
-        return gae(
-            rewards=rewards,
-            values=rollout.values,
-            dones=dones,
-            last_value=rollout.last_values,
-            next_values=rollout.next_values,
-            terminations=rollout.terminated,
-            discount=hp.value(self, "discount"),
-            gae_lambda=hp.value(self, "gae_lambda"),
-        )
-
     @functools.partial(jax.jit, static_argnames=("pmap_axis",))
     def update(
         self, batch: Rollout | Mapping[str, jax.Array], *, pmap_axis: str | None = None
@@ -284,7 +377,7 @@ class PPO(struct.PyTreeNode):
         cfg = self.config
         rollout = as_rollout(owner, batch)
         axis = c.axis_of(pmap_axis, cfg)
-        advantages, returns = self._advantages(rollout)
+        advantages, returns = rollout_advantages(owner, rollout, self)
         batch_shape = rollout.batch_shape
         n = math.prod(batch_shape)
         if advantages.shape != batch_shape:
@@ -299,14 +392,7 @@ class PPO(struct.PyTreeNode):
                 "num_minibatches dividing the number of steps x envs"
             )
         nd = len(batch_shape)
-        data = {
-            "obs": jnp.asarray(rollout.obs),
-            "actions": jnp.asarray(rollout.actions),
-            "log_probs": jnp.asarray(rollout.log_probs, jnp.float32),
-            "values": jnp.asarray(rollout.values, jnp.float32),
-            "advantages": advantages,
-            "returns": returns,
-        }
+        data = minibatch_data(rollout, advantages, returns)
         for k, v in data.items():
             if v.shape[:nd] != batch_shape:
                 raise ValueError(
@@ -315,45 +401,10 @@ class PPO(struct.PyTreeNode):
                 )
         data = jax.tree.map(lambda x: x.reshape((n, *x.shape[nd:])), data)
         mb = n // cfg.num_minibatches
-        clip_eps, vf_coef, ent_coef = (
-            hp.value(self, k) for k in ("clip_eps", "vf_coef", "ent_coef")
-        )
 
         def loss_fn(params: Any, mb_data: dict[str, jax.Array]) -> tuple[jax.Array, dict]:
             dist, value = self.model(mb_data["obs"], params=params)
-            log_prob = dist.log_prob(mb_data["actions"])
-            log_ratio = log_prob - mb_data["log_probs"]
-            ratio = jnp.exp(log_ratio)
-            adv = mb_data["advantages"]
-            if cfg.normalize_advantages:
-                # Statistics of the minibatch across all devices (equal shard sizes), so a
-                # rollout split over devices is normalised like the whole rollout on one.
-                mean = adv.mean() if axis is None else jax.lax.pmean(adv.mean(), axis)
-                var = jnp.mean((adv - mean) ** 2)
-                var = var if axis is None else jax.lax.pmean(var, axis)
-                adv = (adv - mean) / (jnp.sqrt(var) + 1e-8)
-            surrogate = jnp.minimum(
-                ratio * adv, jnp.clip(ratio, 1.0 - clip_eps, 1.0 + clip_eps) * adv
-            )
-            actor_loss = -jnp.mean(surrogate)
-            value_err = (value - mb_data["returns"]) ** 2
-            if cfg.clip_value:
-                clipped = mb_data["values"] + jnp.clip(
-                    value - mb_data["values"], -clip_eps, clip_eps
-                )
-                value_err = jnp.maximum(value_err, (clipped - mb_data["returns"]) ** 2)
-            value_loss = 0.5 * jnp.mean(value_err)
-            entropy = jnp.mean(dist.entropy())
-            loss = actor_loss + vf_coef * value_loss - ent_coef * entropy
-            info = {
-                "loss": loss,
-                "actor_loss": actor_loss,
-                "value_loss": value_loss,
-                "entropy": entropy,
-                "approx_kl": jnp.mean((ratio - 1.0) - log_ratio),
-                "clip_fraction": jnp.mean(jnp.abs(ratio - 1.0) > clip_eps),
-            }
-            return loss, info
+            return ppo_objective(self, axis, dist, value, mb_data)
 
         def minibatch_step(model: TrainState, mb_data: dict) -> tuple[TrainState, dict]:
             return model.apply_loss_fn(
@@ -367,15 +418,7 @@ class PPO(struct.PyTreeNode):
             )
             return jax.lax.scan(minibatch_step, model, shuffled)
 
-        key, perm_key = jax.random.split(self.key)
-        new_model, infos = jax.lax.scan(
-            epoch_step, self.model, jax.random.split(perm_key, cfg.update_epochs)
-        )
-        info = c.mean_info(infos)
-        info["advantages_mean"] = jnp.mean(advantages)
-        info["returns_mean"] = jnp.mean(returns)
-        if axis is not None:
-            info = jax.lax.pmean(info, axis)
+        key, new_model, info = run_epochs(self, epoch_step, advantages, returns, axis)
         return self.replace(model=new_model, key=key), info
 
 

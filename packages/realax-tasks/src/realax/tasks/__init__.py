@@ -18,6 +18,7 @@ from ._gymnax import GymnaxEnv as GymnaxEnv
 from ._jumanji import JUMANJI_OBS_FNS as JUMANJI_OBS_FNS
 from ._jumanji import JumanjiEnv as JumanjiEnv
 from ._jumanji import flatten_observation as flatten_observation
+from ._masked import mask_observation as mask_observation
 from ._meta import MetaEvoTask as MetaEvoTask
 from ._meta import generation_weights as generation_weights
 from ._obs_norm import RunningStats as RunningStats
@@ -80,6 +81,7 @@ __all__ = [
     "import_suite",
     "make",
     "make_model_factory",
+    "mask_observation",
     "merge_stats",
     "registered_names",
     "render_rollout",

@@ -69,16 +69,52 @@ def dqn_settings(steps: int) -> dict[str, Any]:
     }
 
 
+def masked_env(env: Any, obs_keep: str) -> Any:
+    """``--obs-keep 0,2``: the environment observing only those entries."""
+    import realax.tasks as rt
+
+    try:
+        keep = [int(part) for part in obs_keep.split(",")]
+        return rt.mask_observation(env, keep=keep)
+    except (TypeError, ValueError) as e:
+        raise CliError(
+            f"--obs-keep takes comma-separated observation indices, e.g. --obs-keep 0,2 "
+            f"(got {obs_keep!r}): {e}"
+        ) from None
+
+
+def recurrent_kwargs(config: TrainConfig) -> dict[str, Any]:
+    """``--recurrent CELL``: RecurrentPPO with a ``--width`` cell and heads, ``--depth - 1``
+    embedding layers before the cell."""
+    if config.algo != "ppo":
+        raise CliError(
+            f"--recurrent needs ppo (a recurrent actor-critic); got `realax train "
+            f"{config.algo}`: use `realax train ppo ... --recurrent {config.recurrent}` or "
+            "drop --recurrent"
+        )
+    width = config.width
+    return {
+        "cell": config.recurrent,
+        "hidden_size": width,
+        "hidden_dims": (width,) * (config.depth - 1),
+        "head_dims": (width,),
+    }
+
+
 def build(config: TrainConfig, *, eval_episodes: int | None = None, devices=None) -> RLSetup:
     """The RL trainer of a ``train`` configuration (its defaults already filled in)."""
-    from realax.agents import DQN, PPO, SAC
+    from realax.agents import DQN, PPO, SAC, RecurrentPPO
     from realax.train.rl import OffPolicyTrainer, OnPolicyTrainer
 
     from ._evolve import make_env
 
     algo = str(config.algo)
-    check_actions(algo, make_env(str(config.env)))  # unknown names, missing extras: one line
+    env = make_env(str(config.env))  # unknown names, missing extras: one line
+    check_actions(algo, env)
+    env_arg: Any = config.env if not config.obs_keep else masked_env(env, config.obs_keep)
     agent_kwargs: dict[str, Any] = {"hidden_dims": (config.width,) * config.depth}
+    if config.recurrent:
+        agent_kwargs = recurrent_kwargs(config)
     if config.lr is not None:
         if algo == "sac":
             agent_kwargs.update(actor_lr=config.lr, critic_lr=config.lr)
@@ -96,12 +132,16 @@ def build(config: TrainConfig, *, eval_episodes: int | None = None, devices=None
     try:
         if algo == "ppo":
             trainer = OnPolicyTrainer(
-                PPO, config.env, num_steps=PPO_NUM_STEPS, anneal_lr=True, **common
+                RecurrentPPO if config.recurrent else PPO,
+                env_arg,
+                num_steps=PPO_NUM_STEPS,
+                anneal_lr=True,
+                **common,
             )
         else:
             trainer = OffPolicyTrainer(
                 DQN if algo == "dqn" else SAC,
-                config.env,
+                env_arg,
                 learning_starts=int(config.learning_starts or 0),
                 buffer_size=int(config.buffer_size or 1),
                 **(dqn_settings(int(config.steps or 0)) if algo == "dqn" else {"batch_size": 256}),
@@ -147,7 +187,8 @@ def finish(setup: RLSetup, run_dir: Path, session: Session) -> int:
                 (
                     "algorithm",
                     f"{config.algo}, {plural(int(config.num_envs or 1), 'env')}, "
-                    f"hidden {config.width}x{config.depth}",
+                    f"hidden {config.width}x{config.depth}"
+                    + (f", {config.recurrent} cell" if config.recurrent else ""),
                 ),
                 (
                     "steps",

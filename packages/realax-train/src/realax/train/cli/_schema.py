@@ -141,6 +141,18 @@ class TrainConfig(RunConfig):
     width: int = key(64, POSITIVE, "hidden width of the networks", "W")
     depth: int = key(2, POSITIVE, "hidden layers of the networks", "D")
     devices: int = key(1, POSITIVE, "split the environments over N devices", "N")
+    recurrent: str | None = key(
+        None,
+        choice("gru", "lstm"),
+        "ppo: a recurrent actor-critic with this cell (its size is --width)",
+        "{gru,lstm}",
+    )
+    obs_keep: str | None = key(
+        None,
+        STRING,
+        "observe only these entries of the observation, e.g. 0,2 (CartPole without velocities)",
+        "I,J",
+    )
     buffer_size: int | None = key(
         None,
         POSITIVE,

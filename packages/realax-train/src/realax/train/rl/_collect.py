@@ -9,10 +9,11 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 from jax import lax
-from realax.agents import Dataset
+from realax.agents import Dataset, reset_hidden
 
 from .._validate import as_typed_key, check_positive_int
 from ._envs import ActionBounds, flat_obs_shape, resolve_env
+from ._recurrent import policy_step
 
 __all__ = ["collect"]
 
@@ -27,11 +28,21 @@ def _check_epsilon(epsilon: Any) -> float | None:
     return float(epsilon)
 
 
-def _actor(agent_or_policy: Any, discrete: bool) -> Callable[[jax.Array, jax.Array], jax.Array]:
-    """``act(obs_batch, key) -> actions``: the agent's stochastic policy or the plain policy."""
-    sample = getattr(agent_or_policy, "sample_actions", None)
-    if callable(sample):
-        return lambda obs, key: sample(obs, seed=key)
+Act = Callable[[jax.Array, jax.Array, Any], tuple[jax.Array, Any]]
+
+
+def _actors(agent_or_policy: Any, n_envs: int) -> tuple[Act, Act | None, Any]:
+    """``(act, greedy, memory)``: ``act(obs_batch, key, memory) -> (actions, memory)`` of the
+    agent's stochastic policy or the plain policy, the agent's greedy one (None for a
+    policy), and the initial memory (a recurrent agent's hidden states, else None)."""
+    if callable(getattr(agent_or_policy, "sample_actions", None)):
+        memory, sample = policy_step(agent_or_policy, n_envs, deterministic=False)
+        _, greedy = policy_step(agent_or_policy, n_envs, deterministic=True)
+        return (
+            lambda obs, key, mem: sample(mem, obs, key),
+            lambda obs, key, mem: greedy(mem, obs, key),
+            memory,
+        )
     if not callable(agent_or_policy):
         raise TypeError(
             "collect needs a realax agent (with sample_actions(obs, seed=)) or a policy "
@@ -39,17 +50,10 @@ def _actor(agent_or_policy: Any, discrete: bool) -> Callable[[jax.Array, jax.Arr
         )
     policy = agent_or_policy
 
-    def act(obs: jax.Array, key: jax.Array) -> jax.Array:
-        return jax.vmap(policy)(obs, jax.random.split(key, obs.shape[0]))
+    def act(obs: jax.Array, key: jax.Array, memory: Any) -> tuple[jax.Array, Any]:
+        return jax.vmap(policy)(obs, jax.random.split(key, obs.shape[0])), memory
 
-    return act
-
-
-def _greedy(agent_or_policy: Any) -> Callable[[jax.Array, jax.Array], jax.Array] | None:
-    sample = getattr(agent_or_policy, "sample_actions", None)
-    if callable(sample):
-        return lambda obs, key: sample(obs, seed=key, deterministic=True)
-    return None
+    return act, None, None
 
 
 def collect(
@@ -69,7 +73,8 @@ def collect(
     a finished episode resets automatically. Without ``epsilon`` the agent samples from its
     stochastic policy; with ``epsilon`` it acts greedily (``deterministic=True``) and, with
     probability ``epsilon`` per step, takes a uniformly random action instead (continuous
-    actions: uniform in ``[-1, 1]``).
+    actions: uniform in ``[-1, 1]``). A recurrent agent (`realax.agents.RecurrentPPO`)
+    carries its hidden state through each environment's episode, reset at the episode's end.
 
     The dataset holds jaxrl_m's keys: ``observations``, ``actions`` (the agent's actions:
     integers for discrete environments, in ``[-1, 1]`` for continuous ones), ``rewards``,
@@ -116,8 +121,8 @@ def collect(
         )
     eps = _check_epsilon(epsilon)
     discrete = bool(env.discrete)
-    act = _actor(agent_or_policy, discrete)
-    greedy = _greedy(agent_or_policy) or act
+    act, greedy_or_none, memory0 = _actors(agent_or_policy, n_envs)
+    greedy = greedy_or_none or act
     if action_fn is None:
         action_fn = (lambda a: a) if discrete else ActionBounds(env).rescale
     action_dims = int(env.action_dims)
@@ -127,23 +132,23 @@ def collect(
             return jax.random.randint(key, (n_envs,), 0, action_dims, jnp.int32)
         return jax.random.uniform(key, (n_envs, action_dims), minval=-1.0, maxval=1.0)
 
-    def choose(obs: jax.Array, key: jax.Array) -> jax.Array:
+    def choose(obs: jax.Array, key: jax.Array, memory: Any) -> tuple[jax.Array, Any]:
         k_act, k_coin, k_rand = jax.random.split(key, 3)
         if eps is None:
-            actions = act(obs, k_act)
+            actions, memory = act(obs, k_act, memory)
         else:
-            actions = greedy(obs, k_act)
+            actions, memory = greedy(obs, k_act, memory)
             coin = jax.random.uniform(k_coin, (n_envs,)) < eps
             coin = coin.reshape((n_envs,) + (1,) * (jnp.ndim(actions) - 1))
             actions = jnp.where(coin, random_actions(k_rand), actions)
         if discrete:
-            return jnp.asarray(actions).astype(jnp.int32).reshape(n_envs)
-        return jnp.clip(jnp.asarray(actions, jnp.float32), -1.0, 1.0).reshape(n_envs, -1)
+            return jnp.asarray(actions).astype(jnp.int32).reshape(n_envs), memory
+        return jnp.clip(jnp.asarray(actions, jnp.float32), -1.0, 1.0).reshape(n_envs, -1), memory
 
     def body(carry, key):
-        env_state, obs = carry
+        env_state, obs, memory = carry
         k_act, k_env = jax.random.split(key)
-        actions = choose(obs, k_act)
+        actions, memory = choose(obs, k_act, memory)
         keys = jax.random.split(k_env, n_envs)
         next_obs, env_state, reward, term, trunc, info = jax.vmap(env.step)(
             keys, env_state, action_fn(actions)
@@ -156,14 +161,16 @@ def collect(
             "dones": jnp.logical_or(term, trunc),
             "next_observations": info["final_obs"].astype(jnp.float32).reshape(n_envs, -1),
         }
-        return (env_state, next_obs.astype(jnp.float32).reshape(n_envs, -1)), row
+        memory = memory if memory is None else reset_hidden(memory, row["dones"])
+        return (env_state, next_obs.astype(jnp.float32).reshape(n_envs, -1), memory), row
 
     @jax.jit
     def run(key: jax.Array) -> dict:
         k_reset, k_steps = jax.random.split(key)
         obs, env_state = jax.vmap(env.reset)(jax.random.split(k_reset, n_envs))
         obs = obs.astype(jnp.float32).reshape(n_envs, *obs_shape)
-        _, rows = lax.scan(body, (env_state, obs), jax.random.split(k_steps, total // n_envs))
+        carry = (env_state, obs, memory0)
+        _, rows = lax.scan(body, carry, jax.random.split(k_steps, total // n_envs))
         rows["dones"] = rows["dones"].at[-1].set(True)  # collection ends every trajectory
         # (steps, envs, ...) -> (envs * steps, ...): each environment's steps contiguous
         return jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1).reshape(total, *x.shape[2:]), rows)

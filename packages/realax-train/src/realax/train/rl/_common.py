@@ -52,6 +52,8 @@ class RLState(struct.PyTreeNode):
         step: int32 number of completed train steps.
         key: typed PRNG key; train step ``t`` uses ``jax.random.fold_in(key, t)``.
         buffer: the `ReplayBuffer` of an off-policy run, else None.
+        hidden: the hidden states of a recurrent agent's environments (leading axis
+            ``num_envs``, reset at episode ends), else None.
         data: unused (kept for the shared trainer interface), None.
         hparams: traced hyperparameters (``trainer.traced(names)``), float32 scalars by
             name (copied into the agent before each step); empty for an untraced run.
@@ -69,6 +71,7 @@ class RLState(struct.PyTreeNode):
     buffer: Any = None
     data: Any = None
     hparams: dict = struct.field(default_factory=dict)
+    hidden: Any = None
 
 
 def default_rl_metrics(state: Any, data: Mapping[str, Any]) -> tuple[dict, Any, jax.Array]:
@@ -138,7 +141,8 @@ def _state_specs(state: RLState) -> RLState:
     specs: dict[str, Any] = {name: P(AXIS) for name in _SPLIT}
     specs.update({name: P() for name in _REPLICATED})
     hparams = {name: P() for name in state.hparams}
-    return RLState(**specs, buffer=buffer, hparams=hparams)
+    hidden = None if state.hidden is None else P(AXIS)
+    return RLState(**specs, buffer=buffer, hparams=hparams, hidden=hidden)
 
 
 #: the RLState fields a rollout carries from step to step, in the order of its carry tuple

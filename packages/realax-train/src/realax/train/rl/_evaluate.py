@@ -12,6 +12,7 @@ from jax import lax
 
 from .._validate import as_typed_key, check_positive_int
 from ._envs import ActionBounds
+from ._recurrent import policy_step
 
 __all__ = ["evaluate"]
 
@@ -49,23 +50,24 @@ def play_episodes(
     n = n_episodes // n_devices
     k_reset, k_loop = jax.random.split(key)
     obs, env_state = jax.vmap(env.reset)(local_keys(k_reset, n_episodes, axis, n_devices)[:, 0])
+    memory, act = policy_step(agent, n, deterministic=True)  # a recurrent agent's hidden states
 
     def cond(carry):
-        i, _, _, _, _, alive, _ = carry
+        i, _, _, _, _, alive, _, _ = carry
         return jnp.logical_and(i < max_steps, jnp.any(alive))
 
     def body(carry):
-        i, env_state, obs, ret, length, alive, k = carry
+        i, env_state, obs, ret, length, alive, k, memory = carry
         k, k_step = jax.random.split(k)
         keys = local_keys(k_step, n_episodes, axis, n_devices)[:, 0]
-        actions = agent.sample_actions(obs.astype(jnp.float32), seed=k, deterministic=True)
+        actions, memory = act(memory, obs.astype(jnp.float32), k)
         obs, env_state, reward, term, trunc, _ = jax.vmap(env.step)(
             keys, env_state, action_fn(actions)
         )
         ret = ret + jnp.where(alive, reward, 0.0)
         length = length + alive.astype(jnp.int32)
         alive = jnp.logical_and(alive, ~jnp.logical_or(term, trunc))
-        return i + 1, env_state, obs, ret, length, alive, k
+        return i + 1, env_state, obs, ret, length, alive, k, memory
 
     carry = (
         jnp.zeros((), jnp.int32),
@@ -75,8 +77,9 @@ def play_episodes(
         jnp.zeros((n,), jnp.int32),
         jnp.ones((n,), bool),
         k_loop,
+        memory,
     )
-    _, _, _, ret, length, _, _ = lax.while_loop(cond, body, carry)
+    _, _, _, ret, length, _, _, _ = lax.while_loop(cond, body, carry)
     return ret, length
 
 

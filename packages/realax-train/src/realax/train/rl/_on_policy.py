@@ -11,7 +11,8 @@ from jax import lax
 from realax.agents import Rollout
 
 from .._validate import check_bool, check_positive_int
-from ._common import RLState, RLTrainer, carry_of, steps_from_total, with_carry
+from ._common import ENV_CARRY, RLState, RLTrainer, carry_of, steps_from_total, with_carry
+from ._recurrent import RECURRENT_CARRY, is_recurrent, recurrent_rollout
 
 __all__ = ["OnPolicyTrainer"]
 
@@ -27,6 +28,11 @@ class OnPolicyTrainer(RLTrainer):
 
     Continuous actions are sampled unbounded and clipped to the environment's bounds when
     stepping (the rollout keeps the sampled action for the log-probabilities).
+
+    A recurrent agent (``realax.agents.RecurrentPPO``, ``agent.recurrent`` true) keeps one
+    hidden state per environment in ``RLState.hidden``, reset to zeros after every terminated
+    or truncated step; its ``update`` gets the hidden states of the rollout's start, and the
+    environments per device must divide by its ``num_minibatches`` (whole sequences).
 
     Every ``eval_freq`` train steps (and after the last one) the deterministic policy plays
     ``eval_episodes`` fresh episodes inside the compiled loop; ``eval_return`` reports the
@@ -114,7 +120,14 @@ class OnPolicyTrainer(RLTrainer):
         self._extra: dict[str, Any] = {}
         config = getattr(abstract, "config", None)
         minibatches = getattr(config, "num_minibatches", 1)
-        local = self.num_envs // self.n_devices * self.num_steps
+        self.recurrent = is_recurrent(abstract)
+        local = self.num_envs // self.n_devices * (1 if self.recurrent else self.num_steps)
+        if self.recurrent and local % minibatches:
+            raise ValueError(
+                f"a recurrent agent's minibatches are whole environments: the "
+                f"{local} envs on each device must be divisible by the agent's "
+                f"num_minibatches={minibatches}; change num_envs or num_minibatches"
+            )
         if local % minibatches:
             raise ValueError(
                 f"the rollout on each device ({self.num_steps} steps x "
@@ -159,7 +172,10 @@ class OnPolicyTrainer(RLTrainer):
     def _initialize(self, key: jax.Array, data: Any) -> RLState:
         del data
         k_agent, k_state = jax.random.split(key)
-        return self._base_state(k_state, self._make_agent(k_agent, **self._extra))
+        state = self._base_state(k_state, self._make_agent(k_agent, **self._extra))
+        if self.recurrent:  # zeros hidden states, one per environment
+            state = state.replace(hidden=state.agent.initial_hidden(self.num_envs))
+        return state
 
     def _rollout(
         self, state: RLState, key: jax.Array, axis: str | None = None
@@ -200,12 +216,17 @@ class OnPolicyTrainer(RLTrainer):
     def _local_step(self, state: RLState, axis: str | None) -> tuple[RLState, dict]:
         key = jax.random.fold_in(state.key, state.step)
         k_roll, k_eval = jax.random.split(key)
-        carry, rollout, finished = self._rollout(state, k_roll, axis)
-        agent, info = state.agent.update(rollout, pmap_axis=axis)
+        if self.recurrent:  # the hidden states are carried and given to the update
+            carry, rollout, finished = recurrent_rollout(self, state, k_roll, axis)
+            agent, info = state.agent.update(rollout, hidden=state.hidden, pmap_axis=axis)
+        else:
+            carry, rollout, finished = self._rollout(state, k_roll, axis)
+            agent, info = state.agent.update(rollout, pmap_axis=axis)
         if axis is not None:
             info = lax.pmean(info, axis)
 
         env_steps = state.env_steps + self.num_steps * self.num_envs
-        new = with_carry(state, carry, agent=agent, env_steps=env_steps)
+        fields = RECURRENT_CARRY if self.recurrent else ENV_CARRY
+        new = with_carry(state, carry, fields, agent=agent, env_steps=env_steps)
         own = {k: jnp.asarray(v, jnp.float32) for k, v in info.items()}
         return self._finish_step(state, new, k_eval, axis, finished, own)

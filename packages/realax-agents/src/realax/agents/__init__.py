@@ -27,6 +27,8 @@ from ._distributions import DiagGaussian as DiagGaussian
 from ._distributions import TanhDiagGaussian as TanhDiagGaussian
 from ._dqn import DQN as DQN
 from ._dqn import DQNConfig as DQNConfig
+from ._encoders import ImpalaResNet as ImpalaResNet
+from ._encoders import NatureCNN as NatureCNN
 from ._gae import gae as gae
 from ._iql import IQL as IQL
 from ._iql import IQLConfig as IQLConfig
@@ -35,10 +37,12 @@ from ._networks import ActorCritic as ActorCritic
 from ._networks import ContinuousActor as ContinuousActor
 from ._networks import DeterministicActor as DeterministicActor
 from ._networks import DiscreteActor as DiscreteActor
+from ._networks import Encoded as Encoded
 from ._networks import Ensemble as Ensemble
 from ._networks import QCritic as QCritic
 from ._networks import StateActionCritic as StateActionCritic
 from ._networks import ValueCritic as ValueCritic
+from ._networks import with_encoder as with_encoder
 from ._ppo import PPO as PPO
 from ._ppo import PPOConfig as PPOConfig
 from ._protocols import OffPolicyAgent as OffPolicyAgent
@@ -83,7 +87,10 @@ __all__ = [
     "DiscreteActor",
     "DiscreteBC",
     "DiscreteBCConfig",
+    "Encoded",
     "Ensemble",
+    "ImpalaResNet",
+    "NatureCNN",
     "PPOConfig",
     "QCritic",
     "Rollout",
@@ -100,4 +107,5 @@ __all__ = [
     "shard_batch",
     "target_update",
     "unreplicate",
+    "with_encoder",
 ]

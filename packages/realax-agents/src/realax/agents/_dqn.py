@@ -42,6 +42,8 @@ class DQNConfig:
             gradient steps (e.g. ``train_steps * gradient_steps`` of an `OffPolicyTrainer`).
         discount: discount factor gamma.
         hidden_dims: hidden layer sizes of the Q-network.
+        encoder: image encoder before the networks: None (flat observations), ``"nature"``,
+            ``"impala"`` or a flax module (see `realax.agents.with_encoder`).
         activation: hidden activation name.
         layer_norm: LayerNorm in the Q-network.
         double_q: choose next actions with the online network and evaluate them with the
@@ -63,6 +65,7 @@ class DQNConfig:
     discount: float = 0.99
     hidden_dims: tuple[int, ...] = (64, 64)
     activation: str = "relu"
+    encoder: Any = None
     layer_norm: bool = False
     double_q: bool = True
     tau: float | None = None
@@ -246,5 +249,6 @@ def q_networks(
         activation=ACTIVATIONS[cfg.activation],
         layer_norm=cfg.layer_norm,
     )
+    (model_def,) = c.encoded(owner, cfg, obs, model_def)
     q = c.init_state(model_def, init_key, obs, tx=c.make_optimizer(lr, cfg.max_grad_norm))
     return {"q": q, "target_q": TrainState.create(model_def, q.params), "key": new_key}

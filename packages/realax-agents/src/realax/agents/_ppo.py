@@ -17,7 +17,7 @@ from jax import Array
 from . import _common as c
 from ._batches import Rollout, as_rollout
 from ._gae import gae
-from ._networks import ACTIVATIONS, ActorCritic
+from ._networks import ACTIVATIONS, ActorCritic, head_of
 from ._protocols import OnPolicyAgent
 from ._train_state import TrainState, nonpytree_field
 
@@ -46,6 +46,8 @@ class PPOConfig:
         num_minibatches: minibatches per pass; the rollout size must divide by it.
         normalize_advantages: standardise advantages per minibatch.
         hidden_dims: hidden sizes of both actor and critic.
+        encoder: image encoder before the networks: None (flat observations), ``"nature"``,
+            ``"impala"`` or a flax module (see `realax.agents.with_encoder`).
         activation: hidden activation name.
         init_log_std: initial log-std of continuous actions.
         pmap_axis: default axis name to average gradients over.
@@ -67,6 +69,7 @@ class PPOConfig:
     normalize_advantages: bool = True
     hidden_dims: tuple[int, ...] = (64, 64)
     activation: str = "tanh"
+    encoder: Any = None
     init_log_std: float = 0.0
     pmap_axis: str | None = None
 
@@ -142,6 +145,7 @@ class PPO(struct.PyTreeNode):
         model_def = ActorCritic(
             hidden_dims=cfg.hidden_dims, activation=ACTIVATIONS[cfg.activation], **heads
         )
+        (model_def,) = c.encoded("PPO", cfg, obs, model_def)
         init_key, new_key = jax.random.split(rng)
         lr: float | optax.Schedule = cfg.learning_rate
         if cfg.anneal_lr_steps is not None:
@@ -152,7 +156,7 @@ class PPO(struct.PyTreeNode):
     @property
     def discrete(self) -> bool:
         """Whether actions are discrete."""
-        return self.model.model_def.n_actions is not None
+        return head_of(self.model.model_def).n_actions is not None
 
     @functools.partial(jax.jit, static_argnames=("deterministic",))
     def act(

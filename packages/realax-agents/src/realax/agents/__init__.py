@@ -16,6 +16,8 @@ from ._bc import ContinuousBC as ContinuousBC
 from ._bc import ContinuousBCConfig as ContinuousBCConfig
 from ._bc import DiscreteBC as DiscreteBC
 from ._bc import DiscreteBCConfig as DiscreteBCConfig
+from ._c51 import C51 as C51
+from ._c51 import C51Config as C51Config
 from ._cql import CQL as CQL
 from ._cql import CQLConfig as CQLConfig
 from ._dataset import Dataset as Dataset
@@ -45,6 +47,8 @@ from ._networks import ValueCritic as ValueCritic
 from ._networks import with_encoder as with_encoder
 from ._ppo import PPO as PPO
 from ._ppo import PPOConfig as PPOConfig
+from ._pqn import PQN as PQN
+from ._pqn import PQNConfig as PQNConfig
 from ._protocols import OffPolicyAgent as OffPolicyAgent
 from ._protocols import OnPolicyAgent as OnPolicyAgent
 from ._sac import SAC as SAC
@@ -65,8 +69,12 @@ __all__ = [
     "OffPolicyAgent",
     "OnPolicyAgent",
     "PPO",
+    "PQN",
+    "PQNConfig",
     "SAC",
     "DQN",
+    "C51",
+    "C51Config",
     "IQL",
     "IQLConfig",
     "CQL",

@@ -182,6 +182,13 @@ def on_flat_vector(tx: optax.GradientTransformation) -> optax.GradientTransforma
     return optax.GradientTransformation(init_fn, update_fn)
 
 
+def learning_rate(cfg: Any) -> float | optax.Schedule:
+    """``cfg.learning_rate``, decaying linearly to 0 over ``cfg.anneal_lr_steps`` if set."""
+    if getattr(cfg, "anneal_lr_steps", None) is None:
+        return cfg.learning_rate
+    return optax.linear_schedule(cfg.learning_rate, 0.0, cfg.anneal_lr_steps)
+
+
 def make_optimizer(
     learning_rate: float | optax.Schedule,
     max_grad_norm: float | None = None,

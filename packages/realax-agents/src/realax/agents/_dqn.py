@@ -75,7 +75,7 @@ class DQNConfig:
     pmap_axis: str | None = None
 
     def __post_init__(self) -> None:
-        owner = "DQN"
+        owner = type(self).__name__.removesuffix("Config")  # DQN, or a subclass
         c.check_network_config(owner, self)  # also anneal_lr_steps
         c.check_unit_interval(owner, "discount", self.discount)
         if self.tau is not None:
@@ -138,9 +138,7 @@ class DQN(struct.PyTreeNode):
             True
         """
         cfg = c.build_config(DQNConfig, "DQN", config)
-        lr: float | optax.Schedule = cfg.learning_rate
-        if cfg.anneal_lr_steps is not None:
-            lr = optax.linear_schedule(cfg.learning_rate, 0.0, cfg.anneal_lr_steps)
+        lr = c.learning_rate(cfg)
         return cls(**q_networks("DQN", cfg, key, observations, actions, lr), config=cfg)
 
     @functools.partial(jax.jit, static_argnames=("pmap_axis",))
@@ -184,9 +182,13 @@ class DQN(struct.PyTreeNode):
             }
             return loss, info
 
+        return self._step(loss_fn, axis)
+
+    def _step(self, loss_fn: Any, axis: Any) -> tuple[Any, dict[str, jax.Array]]:
+        """One gradient step of ``loss_fn(params) -> (loss, info)``, then the target update."""
         new_q, info = self.q.apply_loss_fn(loss_fn=loss_fn, pmap_axis=axis, has_aux=True)
-        do_update = (new_q.step % cfg.target_update_period) == 0
-        tau = jnp.where(do_update, cfg.target_tau, 0.0)
+        do_update = (new_q.step % self.config.target_update_period) == 0
+        tau = jnp.where(do_update, self.config.target_tau, 0.0)
         new_target = target_update(new_q, self.target_q, tau)
         return self.replace(q=new_q, target_q=new_target), c.mean_info(info)
 
@@ -212,16 +214,7 @@ class DQN(struct.PyTreeNode):
             True
         """
         deterministic = deterministic or argmax  # jaxrl_m's spelling
-        q_values = self.q(observations)
-        greedy = jnp.argmax(q_values, axis=-1).astype(jnp.int32)
-        if deterministic:
-            return greedy
-        explore_key, action_key = jax.random.split(seed)
-        random_actions = jax.random.randint(
-            action_key, greedy.shape, 0, q_values.shape[-1], dtype=jnp.int32
-        )
-        explore = jax.random.uniform(explore_key, greedy.shape) < epsilon
-        return jnp.where(explore, random_actions, greedy)
+        return epsilon_greedy(self.q(observations), seed, epsilon, deterministic)
 
     @jax.jit
     def q_values(self, observations: jax.Array) -> jax.Array:
@@ -233,22 +226,59 @@ if TYPE_CHECKING:  # DQN is what OffPolicyTrainer needs
     _: type[OffPolicyAgent] = DQN
 
 
-def q_networks(
-    owner: str, cfg: Any, key: Array | int, observations: Array, actions: Array, lr: Any
-) -> dict[str, Any]:
-    """The fields ``q``, ``target_q`` (same parameters) and ``key`` of a Q-learning agent
-    (`DQN`, `CQL`) built from its config (``hidden_dims``, ``n_actions``, ``activation``,
-    ``layer_norm``, ``max_grad_norm``) with learning rate (or schedule) ``lr``."""
+def epsilon_greedy(
+    q_values: jax.Array, seed: jax.Array, epsilon: float | jax.Array, deterministic: bool
+) -> jax.Array:
+    """Int32 actions: the argmax of ``q_values`` (``(..., n_actions)``), replaced by a uniform
+    random action with probability ``epsilon`` unless ``deterministic``."""
+    greedy = jnp.argmax(q_values, axis=-1).astype(jnp.int32)
+    if deterministic:
+        return greedy
+    explore_key, action_key = jax.random.split(seed)
+    random_actions = jax.random.randint(
+        action_key, greedy.shape, 0, q_values.shape[-1], dtype=jnp.int32
+    )
+    explore = jax.random.uniform(explore_key, greedy.shape) < epsilon
+    return jnp.where(explore, random_actions, greedy)
+
+
+def q_state(
+    owner: str,
+    cfg: Any,
+    key: Array | int,
+    observations: Array,
+    actions: Array,
+    lr: Any,
+    outputs_per_action: int = 1,
+) -> tuple[TrainState, jax.Array]:
+    """``(TrainState of a QCritic, next key)`` from a Q-learning config (``hidden_dims``,
+    ``n_actions``, ``activation``, ``layer_norm``, ``max_grad_norm``, ``encoder``) with
+    ``n_actions * outputs_per_action`` outputs and learning rate (or schedule) ``lr``."""
     rng = c.as_key(owner, key)
     n_actions = c.discrete_n_actions(owner, actions, cfg.n_actions)
     obs = c.observation_example(owner, observations)
     init_key, new_key = jax.random.split(rng)
     model_def = QCritic(
         hidden_dims=cfg.hidden_dims,
-        n_actions=n_actions,
+        n_actions=n_actions * outputs_per_action,
         activation=ACTIVATIONS[cfg.activation],
         layer_norm=cfg.layer_norm,
     )
     (model_def,) = c.encoded(owner, cfg, obs, model_def)
     q = c.init_state(model_def, init_key, obs, tx=c.make_optimizer(lr, cfg.max_grad_norm))
-    return {"q": q, "target_q": TrainState.create(model_def, q.params), "key": new_key}
+    return q, new_key
+
+
+def q_networks(
+    owner: str,
+    cfg: Any,
+    key: Array | int,
+    observations: Array,
+    actions: Array,
+    lr: Any,
+    outputs_per_action: int = 1,
+) -> dict[str, Any]:
+    """The fields ``q``, ``target_q`` (same parameters) and ``key`` of a Q-learning agent
+    (`DQN`, `CQL`, `C51`); see `q_state`."""
+    q, new_key = q_state(owner, cfg, key, observations, actions, lr, outputs_per_action)
+    return {"q": q, "target_q": TrainState.create(q.model_def, q.params), "key": new_key}

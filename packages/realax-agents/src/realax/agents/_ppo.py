@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any
 
 import jax
 import jax.numpy as jnp
-import optax
 from flax import struct
 from jax import Array
 
@@ -147,9 +146,7 @@ class PPO(struct.PyTreeNode):
         )
         (model_def,) = c.encoded("PPO", cfg, obs, model_def)
         init_key, new_key = jax.random.split(rng)
-        lr: float | optax.Schedule = cfg.learning_rate
-        if cfg.anneal_lr_steps is not None:
-            lr = optax.linear_schedule(cfg.learning_rate, 0.0, cfg.anneal_lr_steps)
+        lr = c.learning_rate(cfg)
         tx = c.make_optimizer(lr, cfg.max_grad_norm, eps=cfg.adam_eps, flat=True)
         return cls(model=c.init_state(model_def, init_key, obs, tx=tx), key=new_key, config=cfg)
 

@@ -1,7 +1,7 @@
-"""Crash and resume for the RL trainers: a PPO (OnPolicyTrainer) and a DQN (OffPolicyTrainer,
-whose replay buffer is part of the checkpoint) run on gymnax CartPole, killed with SIGKILL at a
-random point after its first checkpoint and started again, ends bit-identical to an
-uninterrupted run, with every step's metrics written once.
+"""Crash and resume for the RL trainers: a PPO (OnPolicyTrainer), a DQN (OffPolicyTrainer,
+whose replay buffer is part of the checkpoint) and a PQN (PQNTrainer) run on gymnax
+CartPole, killed with SIGKILL at a random point after its first checkpoint and started
+again, ends bit-identical to an uninterrupted run, with every step's metrics written once.
 
 The training script (SCRIPT below) is what a user would write: it resumes from its ckpt_dir
 when a checkpoint exists, else starts fresh. Each step is throttled to ~25 ms by a host
@@ -31,8 +31,8 @@ SCRIPT = textwrap.dedent(
     import jax, jax.numpy as jnp, numpy as np
     from jax.experimental import io_callback
     import realax.log as rlog
-    from realax.agents import DQN, PPO
-    from realax.train.rl import OffPolicyTrainer, OnPolicyTrainer, default_rl_metrics
+    from realax.agents import DQN, PPO, PQN
+    from realax.train.rl import OffPolicyTrainer, OnPolicyTrainer, PQNTrainer, default_rl_metrics
 
     kinds, root, delay = sys.argv[1].split(","), sys.argv[2], float(sys.argv[3])
     STEPS = 60
@@ -55,6 +55,11 @@ SCRIPT = textwrap.dedent(
         if kind == "ppo":
             trainer = OnPolicyTrainer(
                 PPO, "CartPole-v1", num_envs=4, num_steps=8, train_steps=STEPS,
+                eval_episodes=0, logger=Throttled(logger),
+                agent_kwargs=dict(hidden_dims=(8,), num_minibatches=2, update_epochs=1))
+        elif kind == "pqn":  # epsilon follows the env steps: restored from the state
+            trainer = PQNTrainer(
+                PQN, "CartPole-v1", num_envs=4, num_steps=8, train_steps=STEPS,
                 eval_episodes=0, logger=Throttled(logger),
                 agent_kwargs=dict(hidden_dims=(8,), num_minibatches=2, update_epochs=1))
         else:  # a 64-row buffer: it wraps around several times before the end
@@ -81,7 +86,7 @@ SCRIPT = textwrap.dedent(
     """
 )
 
-KINDS = ("ppo", "dqn")
+KINDS = ("ppo", "dqn", "pqn")
 
 
 def _kill_after_first_checkpoint(procs: dict, root: Path, timeout: float = 200.0) -> dict:
@@ -156,5 +161,5 @@ def test_sigkill_then_restart_is_bit_identical_to_an_uninterrupted_run(runs, kin
     ref_rows = rlog.read_metrics(runs["ref_root"] / kind)
     assert [r["step"] for r in rows] == list(range(1, STEPS + 1))
     assert rows == ref_rows
-    assert ref_rows[-1]["env_steps"] == STEPS * (32 if kind == "ppo" else 8)
+    assert ref_rows[-1]["env_steps"] == STEPS * {"ppo": 32, "dqn": 8, "pqn": 32}[kind]
     assert sp.steps_on_disk(runs["root"] / kind) == list(range(4, STEPS + 1, 4))

@@ -37,7 +37,7 @@ def ppo_cfg(quick: bool) -> dict[str, Any]:
     return {
         "env": "Breakout-MinAtar", "num_envs": 64 if not quick else 8, "num_steps": 128,
         "num_epochs": 4, "num_minibatches": 8,
-        "total_timesteps": 8_192 if quick else 500_000, "lr": 5e-4, "gamma": 0.99,
+        "total_timesteps": 2_048 if quick else 500_000, "lr": 5e-4, "gamma": 0.99,
         "gae_lambda": 0.95, "clip_eps": 0.2, "ent_coef": 0.01, "vf_coef": 0.5,
         "max_grad_norm": 0.5, "seed": 0,
     }  # fmt: skip

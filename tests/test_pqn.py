@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from flax import struct
 from realax.agents import C51, PQN
 from realax.agents._c51 import project_distribution
 from realax.agents._pqn import q_lambda_returns
@@ -78,6 +79,13 @@ def test_c51_solves_cartpole():
     assert float(state.eval_return) >= 475, evals
 
 
+class RandomAgent(struct.PyTreeNode):
+    """Plays uniformly random actions (``evaluate`` passes a key per step and episode)."""
+
+    def sample_actions(self, obs, *, seed, deterministic=False):
+        return jax.random.randint(seed, obs.shape[:-3], 0, 3)
+
+
 @pytest.mark.slow
 def test_pqn_with_cnn_beats_random_on_breakout_minatar():
     steps = 100_000
@@ -88,11 +96,7 @@ def test_pqn_with_cnn_beats_random_on_breakout_minatar():
     state, metrics = trainer.init_and_train(jax.random.key(0))
     trained = float(state.eval_return)
 
-    class Random:  # an agent playing uniformly random actions
-        def sample_actions(self, obs, *, seed, deterministic=False):
-            return jax.random.randint(seed, obs.shape[:-3], 0, 3)
-
-    returns, _ = evaluate(Random(), "Breakout-MinAtar", jax.random.key(1), episodes=32)
+    returns, _ = evaluate(RandomAgent(), "Breakout-MinAtar", jax.random.key(1), episodes=32)
     random_return = float(np.mean(returns))
     print(f"Breakout-MinAtar greedy return {trained:.2f}, random policy {random_return:.2f}")
     assert trained >= random_return + 2.0 and trained >= 3 * random_return

@@ -13,7 +13,7 @@ from jax import Array
 
 from . import _common as c
 from ._batches import Transition, as_transition
-from ._dqn import DQN, DQNConfig, epsilon_greedy, q_networks
+from ._dqn import DQN, DQNConfig, q_networks
 from ._protocols import OffPolicyAgent
 from ._train_state import nonpytree_field
 
@@ -80,7 +80,8 @@ class C51(DQN):
     and projected back onto the support (`project_distribution`).
 
     Same contract as `DQN` (an `OffPolicyAgent` for ``OffPolicyTrainer``): `update` takes a
-    `Transition` batch; `sample_actions` acts epsilon-greedily on the expected values.
+    `Transition` batch; `sample_actions` acts epsilon-greedily on the expected values, which
+    `q_values` returns.
 
     Example:
         >>> obs = jnp.zeros((8, 4))
@@ -157,23 +158,9 @@ class C51(DQN):
 
         return self._step(loss_fn, axis)
 
-    @functools.partial(jax.jit, static_argnames=("deterministic", "argmax"))
-    def sample_actions(
-        self,
-        observations: jax.Array,
-        *,
-        seed: jax.Array,
-        epsilon: float | jax.Array = 0.0,
-        deterministic: bool = False,
-        argmax: bool = False,
-    ) -> jax.Array:
-        """Epsilon-greedy int32 actions on the expected values (see `DQN.sample_actions`)."""
-        q_values = self._expected(self._logits(observations))
-        return epsilon_greedy(q_values, seed, epsilon, deterministic or argmax)
-
-    @jax.jit
-    def q_values(self, observations: jax.Array) -> jax.Array:
-        """Expected action values ``sum_i p_i(s, .) z_i``, shape ``(..., n_actions)``."""
+    def _q_values(self, observations: jax.Array) -> jax.Array:
+        """Expected action values ``sum_i p_i(s, .) z_i`` (what `q_values` and the
+        epsilon-greedy `sample_actions` use), shape ``(..., n_actions)``."""
         return self._expected(self._logits(observations))
 
     @jax.jit

@@ -214,11 +214,14 @@ class DQN(struct.PyTreeNode):
             True
         """
         deterministic = deterministic or argmax  # jaxrl_m's spelling
-        return epsilon_greedy(self.q(observations), seed, epsilon, deterministic)
+        return epsilon_greedy(self._q_values(observations), seed, epsilon, deterministic)
 
     @jax.jit
     def q_values(self, observations: jax.Array) -> jax.Array:
         """Online action values ``Q(s, .)``, shape ``(..., n_actions)``."""
+        return self._q_values(observations)
+
+    def _q_values(self, observations: jax.Array) -> jax.Array:
         return self.q(observations)
 
 

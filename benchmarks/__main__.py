@@ -43,6 +43,7 @@ TABLES = {
     "sweep_stats": "sweep_stats",
     "render": "rendering",
     "ppo_rnn": "ppo_rnn",
+    "pqn": "pqn",
 }
 TITLES = {
     "loop": "1. Loop overhead (no environment)",
@@ -59,6 +60,7 @@ TITLES = {
     "sweep_stats": "10. Sweep statistics: realax.log.stats' bootstrap and the report",
     "render": "10. Rendering a policy: Task.render per suite vs gymnax's Visualizer",
     "ppo_rnn": "10. Recurrent PPO on CartPole with the velocities hidden (PureJaxRL's PPO-RNN)",
+    "pqn": "10. PQN on CartPole-v1 and PPO on Breakout-MinAtar vs rejax",
 }
 
 

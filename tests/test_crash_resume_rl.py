@@ -1,7 +1,7 @@
 """Crash and resume for the RL trainers: a PPO and a recurrent PPO (OnPolicyTrainer; the GRU's
-hidden states are part of the checkpoint) and a DQN (OffPolicyTrainer, whose replay buffer is
-part of the checkpoint) run on gymnax CartPole, killed with SIGKILL at a
-random point after its first checkpoint and started again, ends bit-identical to an
+hidden states are part of the checkpoint), a DQN (OffPolicyTrainer, whose replay buffer is
+part of the checkpoint) and a PQN (PQNTrainer) run on gymnax CartPole, killed with SIGKILL at
+a random point after its first checkpoint and started again, end bit-identical to an
 uninterrupted run, with every step's metrics written once.
 
 The training script (SCRIPT below) is what a user would write: it resumes from its ckpt_dir
@@ -32,8 +32,8 @@ SCRIPT = textwrap.dedent(
     import jax, jax.numpy as jnp, numpy as np
     from jax.experimental import io_callback
     import realax.log as rlog
-    from realax.agents import DQN, PPO, RecurrentPPO
-    from realax.train.rl import OffPolicyTrainer, OnPolicyTrainer, default_rl_metrics
+    from realax.agents import DQN, PPO, PQN, RecurrentPPO
+    from realax.train.rl import OffPolicyTrainer, OnPolicyTrainer, PQNTrainer, default_rl_metrics
 
     kinds, root, delay = sys.argv[1].split(","), sys.argv[2], float(sys.argv[3])
     STEPS = 60
@@ -61,6 +61,11 @@ SCRIPT = textwrap.dedent(
                 eval_episodes=0, logger=Throttled(logger),
                 agent_kwargs=dict(hidden_dims=(8,), num_minibatches=2, update_epochs=1,
                                   **recurrent))
+        elif kind == "pqn":  # epsilon follows the env steps: restored from the state
+            trainer = PQNTrainer(
+                PQN, "CartPole-v1", num_envs=4, num_steps=8, train_steps=STEPS,
+                eval_episodes=0, logger=Throttled(logger),
+                agent_kwargs=dict(hidden_dims=(8,), num_minibatches=2, update_epochs=1))
         else:  # a 64-row buffer: it wraps around several times before the end
             trainer = OffPolicyTrainer(
                 DQN, "CartPole-v1", buffer_size=64, batch_size=16, learning_starts=32,
@@ -85,18 +90,21 @@ SCRIPT = textwrap.dedent(
     """
 )
 
-KINDS = ("ppo", "dqn", "rppo")
+KINDS = ("ppo", "dqn", "rppo", "pqn")
 
 
-def _kill_after_first_checkpoint(procs: dict, root: Path, timeout: float = 200.0) -> dict:
-    """SIGKILL each run at a random moment after its first checkpoint appeared."""
+def _kill_after_first_checkpoint(procs: dict, root: Path, timeout: float = 900.0) -> dict:
+    """SIGKILL each run at a random moment after its first checkpoint appeared.
+
+    The runs compile before their first checkpoint, several at once on a shared machine:
+    the deadline only catches a run that hangs (a run that exits early fails at once)."""
     seed = random.randrange(2**32)
     rng = random.Random(seed)
     deadline = time.monotonic() + timeout
     kill_at: dict[str, float] = {}
     while len(kill_at) < len(procs) or any(procs[k].poll() is None for k in procs):
         now = time.monotonic()
-        assert now < deadline, f"no checkpoint appeared (seed {seed})"
+        assert now < deadline, f"no checkpoint appeared in {timeout:.0f} s (seed {seed})"
         for kind, proc in procs.items():
             if kind not in kill_at and sp.steps_on_disk(root / kind):
                 kill_at[kind] = now + rng.uniform(0.0, 0.8)  # 56 steps x 25 ms follow step 4
@@ -160,5 +168,5 @@ def test_sigkill_then_restart_is_bit_identical_to_an_uninterrupted_run(runs, kin
     ref_rows = rlog.read_metrics(runs["ref_root"] / kind)
     assert [r["step"] for r in rows] == list(range(1, STEPS + 1))
     assert rows == ref_rows
-    assert ref_rows[-1]["env_steps"] == STEPS * (32 if kind in ("ppo", "rppo") else 8)
+    assert ref_rows[-1]["env_steps"] == STEPS * {"ppo": 32, "rppo": 32, "dqn": 8, "pqn": 32}[kind]
     assert sp.steps_on_disk(runs["root"] / kind) == list(range(4, STEPS + 1, 4))

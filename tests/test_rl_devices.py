@@ -14,8 +14,8 @@ SCRIPT = textwrap.dedent(
     """
     import jax
     import numpy as np
-    from realax.agents import DQN, PPO
-    from realax.train.rl import OffPolicyTrainer, OnPolicyTrainer
+    from realax.agents import DQN, PPO, PQN
+    from realax.train.rl import OffPolicyTrainer, OnPolicyTrainer, PQNTrainer
 
     assert jax.device_count() == 2
 
@@ -110,6 +110,25 @@ SCRIPT = textwrap.dedent(
         lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5),
         (one.agent.model.params, one.hidden), (two.agent.model.params, two.hidden),
     )
+
+    # 6. PQN with one full-batch step per epoch: as 1., two devices equal one (the epsilon-greedy
+    # keys are those of the environments, whatever device they are on)
+    kw = dict(
+        num_envs=4, num_steps=16, train_steps=6, eval_freq=3, eval_episodes=4,
+        agent_kwargs=dict(hidden_dims=(16,), num_minibatches=1, update_epochs=2),
+    )
+    one, m_one = PQNTrainer(PQN, "CartPole-v1", **kw).init_and_train(jax.random.key(5))
+    two, m_two = PQNTrainer(PQN, "CartPole-v1", n_devices=2, **kw).init_and_train(
+        jax.random.key(5)
+    )
+    assert sorted(m_one) == sorted(m_two)
+    for name in m_one:
+        np.testing.assert_allclose(m_one[name], m_two[name], rtol=1e-4, atol=1e-5, err_msg=name)
+    jax.tree.map(
+        lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5),
+        one.agent.q.params, two.agent.q.params,
+    )
+    np.testing.assert_array_equal(one.obs, two.obs)
     print("ok")
     """
 )

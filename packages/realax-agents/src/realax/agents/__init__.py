@@ -16,6 +16,8 @@ from ._bc import ContinuousBC as ContinuousBC
 from ._bc import ContinuousBCConfig as ContinuousBCConfig
 from ._bc import DiscreteBC as DiscreteBC
 from ._bc import DiscreteBCConfig as DiscreteBCConfig
+from ._c51 import C51 as C51
+from ._c51 import C51Config as C51Config
 from ._cql import CQL as CQL
 from ._cql import CQLConfig as CQLConfig
 from ._dataset import Dataset as Dataset
@@ -27,6 +29,8 @@ from ._distributions import DiagGaussian as DiagGaussian
 from ._distributions import TanhDiagGaussian as TanhDiagGaussian
 from ._dqn import DQN as DQN
 from ._dqn import DQNConfig as DQNConfig
+from ._encoders import ImpalaResNet as ImpalaResNet
+from ._encoders import NatureCNN as NatureCNN
 from ._gae import gae as gae
 from ._hparams import with_hparams as with_hparams
 from ._iql import IQL as IQL
@@ -36,12 +40,16 @@ from ._networks import ActorCritic as ActorCritic
 from ._networks import ContinuousActor as ContinuousActor
 from ._networks import DeterministicActor as DeterministicActor
 from ._networks import DiscreteActor as DiscreteActor
+from ._networks import Encoded as Encoded
 from ._networks import Ensemble as Ensemble
 from ._networks import QCritic as QCritic
 from ._networks import StateActionCritic as StateActionCritic
 from ._networks import ValueCritic as ValueCritic
+from ._networks import with_encoder as with_encoder
 from ._ppo import PPO as PPO
 from ._ppo import PPOConfig as PPOConfig
+from ._pqn import PQN as PQN
+from ._pqn import PQNConfig as PQNConfig
 from ._protocols import OffPolicyAgent as OffPolicyAgent
 from ._protocols import OnPolicyAgent as OnPolicyAgent
 from ._recurrent import RecurrentActorCritic as RecurrentActorCritic
@@ -70,8 +78,12 @@ __all__ = [
     "RecurrentPPOConfig",
     "RecurrentActorCritic",
     "reset_hidden",
+    "PQN",
+    "PQNConfig",
     "SAC",
     "DQN",
+    "C51",
+    "C51Config",
     "IQL",
     "IQLConfig",
     "CQL",
@@ -92,7 +104,10 @@ __all__ = [
     "DiscreteActor",
     "DiscreteBC",
     "DiscreteBCConfig",
+    "Encoded",
     "Ensemble",
+    "ImpalaResNet",
+    "NatureCNN",
     "PPOConfig",
     "QCritic",
     "Rollout",
@@ -110,4 +125,5 @@ __all__ = [
     "target_update",
     "unreplicate",
     "with_hparams",
+    "with_encoder",
 ]

@@ -27,6 +27,8 @@ class DiscreteBCConfig:
         n_actions: number of discrete actions (required).
         learning_rate: Adam learning rate.
         hidden_dims: hidden layer sizes of the policy MLP.
+        encoder: image encoder before the networks: None (flat observations), ``"nature"``,
+            ``"impala"`` or a flax module (see `realax.agents.with_encoder`).
         activation: one of ``"relu"``, ``"tanh"``, ``"gelu"``, ``"elu"``, ``"swish"``.
         max_grad_norm: global-norm gradient clipping, or None.
         pmap_axis: default axis name to average gradients over (see ``update``).
@@ -36,6 +38,7 @@ class DiscreteBCConfig:
     learning_rate: float = 1e-3
     hidden_dims: tuple[int, ...] = (256, 256)
     activation: str = "relu"
+    encoder: Any = None
     max_grad_norm: float | None = None
     pmap_axis: str | None = None
 
@@ -55,6 +58,7 @@ class _BehaviourCloning(struct.PyTreeNode):
     @classmethod
     def _from_actor(cls, key: jax.Array, obs: jax.Array, actor_def: Any, cfg: Any) -> Any:
         init_key, key = jax.random.split(key)
+        (actor_def,) = c.encoded(cls.__name__, cfg, obs, actor_def)
         tx = c.make_optimizer(cfg.learning_rate, cfg.max_grad_norm)
         return cls(actor=c.init_state(actor_def, init_key, obs, tx=tx), key=key, config=cfg)
 
@@ -181,6 +185,8 @@ class ContinuousBCConfig:
     Attributes:
         learning_rate: Adam learning rate.
         hidden_dims: hidden layer sizes of the policy MLP.
+        encoder: image encoder before the networks: None (flat observations), ``"nature"``,
+            ``"impala"`` or a flax module (see `realax.agents.with_encoder`).
         activation: hidden activation name.
         tanh_squash: model actions as ``tanh`` of a Gaussian (expert actions must lie in
             ``(-1, 1)``); otherwise an unbounded diagonal Gaussian.
@@ -191,6 +197,7 @@ class ContinuousBCConfig:
     learning_rate: float = 1e-3
     hidden_dims: tuple[int, ...] = (256, 256)
     activation: str = "relu"
+    encoder: Any = None
     tanh_squash: bool = False
     max_grad_norm: float | None = None
     pmap_axis: str | None = None

@@ -14,7 +14,8 @@ import numpy as np
 import optax
 from jax.flatten_util import ravel_pytree
 
-from ._networks import ACTIVATIONS
+from ._encoders import check_encoder
+from ._networks import ACTIVATIONS, with_encoder
 from ._train_state import TrainState
 
 C = TypeVar("C")
@@ -96,7 +97,8 @@ def check_pmap_axis(owner: str, pmap_axis: Any) -> None:
 def check_network_config(owner: str, cfg: Any) -> None:
     """Validate the fields most agent configs share (those ``cfg`` has) and normalise
     ``hidden_dims`` to a tuple: ``learning_rate``, ``hidden_dims``, ``activation``,
-    ``max_grad_norm`` (None or > 0), ``pmap_axis`` and ``anneal_lr_steps`` (None or an int)."""
+    ``max_grad_norm`` (None or > 0), ``pmap_axis``, ``anneal_lr_steps`` (None or an int) and
+    ``encoder`` (None, ``"nature"``, ``"impala"`` or a flax module)."""
     if hasattr(cfg, "learning_rate"):
         check_positive(owner, "learning_rate", cfg.learning_rate)
     object.__setattr__(cfg, "hidden_dims", check_hidden_dims(owner, cfg.hidden_dims))
@@ -106,6 +108,7 @@ def check_network_config(owner: str, cfg: Any) -> None:
     check_pmap_axis(owner, cfg.pmap_axis)
     if getattr(cfg, "anneal_lr_steps", None) is not None:
         check_int(owner, "anneal_lr_steps", cfg.anneal_lr_steps)
+    check_encoder(owner, getattr(cfg, "encoder", None))
 
 
 def axis_of(pmap_axis: Any, cfg: Any) -> Any:
@@ -179,6 +182,13 @@ def on_flat_vector(tx: optax.GradientTransformation) -> optax.GradientTransforma
     return optax.GradientTransformation(init_fn, update_fn)
 
 
+def learning_rate(cfg: Any) -> float | optax.Schedule:
+    """``cfg.learning_rate``, decaying linearly to 0 over ``cfg.anneal_lr_steps`` if set."""
+    if getattr(cfg, "anneal_lr_steps", None) is None:
+        return cfg.learning_rate
+    return optax.linear_schedule(cfg.learning_rate, 0.0, cfg.anneal_lr_steps)
+
+
 def make_optimizer(
     learning_rate: float | optax.Schedule,
     max_grad_norm: float | None = None,
@@ -229,6 +239,21 @@ def observation_example(owner: str, observations: Any) -> jax.Array:
     if not jnp.issubdtype(obs.dtype, jnp.floating):
         obs = obs.astype(jnp.float32)
     return obs
+
+
+def encoded(owner: str, cfg: Any, observations: Any, *model_defs: nn.Module) -> tuple:
+    """``model_defs`` behind the encoder of ``cfg.encoder`` (see `with_encoder`), in order;
+    unchanged when the config has no encoder. Each network gets its own encoder."""
+    encoder = getattr(cfg, "encoder", None)
+    return tuple(with_encoder(owner, m, encoder, observations) for m in model_defs)
+
+
+def action_example(obs: jax.Array, actions: Any, action_dim: int, cfg: Any) -> jax.Array:
+    """Float example actions with the batch axes of the example ``obs`` (those before the
+    feature axis, or before ``(H, W, C)`` with an encoder)."""
+    feature_axes = 1 if getattr(cfg, "encoder", None) is None else 3
+    batch = obs.shape[: max(obs.ndim - feature_axes, 0)]
+    return jnp.broadcast_to(jnp.asarray(actions, jnp.float32), (*batch, action_dim))
 
 
 def continuous_action_dim(owner: str, actions: Any) -> int:

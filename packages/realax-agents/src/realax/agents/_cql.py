@@ -29,6 +29,8 @@ class CQLConfig:
         learning_rate: Adam learning rate.
         discount: gamma.
         hidden_dims: hidden sizes of the Q-network.
+        encoder: image encoder before the networks: None (flat observations), ``"nature"``,
+            ``"impala"`` or a flax module (see `realax.agents.with_encoder`).
         activation: hidden activation name.
         layer_norm: LayerNorm in the Q-network.
         cql_alpha: weight of the conservative regulariser (0: plain DQN loss).
@@ -45,6 +47,7 @@ class CQLConfig:
     discount: float = 0.99
     hidden_dims: tuple[int, ...] = (256, 256)
     activation: str = "relu"
+    encoder: Any = None
     layer_norm: bool = False
     cql_alpha: float = 1.0
     double_q: bool = False

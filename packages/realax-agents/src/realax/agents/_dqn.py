@@ -44,6 +44,8 @@ class DQNConfig:
             gradient steps (e.g. ``train_steps * gradient_steps`` of an `OffPolicyTrainer`).
         discount: discount factor gamma.
         hidden_dims: hidden layer sizes of the Q-network.
+        encoder: image encoder before the networks: None (flat observations), ``"nature"``,
+            ``"impala"`` or a flax module (see `realax.agents.with_encoder`).
         activation: hidden activation name.
         layer_norm: LayerNorm in the Q-network.
         double_q: choose next actions with the online network and evaluate them with the
@@ -65,6 +67,7 @@ class DQNConfig:
     discount: float = 0.99
     hidden_dims: tuple[int, ...] = (64, 64)
     activation: str = "relu"
+    encoder: Any = None
     layer_norm: bool = False
     double_q: bool = True
     tau: float | None = None
@@ -74,7 +77,7 @@ class DQNConfig:
     pmap_axis: str | None = None
 
     def __post_init__(self) -> None:
-        owner = "DQN"
+        owner = type(self).__name__.removesuffix("Config")  # DQN, or a subclass
         c.check_network_config(owner, self)  # also anneal_lr_steps
         c.check_unit_interval(owner, "discount", self.discount)
         if self.tau is not None:
@@ -121,6 +124,7 @@ class DQN(struct.PyTreeNode):
     target_q: TrainState
     key: jax.Array
     config: DQNConfig = nonpytree_field()
+
     #: traced config numbers (``create(..., hparams=)``), float32 scalars; empty by default
     hparams: dict = struct.field(default_factory=dict)
 
@@ -140,8 +144,7 @@ class DQN(struct.PyTreeNode):
         """Initialise online and target Q-networks (identical parameters) from a PRNG ``key``,
         example ``observations`` (float ``(obs_dim,)`` or ``(B, obs_dim)``) and example integer
         ``actions`` (only the dtype is used); ``config``: fields of `DQNConfig` (``n_actions``
-        is required). ``hparams``: config numbers (``DQN.TRACEABLE``) carried as traced
-        float32 values (see `PPO.create`).
+        is required).
 
         Example:
             >>> agent = DQN.create(key=jax.random.key(0), observations=jnp.zeros(4),
@@ -152,11 +155,10 @@ class DQN(struct.PyTreeNode):
         """
         cfg = c.build_config(DQNConfig, "DQN", config)
         traced = check_hparams("DQN", hparams, cls.TRACEABLE, cfg)
-        lr: float | optax.Schedule = cfg.learning_rate
-        if cfg.anneal_lr_steps is not None:
-            lr = optax.linear_schedule(cfg.learning_rate, 0.0, cfg.anneal_lr_steps)
         inject = any(name in traced for name in OPTIMIZER_HPARAMS)
-        fields = q_networks("DQN", cfg, key, observations, actions, lr, inject=inject)
+        fields = q_networks(
+            "DQN", cfg, key, observations, actions, c.learning_rate(cfg), inject=inject
+        )
         return with_hparams(cls(**fields, config=cfg, hparams=traced), traced)
 
     @functools.partial(jax.jit, static_argnames=("pmap_axis",))
@@ -201,9 +203,13 @@ class DQN(struct.PyTreeNode):
             }
             return loss, info
 
+        return self._step(loss_fn, axis)
+
+    def _step(self, loss_fn: Any, axis: Any) -> tuple[Any, dict[str, jax.Array]]:
+        """One gradient step of ``loss_fn(params) -> (loss, info)``, then the target update."""
         new_q, info = self.q.apply_loss_fn(loss_fn=loss_fn, pmap_axis=axis, has_aux=True)
-        do_update = (new_q.step % cfg.target_update_period) == 0
-        tau = jnp.where(do_update, self.hparams.get("tau", cfg.target_tau), 0.0)
+        do_update = (new_q.step % self.config.target_update_period) == 0
+        tau = jnp.where(do_update, self.hparams.get("tau", self.config.target_tau), 0.0)
         new_target = target_update(new_q, self.target_q, tau)
         return self.replace(q=new_q, target_q=new_target), c.mean_info(info)
 
@@ -229,25 +235,67 @@ class DQN(struct.PyTreeNode):
             True
         """
         deterministic = deterministic or argmax  # jaxrl_m's spelling
-        q_values = self.q(observations)
-        greedy = jnp.argmax(q_values, axis=-1).astype(jnp.int32)
-        if deterministic:
-            return greedy
-        explore_key, action_key = jax.random.split(seed)
-        random_actions = jax.random.randint(
-            action_key, greedy.shape, 0, q_values.shape[-1], dtype=jnp.int32
-        )
-        explore = jax.random.uniform(explore_key, greedy.shape) < epsilon
-        return jnp.where(explore, random_actions, greedy)
+        return epsilon_greedy(self._q_values(observations), seed, epsilon, deterministic)
 
     @jax.jit
     def q_values(self, observations: jax.Array) -> jax.Array:
         """Online action values ``Q(s, .)``, shape ``(..., n_actions)``."""
+        return self._q_values(observations)
+
+    def _q_values(self, observations: jax.Array) -> jax.Array:
         return self.q(observations)
 
 
 if TYPE_CHECKING:  # DQN is what OffPolicyTrainer needs
     _: type[OffPolicyAgent] = DQN
+
+
+def epsilon_greedy(
+    q_values: jax.Array, seed: jax.Array, epsilon: float | jax.Array, deterministic: bool
+) -> jax.Array:
+    """Int32 actions: the argmax of ``q_values`` (``(..., n_actions)``), replaced by a uniform
+    random action with probability ``epsilon`` unless ``deterministic``."""
+    greedy = jnp.argmax(q_values, axis=-1).astype(jnp.int32)
+    if deterministic:
+        return greedy
+    explore_key, action_key = jax.random.split(seed)
+    random_actions = jax.random.randint(
+        action_key, greedy.shape, 0, q_values.shape[-1], dtype=jnp.int32
+    )
+    explore = jax.random.uniform(explore_key, greedy.shape) < epsilon
+    return jnp.where(explore, random_actions, greedy)
+
+
+def q_state(
+    owner: str,
+    cfg: Any,
+    key: Array | int,
+    observations: Array,
+    actions: Array,
+    lr: Any,
+    outputs_per_action: int = 1,
+    *,
+    inject: bool = False,
+) -> tuple[TrainState, jax.Array]:
+    """``(TrainState of a QCritic, next key)`` from a Q-learning config (``hidden_dims``,
+    ``n_actions``, ``activation``, ``layer_norm``, ``max_grad_norm``, ``encoder``) with
+    ``n_actions * outputs_per_action`` outputs and learning rate (or schedule) ``lr``
+    (``inject``: learning rate and clip norm as injected, traced hyperparameters)."""
+    rng = c.as_key(owner, key)
+    n_actions = c.discrete_n_actions(owner, actions, cfg.n_actions)
+    obs = c.observation_example(owner, observations)
+    init_key, new_key = jax.random.split(rng)
+    model_def = QCritic(
+        hidden_dims=cfg.hidden_dims,
+        n_actions=n_actions * outputs_per_action,
+        activation=ACTIVATIONS[cfg.activation],
+        layer_norm=cfg.layer_norm,
+    )
+    (model_def,) = c.encoded(owner, cfg, obs, model_def)
+    q = c.init_state(
+        model_def, init_key, obs, tx=c.make_optimizer(lr, cfg.max_grad_norm, inject=inject)
+    )
+    return q, new_key
 
 
 def q_networks(
@@ -257,22 +305,13 @@ def q_networks(
     observations: Array,
     actions: Array,
     lr: Any,
+    outputs_per_action: int = 1,
     *,
     inject: bool = False,
 ) -> dict[str, Any]:
     """The fields ``q``, ``target_q`` (same parameters) and ``key`` of a Q-learning agent
-    (`DQN`, `CQL`) built from its config (``hidden_dims``, ``n_actions``, ``activation``,
-    ``layer_norm``, ``max_grad_norm``) with learning rate (or schedule) ``lr``."""
-    rng = c.as_key(owner, key)
-    n_actions = c.discrete_n_actions(owner, actions, cfg.n_actions)
-    obs = c.observation_example(owner, observations)
-    init_key, new_key = jax.random.split(rng)
-    model_def = QCritic(
-        hidden_dims=cfg.hidden_dims,
-        n_actions=n_actions,
-        activation=ACTIVATIONS[cfg.activation],
-        layer_norm=cfg.layer_norm,
+    (`DQN`, `CQL`, `C51`); see `q_state`."""
+    q, new_key = q_state(
+        owner, cfg, key, observations, actions, lr, outputs_per_action, inject=inject
     )
-    tx = c.make_optimizer(lr, cfg.max_grad_norm, inject=inject)
-    q = c.init_state(model_def, init_key, obs, tx=tx)
-    return {"q": q, "target_q": TrainState.create(model_def, q.params), "key": new_key}
+    return {"q": q, "target_q": TrainState.create(q.model_def, q.params), "key": new_key}

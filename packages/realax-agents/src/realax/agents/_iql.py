@@ -52,6 +52,8 @@ class IQLConfig:
         temperature: inverse temperature of the advantage weights ``exp(temperature * adv)``
             (3.0 locomotion, 10.0 AntMaze), clipped at 100.
         hidden_dims: hidden sizes of actor, critics and value network.
+        encoder: image encoder before the networks: None (flat observations), ``"nature"``,
+            ``"impala"`` or a flax module (see `realax.agents.with_encoder`).
         activation: hidden activation name.
         critic_layer_norm: LayerNorm in the critics and the value network.
         pmap_axis: default axis name to average gradients over.
@@ -67,6 +69,7 @@ class IQLConfig:
     temperature: float = 3.0
     hidden_dims: tuple[int, ...] = (256, 256)
     activation: str = "relu"
+    encoder: Any = None
     critic_layer_norm: bool = False
     pmap_axis: str | None = None
 
@@ -143,13 +146,16 @@ class IQL(struct.PyTreeNode):
         key = c.as_key("IQL", key)
         action_dim = c.continuous_action_dim("IQL", actions)
         obs = c.observation_example("IQL", observations)
-        act = jnp.broadcast_to(jnp.asarray(actions, jnp.float32), (*obs.shape[:-1], action_dim))
+        act = c.action_example(obs, actions, action_dim, cfg)
         actor_key, critic_key, value_key = jax.random.split(key, 3)
         activation = ACTIVATIONS[cfg.activation]
         net: dict[str, Any] = {"hidden_dims": cfg.hidden_dims, "activation": activation}
         actor_def = ContinuousActor(**net, action_dim=action_dim, state_dependent_std=False)
         critic_def = Ensemble(StateActionCritic, 2)(**net, layer_norm=cfg.critic_layer_norm)
         value_def = ValueCritic(**net, layer_norm=cfg.critic_layer_norm)
+        actor_def, critic_def, value_def = c.encoded(
+            "IQL", cfg, obs, actor_def, critic_def, value_def
+        )
         actor_lr: float | optax.Schedule = cfg.actor_lr
         if cfg.actor_decay_steps is not None:
             actor_lr = optax.cosine_decay_schedule(cfg.actor_lr, cfg.actor_decay_steps)

@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 
 from ._distributions import Categorical, DiagGaussian, TanhDiagGaussian
+from ._encoders import resolve_encoder
 
 __all__ = [
     "MLP",
@@ -24,6 +25,9 @@ __all__ = [
     "StateActionCritic",
     "ValueCritic",
     "ActorCritic",
+    "Encoded",
+    "head_of",
+    "with_encoder",
 ]
 
 #: Activation names accepted by the agents' configs.
@@ -322,3 +326,56 @@ class ActorCritic(nn.Module):
     def policy(self, observations: jax.Array) -> Categorical | DiagGaussian:
         """Action distribution only."""
         return self.actor(observations)
+
+
+class Encoded(nn.Module):
+    """An encoder followed by a network ``head``: ``head(encoder(observations), *args)``.
+
+    Forwards ``value`` and ``policy`` (the `ActorCritic` methods), so actor and critic share
+    the encoder. Parameters live under ``encoder`` and ``head``.
+
+    Example:
+        >>> from realax.agents._encoders import NatureCNN
+        >>> net = Encoded(encoder=NatureCNN.sized_for((10, 10, 4)),
+        ...               head=QCritic(hidden_dims=(8,), n_actions=3))
+        >>> params = net.init(jax.random.key(0), jnp.zeros((10, 10, 4)))
+        >>> net.apply(params, jnp.zeros((2, 10, 10, 4))).shape
+        (2, 3)
+    """
+
+    encoder: nn.Module
+    head: nn.Module
+
+    def __call__(self, observations: jax.Array, *args: Any, **kwargs: Any) -> Any:
+        return self.head(self.encoder(observations), *args, **kwargs)
+
+    def value(self, observations: jax.Array) -> jax.Array:
+        """The head's ``value`` of the encoded observations."""
+        return self.head.value(self.encoder(observations))  # type: ignore[attr-defined]
+
+    def policy(self, observations: jax.Array) -> Any:
+        """The head's ``policy`` of the encoded observations."""
+        return self.head.policy(self.encoder(observations))  # type: ignore[attr-defined]
+
+
+def with_encoder(owner: str, model_def: nn.Module, encoder: Any, observations: Any) -> nn.Module:
+    """``model_def`` behind the encoder of a config's ``encoder`` field: `Encoded`, or
+    ``model_def`` itself for ``encoder=None`` (flat observations, parameters as before).
+
+    Every agent's ``create`` passes its networks through here; the shapes of the example
+    ``observations`` are checked (an image encoder needs ``(H, W, C)``, no encoder flat
+    observations) with an error naming ``owner``.
+
+    Example:
+        >>> q = with_encoder("DQN", QCritic(hidden_dims=(8,), n_actions=2), "impala",
+        ...                  jnp.zeros((10, 10, 4)))
+        >>> type(q).__name__, type(head_of(q)).__name__
+        ('Encoded', 'QCritic')
+    """
+    module = resolve_encoder(owner, encoder, observations)
+    return model_def if module is None else Encoded(encoder=module, head=model_def)
+
+
+def head_of(model_def: nn.Module) -> nn.Module:
+    """The network behind an `Encoded` encoder (or ``model_def`` itself)."""
+    return model_def.head if isinstance(model_def, Encoded) else model_def

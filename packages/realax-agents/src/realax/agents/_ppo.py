@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import jax
 import jax.numpy as jnp
-import optax
 from flax import struct
 from jax import Array
 
@@ -19,7 +18,7 @@ from . import _hparams as hp
 from ._batches import Rollout, as_rollout
 from ._gae import gae
 from ._hparams import OPTIMIZER_HPARAMS, check_hparams, with_hparams
-from ._networks import ACTIVATIONS, ActorCritic
+from ._networks import ACTIVATIONS, ActorCritic, head_of
 from ._protocols import OnPolicyAgent
 from ._train_state import TrainState, nonpytree_field
 
@@ -56,6 +55,8 @@ class PPOConfig:
         num_minibatches: minibatches per pass; the rollout size must divide by it.
         normalize_advantages: standardise advantages per minibatch.
         hidden_dims: hidden sizes of both actor and critic.
+        encoder: image encoder before the networks: None (flat observations), ``"nature"``,
+            ``"impala"`` or a flax module (see `realax.agents.with_encoder`).
         activation: hidden activation name.
         init_log_std: initial log-std of continuous actions.
         pmap_axis: default axis name to average gradients over.
@@ -77,6 +78,7 @@ class PPOConfig:
     normalize_advantages: bool = True
     hidden_dims: tuple[int, ...] = (64, 64)
     activation: str = "tanh"
+    encoder: Any = None
     init_log_std: float = 0.0
     pmap_axis: str | None = None
 
@@ -174,13 +176,11 @@ def ppo_objective(
     return loss, info
 
 
-def ppo_optimizer(cfg: PPOConfig, inject: bool = False) -> optax.GradientTransformation:
+def ppo_optimizer(cfg: PPOConfig, inject: bool = False) -> Any:
     """Adam (``adam_eps``) with global-norm clipping, the learning rate annealed linearly to
     zero over ``anneal_lr_steps`` if set (shared by `PPO` and `RecurrentPPO`); ``inject``:
     the learning rate and clip norm as injected (traced) hyperparameters."""
-    lr: float | optax.Schedule = cfg.learning_rate
-    if cfg.anneal_lr_steps is not None:
-        lr = optax.linear_schedule(cfg.learning_rate, 0.0, cfg.anneal_lr_steps)
+    lr = c.learning_rate(cfg)
     return c.make_optimizer(lr, cfg.max_grad_norm, eps=cfg.adam_eps, flat=True, inject=inject)
 
 
@@ -292,6 +292,7 @@ class PPO(struct.PyTreeNode):
         model_def = ActorCritic(
             hidden_dims=cfg.hidden_dims, activation=ACTIVATIONS[cfg.activation], **heads
         )
+        (model_def,) = c.encoded("PPO", cfg, obs, model_def)
         init_key, new_key = jax.random.split(rng)
         inject = any(name in traced for name in OPTIMIZER_HPARAMS)
         if inject and cfg.anneal_lr_steps is not None and "learning_rate" in traced:
@@ -307,7 +308,7 @@ class PPO(struct.PyTreeNode):
     @property
     def discrete(self) -> bool:
         """Whether actions are discrete."""
-        return self.model.model_def.n_actions is not None
+        return head_of(self.model.model_def).n_actions is not None
 
     @functools.partial(jax.jit, static_argnames=("deterministic",))
     def act(

@@ -70,6 +70,8 @@ class SACConfig:
         discount: gamma.
         tau: Polyak rate of the target critics (every update).
         hidden_dims: hidden sizes of actor and critics.
+        encoder: image encoder before the networks: None (flat observations), ``"nature"``,
+            ``"impala"`` or a flax module (see `realax.agents.with_encoder`).
         activation: hidden activation name.
         critic_layer_norm: LayerNorm in the critics.
         init_temperature: initial alpha.
@@ -85,6 +87,7 @@ class SACConfig:
     tau: float = 0.005
     hidden_dims: tuple[int, ...] = (256, 256)
     activation: str = "relu"
+    encoder: Any = None
     critic_layer_norm: bool = False
     init_temperature: float = 1.0
     target_entropy: float | None = None
@@ -157,7 +160,7 @@ class SAC(struct.PyTreeNode):
         rng = c.as_key("SAC", key)
         action_dim = c.continuous_action_dim("SAC", actions)
         obs = c.observation_example("SAC", observations)
-        act = jnp.broadcast_to(jnp.asarray(actions, jnp.float32), (*obs.shape[:-1], action_dim))
+        act = c.action_example(obs, actions, action_dim, cfg)
         if cfg.target_entropy is None:
             cfg = dataclasses.replace(cfg, target_entropy=-float(action_dim))
         actor_key, critic_key, temp_key, new_key = jax.random.split(rng, 4)
@@ -172,6 +175,7 @@ class SAC(struct.PyTreeNode):
         critic_def = Ensemble(StateActionCritic, 2)(
             hidden_dims=cfg.hidden_dims, activation=activation, layer_norm=cfg.critic_layer_norm
         )
+        actor_def, critic_def = c.encoded("SAC", cfg, obs, actor_def, critic_def)
         temp_def = Temperature(init_value=cfg.init_temperature)
         critic = c.init_state(critic_def, critic_key, obs, act, tx=c.make_optimizer(cfg.critic_lr))
         return cls(

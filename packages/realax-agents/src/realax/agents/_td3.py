@@ -29,6 +29,8 @@ class TD3Config:
         discount: gamma.
         tau: Polyak rate of the target actor and critics (applied on actor steps).
         hidden_dims: hidden sizes of actor and critics.
+        encoder: image encoder before the networks: None (flat observations), ``"nature"``,
+            ``"impala"`` or a flax module (see `realax.agents.with_encoder`).
         activation: hidden activation name.
         critic_layer_norm: LayerNorm in the critics.
         num_critics: critics whose minimum is the TD target (2: TD3; 1: DDPG).
@@ -48,6 +50,7 @@ class TD3Config:
     tau: float = 0.005
     hidden_dims: tuple[int, ...] = (256, 256)
     activation: str = "relu"
+    encoder: Any = None
     critic_layer_norm: bool = False
     num_critics: int = 2
     policy_noise: float = 0.2
@@ -154,7 +157,7 @@ class TD3(struct.PyTreeNode):
         key = c.as_key(owner, key)
         action_dim = c.continuous_action_dim(owner, actions)
         obs = c.observation_example(owner, observations)
-        act = jnp.broadcast_to(jnp.asarray(actions, jnp.float32), (*obs.shape[:-1], action_dim))
+        act = c.action_example(obs, actions, action_dim, cfg)
         actor_key, critic_key, key = jax.random.split(key, 3)
         activation = ACTIVATIONS[cfg.activation]
         actor_def = DeterministicActor(
@@ -163,6 +166,7 @@ class TD3(struct.PyTreeNode):
         critic_def = Ensemble(StateActionCritic, cfg.num_critics)(
             hidden_dims=cfg.hidden_dims, activation=activation, layer_norm=cfg.critic_layer_norm
         )
+        actor_def, critic_def = c.encoded(owner, cfg, obs, actor_def, critic_def)
         actor = c.init_state(actor_def, actor_key, obs, tx=c.make_optimizer(cfg.actor_lr))
         critic = c.init_state(critic_def, critic_key, obs, act, tx=c.make_optimizer(cfg.critic_lr))
         return cls(

@@ -5,7 +5,7 @@ Commands (``realax COMMAND --help`` for every option)::
     realax evolve ENV [--strategy NAME] [--popsize N] [--generations N] [--policy mlp|gru]
                       [--width W --depth D] [--eval-reps K] [--devices N] [--seed S]
                       [--wandb online|offline|off] [--ckpt-freq N] [--out DIR] [--config FILE]
-    realax train ppo|dqn|sac ENV [...]
+    realax train ppo|dqn|sac|pqn|c51 ENV [...]
     realax qd [maze|ENV] [--emitter map_elites|cma_me] [--iterations N] [--batch-size N] [...]
     realax resume runs/<name>          # continue a stopped run from its latest checkpoint
     realax eval runs/<name> [--episodes N]

@@ -71,11 +71,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "train",
-        help="train an RL agent (ppo, dqn, sac; offline from --dataset: bc, cql, iql, td3bc)",
-        description="Train a PPO, DQN or SAC agent on an environment, or a BC, CQL, IQL or "
-        "TD3+BC agent offline from a dataset file (--dataset PATH); same run folder as evolve.",
+        help="train an RL agent (ppo, dqn, sac, pqn, c51; offline from --dataset: bc, cql, "
+        "iql, td3bc)",
+        description="Train a PPO, DQN, SAC, PQN or C51 agent on an environment, or a BC, CQL, "
+        "IQL or TD3+BC agent offline from a dataset file (--dataset PATH); same run folder as "
+        "evolve.",
     )
-    _positional(p, "algo", "ppo, dqn, sac, bc, cql, iql or td3bc")
+    _positional(p, "algo", "ppo, dqn, sac, pqn, c51, bc, cql, iql or td3bc")
     _positional(p, "env", "environment name, e.g. CartPole-v1")
     _add_keys(p, TRAIN_KEYS, skip=("algo", "env"))
 

@@ -1,4 +1,4 @@
-"""``realax train ppo|dqn|sac`` and the RL part of ``resume`` / ``eval``."""
+"""``realax train ppo|dqn|sac|pqn|c51`` and the RL part of ``resume`` / ``eval``."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ from ._schema import TrainConfig
 KIND = _run.TRAIN
 PPO_NUM_STEPS = 128
 #: the action kinds each algorithm handles, and the algorithms for the other kind
-ACTIONS = {"dqn": "discrete", "sac": "continuous"}
+ACTIONS = {"dqn": "discrete", "sac": "continuous", "pqn": "discrete", "c51": "discrete"}
 
 
 @dataclasses.dataclass
@@ -42,7 +42,8 @@ class RLSetup(_run.Setup):
 
 
 def check_actions(algo: str, env: Any) -> None:
-    """DQN needs discrete actions, SAC continuous ones: say so before building a trainer."""
+    """DQN, PQN and C51 need discrete actions, SAC continuous ones: say so before building a
+    trainer."""
     needed = ACTIONS.get(algo)
     have = "discrete" if env.discrete else "continuous"
     if needed is None or needed == have:
@@ -103,8 +104,8 @@ def recurrent_kwargs(config: TrainConfig) -> dict[str, Any]:
 
 def build(config: TrainConfig, *, eval_episodes: int | None = None, devices=None) -> RLSetup:
     """The RL trainer of a ``train`` configuration (its defaults already filled in)."""
-    from realax.agents import DQN, PPO, SAC, RecurrentPPO
-    from realax.train.rl import OffPolicyTrainer, OnPolicyTrainer
+    from realax.agents import C51, DQN, PPO, PQN, SAC, RecurrentPPO
+    from realax.train.rl import OffPolicyTrainer, OnPolicyTrainer, PQNTrainer
 
     from ._evolve import make_env
 
@@ -138,13 +139,16 @@ def build(config: TrainConfig, *, eval_episodes: int | None = None, devices=None
                 anneal_lr=True,
                 **common,
             )
+        elif algo == "pqn":
+            trainer = PQNTrainer(PQN, env_arg, anneal_lr=True, **common)
         else:
+            q_learning = algo in ("dqn", "c51")
             trainer = OffPolicyTrainer(
-                DQN if algo == "dqn" else SAC,
+                {"dqn": DQN, "c51": C51}.get(algo, SAC),
                 env_arg,
                 learning_starts=int(config.learning_starts or 0),
                 buffer_size=int(config.buffer_size or 1),
-                **(dqn_settings(int(config.steps or 0)) if algo == "dqn" else {"batch_size": 256}),
+                **(dqn_settings(int(config.steps or 0)) if q_learning else {"batch_size": 256}),
                 **common,
             )
     except (ValueError, TypeError) as e:

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 from ._config import BOOL, NONNEGATIVE, POSITIVE, POSITIVE_FLOAT, STRING, Key, choice
 
 WANDB_MODES = ("online", "offline", "off")
-RL_ALGOS = ("ppo", "dqn", "sac")
+RL_ALGOS = ("ppo", "dqn", "sac", "pqn", "c51")
 #: the algorithms of ``realax train ALGO --dataset PATH ENV`` (cli/_offline.py)
 OFFLINE_ALGOS = ("bc", "cql", "iql", "td3bc")
 
@@ -120,7 +120,7 @@ class TrainConfig(RunConfig):
         None,
         choice(*RL_ALGOS, *OFFLINE_ALGOS),
         "RL algorithm; bc, cql, iql and td3bc train offline from --dataset",
-        "{ppo,dqn,sac,bc,cql,iql,td3bc}",
+        "{ppo,dqn,sac,pqn,c51,bc,cql,iql,td3bc}",
     )
     steps: int | None = key(
         None,
@@ -156,13 +156,13 @@ class TrainConfig(RunConfig):
     buffer_size: int | None = key(
         None,
         POSITIVE,
-        "replay buffer size of dqn and sac (default: min(100000, --steps)); fixed for the run",
+        "replay buffer size of dqn, c51 and sac (default: min(100000, --steps)); fixed for the run",
         "N",
     )
     learning_starts: int | None = key(
         None,
         NONNEGATIVE,
-        "env steps before dqn and sac start learning (default: min(1000, --steps / 10))",
+        "env steps before dqn, c51 and sac start learning (default: min(1000, --steps / 10))",
         "N",
     )
     ckpt_freq: int | None = key(
@@ -182,6 +182,9 @@ ALGO_DEFAULTS: dict[str, dict[str, Any]] = {
     "ppo": {"steps": 500_000, "num_envs": 8, "ckpt_freq": 50},
     "dqn": {"steps": 50_000, "num_envs": 1, "ckpt_freq": 20},
     "sac": {"steps": 30_000, "num_envs": 1, "ckpt_freq": 5_000},
+    # a PQN train step is 32 envs x 32 steps; C51 takes DQN's settings (tests/test_pqn.py)
+    "pqn": {"steps": 200_000, "num_envs": 32, "ckpt_freq": 20},
+    "c51": {"steps": 50_000, "num_envs": 1, "ckpt_freq": 20},
     # offline: gradient steps on minibatches of 256 (tests/test_offline_learning.py: 2,000-3,000
     # reach the data's return on CartPole and Pendulum)
     **{algo: {"steps": 5_000, "ckpt_freq": 500} for algo in OFFLINE_ALGOS},
@@ -199,7 +202,7 @@ def with_algo_defaults(config: TrainConfig) -> TrainConfig:
     algo = config.algo or "ppo"
     out = {k: v for k, v in ALGO_DEFAULTS[algo].items() if getattr(config, k) is None}
     steps = int(out.get("steps", config.steps) or 0)
-    if algo == "ppo" or algo in OFFLINE_ALGOS:
+    if algo in ("ppo", "pqn") or algo in OFFLINE_ALGOS:  # no replay buffer
         out.update(buffer_size=None, learning_starts=None)
     else:
         if config.buffer_size is None:

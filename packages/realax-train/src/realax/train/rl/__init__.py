@@ -29,12 +29,14 @@ from ._off_policy import OffPolicyTrainer as OffPolicyTrainer
 from ._offline import OfflineState as OfflineState
 from ._offline import OfflineTrainer as OfflineTrainer
 from ._on_policy import OnPolicyTrainer as OnPolicyTrainer
+from ._pqn import PQNTrainer as PQNTrainer
 
 __all__ = [
     "OffPolicyTrainer",
     "OfflineState",
     "OfflineTrainer",
     "OnPolicyTrainer",
+    "PQNTrainer",
     "RLState",
     "ReplayBuffer",
     "collect",

@@ -31,7 +31,7 @@ from .._validate import (
     check_positive_int,
     key_batch_size,
 )
-from ._envs import ActionBounds, agent_factory, agent_name, example_action, flat_obs_shape
+from ._envs import ActionBounds, agent_factory, agent_name, example_action
 from ._envs import resolve_env as resolve_env
 from ._evaluate import greedy_means, local_keys
 
@@ -174,7 +174,7 @@ class RLTrainer(Traceable, BaseTrainer):
         )
         self.env = resolve_env(env, env_kwargs)
         self.eval_env = self.env.replace(autoreset=False)
-        self.obs_shape = flat_obs_shape(self.env)
+        self.obs_shape = tuple(self.env.obs_shape)  # the agent's create checks the shape
         self.discrete = bool(self.env.discrete)
         self.num_envs = check_positive_int(num_envs, "num_envs", "e.g. num_envs=4")
         self.n_devices = check_n_devices(n_devices)

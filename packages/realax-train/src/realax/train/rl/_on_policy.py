@@ -177,6 +177,11 @@ class OnPolicyTrainer(RLTrainer):
             state = state.replace(hidden=state.agent.initial_hidden(self.num_envs))
         return state
 
+    def _policy(self, state: RLState) -> Any:
+        """The per-environment ``(obs, key) -> agent.act(...)`` of a rollout from ``state``."""
+        agent = state.agent
+        return lambda o, k: agent.act(o, seed=k)
+
     def _rollout(
         self, state: RLState, key: jax.Array, axis: str | None = None
     ) -> tuple[tuple, dict, tuple]:
@@ -188,13 +193,12 @@ class OnPolicyTrainer(RLTrainer):
         """
         agent = state.agent
         env = self.env
+        act = self._policy(state)
 
         def env_step(carry, k):
             env_state, obs, ep_ret, ep_len = carry
             keys = self._local_keys(k, self.num_envs, axis, parts=2)
-            actions, log_probs, values = jax.vmap(lambda o, k: agent.act(o, seed=k))(
-                obs, keys[:, 0]
-            )
+            actions, log_probs, values = jax.vmap(act)(obs, keys[:, 0])
             next_obs, env_state, reward, term, trunc, info = self._env_step(
                 env, keys[:, 1], env_state, self.env_action(actions)
             )

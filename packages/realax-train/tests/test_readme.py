@@ -36,12 +36,7 @@ def test_readme_es_snippet():
     np.testing.assert_array_equal(final_es_state_.best_fitness, final_es_state.best_fitness)
 
     evolved_prms, final_es_state, data = evolve(
-        prms + 1.0,
-        rastrigin,
-        jr.key(1),
-        popsize=32,
-        strategy="DES",
-        steps=64,
+        prms + 1.0, rastrigin, jr.key(1), popsize=32, strategy="DES", steps=64,
         return_best=True,  # evolve returns the distribution's mean by default (issue #16)
     )
     assert evolved_prms.shape == (dims,)
@@ -52,10 +47,7 @@ def test_readme_es_snippet():
 def test_readme_grad_snippet():
     initializer = lambda key: jr.normal(key, (2,))
     trainer = rx.OptaxTrainer(
-        epochs=64,
-        optimizer="adamw",
-        initializer=initializer,
-        loss_fn=rastrigin,
+        epochs=64, optimizer="adamw", initializer=initializer, loss_fn=rastrigin,
         learning_rate=1e-3,
     )
     final_state, metrics = trainer.init_and_train(jr.key(2))

@@ -6,7 +6,7 @@ import dataclasses
 import functools
 import math
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import flax.linen as nn
 import jax
@@ -15,7 +15,9 @@ from flax import struct
 from jax import Array
 
 from . import _common as c
+from . import _hparams as hp
 from ._batches import Transition, as_transition
+from ._hparams import check_hparams
 from ._networks import ACTIVATIONS, ContinuousActor, Ensemble, StateActionCritic
 from ._protocols import OffPolicyAgent
 from ._train_state import TrainState, nonpytree_field, target_update
@@ -141,9 +143,22 @@ class SAC(struct.PyTreeNode):
     temperature: TrainState
     key: jax.Array
     config: SACConfig = nonpytree_field()
+    #: traced config numbers (``create(..., hparams=)``), float32 scalars; empty by default
+    hparams: dict = struct.field(default_factory=dict)
+
+    #: the config numbers ``create(..., hparams=)`` can trace (optimiser rates: not yet)
+    TRACEABLE: ClassVar[tuple[str, ...]] = ("discount", "tau")
 
     @classmethod
-    def create(cls, key: Array | int, observations: Array, actions: Array, **config: Any) -> SAC:
+    def create(
+        cls,
+        key: Array | int,
+        observations: Array,
+        actions: Array,
+        *,
+        hparams: Mapping[str, float] | None = None,
+        **config: Any,
+    ) -> SAC:
         """Initialise actor, twin critics (and their targets) and the temperature.
 
         From a PRNG ``key``, example ``observations`` (float ``(obs_dim,)`` or ``(B, obs_dim)``)
@@ -157,6 +172,7 @@ class SAC(struct.PyTreeNode):
             -2.0
         """
         cfg = c.build_config(SACConfig, "SAC", config)
+        traced = check_hparams("SAC", hparams, cls.TRACEABLE, cfg)
         rng = c.as_key("SAC", key)
         action_dim = c.continuous_action_dim("SAC", actions)
         obs = c.observation_example("SAC", observations)
@@ -185,6 +201,7 @@ class SAC(struct.PyTreeNode):
             temperature=c.init_state(temp_def, temp_key, tx=c.make_optimizer(cfg.temperature_lr)),
             key=new_key,
             config=cfg,
+            hparams=traced,
         )
 
     @functools.partial(jax.jit, static_argnames=("pmap_axis",))
@@ -218,7 +235,7 @@ class SAC(struct.PyTreeNode):
         next_q = jnp.min(self.target_critic(next_obs, next_actions), axis=0)
         if cfg.backup_entropy:
             next_q = next_q - alpha * next_log_probs
-        target_q = jax.lax.stop_gradient(rewards + cfg.discount * masks * next_q)
+        target_q = jax.lax.stop_gradient(rewards + hp.value(self, "discount") * masks * next_q)
 
         def critic_loss_fn(params: Any) -> tuple[jax.Array, dict[str, jax.Array]]:
             qs = self.critic(obs, actions, params=params)
@@ -252,7 +269,7 @@ class SAC(struct.PyTreeNode):
         new_temperature, temp_info = self.temperature.apply_loss_fn(
             loss_fn=temperature_loss_fn, pmap_axis=axis, has_aux=True
         )
-        new_target = target_update(new_critic, self.target_critic, cfg.tau)
+        new_target = target_update(new_critic, self.target_critic, hp.value(self, "tau"))
         info = c.mean_info({**critic_info, **actor_info, **temp_info})
         new = self.replace(actor=new_actor, critic=new_critic, target_critic=new_target)
         return new.replace(temperature=new_temperature, key=key), info

@@ -5,14 +5,16 @@ from __future__ import annotations
 import dataclasses
 import functools
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import jax
 import jax.numpy as jnp
 from flax import struct
 
 from . import _common as c
+from . import _hparams as hp
 from ._batches import Transition, as_transition
+from ._hparams import check_hparams
 from ._networks import ACTIVATIONS, DeterministicActor, Ensemble, StateActionCritic
 from ._protocols import OffPolicyAgent
 from ._train_state import TrainState, nonpytree_field, target_update
@@ -133,13 +135,26 @@ class TD3(struct.PyTreeNode):
     target_critic: TrainState
     key: jax.Array
     config: TD3Config = nonpytree_field()
+    #: traced config numbers (``create(..., hparams=)``), float32 scalars; empty by default
+    hparams: dict = struct.field(default_factory=dict)
+
+    #: the config numbers ``create(..., hparams=)`` can trace (optimiser rates: not yet)
+    TRACEABLE: ClassVar[tuple[str, ...]] = ("discount", "tau")
 
     @classmethod
     def _config_cls(cls) -> type[TD3Config]:
         return TD3Config
 
     @classmethod
-    def create(cls, key: Any, observations: jax.Array, actions: jax.Array, **config: Any) -> Any:
+    def create(
+        cls,
+        key: Any,
+        observations: jax.Array,
+        actions: jax.Array,
+        *,
+        hparams: Mapping[str, float] | None = None,
+        **config: Any,
+    ) -> Any:
         """Initialise actor, critics and their targets (same parameters).
 
         From a PRNG ``key`` (or an int seed), an example ``observations`` (float
@@ -154,6 +169,7 @@ class TD3(struct.PyTreeNode):
         """
         owner = cls.__name__
         cfg = c.build_config(cls._config_cls(), owner, config)
+        traced = check_hparams(owner, hparams, cls.TRACEABLE, cfg)
         key = c.as_key(owner, key)
         action_dim = c.continuous_action_dim(owner, actions)
         obs = c.observation_example(owner, observations)
@@ -176,6 +192,7 @@ class TD3(struct.PyTreeNode):
             target_critic=TrainState.create(critic_def, critic.params),
             key=key,
             config=cfg,
+            hparams=traced,
         )
 
     def _critic_step(self, batch: Transition, key: jax.Array, axis: Any) -> tuple[Any, dict]:
@@ -188,7 +205,9 @@ class TD3(struct.PyTreeNode):
             next_actions = jnp.clip(next_actions + noise, -1.0, 1.0)
         next_q = jnp.min(self.target_critic(batch.next_obs, next_actions), axis=0)
         rewards = jnp.asarray(batch.rewards, jnp.float32)
-        target_q = jax.lax.stop_gradient(rewards + cfg.discount * batch.masks * next_q)
+        target_q = jax.lax.stop_gradient(
+            rewards + hp.value(self, "discount") * batch.masks * next_q
+        )
 
         def loss_fn(params: Any) -> tuple[jax.Array, dict[str, jax.Array]]:
             qs = self.critic(batch.obs, actions, params=params)
@@ -234,7 +253,7 @@ class TD3(struct.PyTreeNode):
         new_critic, critic_info = self._critic_step(batch, noise_key, axis)
         new_actor, actor_info = self._actor_step(batch, new_critic, axis)
         actor_turn = (new_critic.step % cfg.policy_delay) == 0
-        tau = jnp.where(actor_turn, cfg.tau, 0.0)
+        tau = jnp.where(actor_turn, hp.value(self, "tau"), 0.0)
         new = self.replace(
             actor=_select(actor_turn, new_actor, self.actor),
             critic=new_critic,

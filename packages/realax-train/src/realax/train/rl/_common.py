@@ -13,12 +13,10 @@ import realax.tasks as rt
 from flax import struct
 from jax import lax
 from jax.sharding import PartitionSpec as P
-from realax.agents import with_hparams
 
 from .. import _loops
 from .._algorithm import Algorithm
 from .._base import BaseTrainer
-from .._hparams import Traceable, initial_hparams, scalar_floats
 from .._mesh import AXIS, make_mesh
 from .._protocols import Logger
 from .._validate import (
@@ -34,6 +32,7 @@ from .._validate import (
 from ._envs import ActionBounds, agent_factory, agent_name, example_action
 from ._envs import resolve_env as resolve_env
 from ._evaluate import greedy_means, local_keys
+from ._traced import TracedRL
 
 __all__ = ["RLState", "default_rl_metrics"]
 
@@ -159,7 +158,7 @@ def with_carry(state: RLState, carry: tuple, fields: tuple[str, ...] = ENV_CARRY
     return state.replace(**dict(zip(fields, carry, strict=True)), **other)
 
 
-class RLTrainer(Traceable, BaseTrainer):
+class RLTrainer(TracedRL, BaseTrainer):
     """What the on- and off-policy trainers share (not public).
 
     A subclass validates its own arguments, calls :meth:`_setup_env`, :meth:`_setup_eval` and
@@ -247,26 +246,6 @@ class RLTrainer(Traceable, BaseTrainer):
         raise ValueError(
             f"{name} needs discrete actions; {env} has continuous actions: use SAC or PPO"
         ) from None
-
-    # -- traced hyperparameters ----------------------------------------------------------
-
-    def _agent_sweepable(self, config: Any) -> dict[str, float]:
-        """The agent's traceable config numbers (``Agent.TRACEABLE``) that are set."""
-        return scalar_floats(config, getattr(type(self._abstract), "TRACEABLE", ()))
-
-    def _trace(self, values: dict[str, float]) -> None:
-        self._abstract = self._abstract_agent()  # fails here if the agent refuses a name
-        self.algorithm = Algorithm(self._init_traced, self._step_traced, None, "episode_return")
-
-    def _init_traced(self, key: jax.Array, data: Any, hparams: dict | None = None) -> RLState:
-        if hparams is None:
-            hparams = initial_hparams(list(self.traced_values), self.traced_values)
-        state = self._initialize(key, data).replace(hparams=hparams)
-        return state.replace(agent=with_hparams(state.agent, hparams))
-
-    def _step_traced(self, state: RLState, data: Any, consts: Any, keys: Any):
-        state = state.replace(agent=with_hparams(state.agent, state.hparams))
-        return self._step(state, data, consts, keys)
 
     # -- pieces used inside the compiled step ------------------------------------------
 

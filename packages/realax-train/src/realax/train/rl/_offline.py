@@ -41,6 +41,7 @@ class OfflineState(struct.PyTreeNode):
         step: int32 number of completed gradient steps.
         key: typed PRNG key; step ``t`` uses ``jax.random.fold_in(key, t)``.
         data: unused (kept for the shared trainer interface), None.
+        hparams: traced hyperparameters (issue 17); empty: OfflineTrainer traces none yet.
     """
 
     agent: Any
@@ -48,6 +49,7 @@ class OfflineState(struct.PyTreeNode):
     step: jax.Array
     key: jax.Array
     data: Any = None
+    hparams: dict = struct.field(default_factory=dict)
 
 
 class OfflineTrainer(BaseTrainer):

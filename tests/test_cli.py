@@ -39,9 +39,19 @@ def _env(tmp_path: Path) -> dict[str, str]:
     return env
 
 
+def no_render(args: tuple[str, ...] | list[str]) -> list[str]:
+    """``args`` with ``--no-render`` added to an evolve/train command that does not choose:
+    the end-of-run rollout.gif is tested in test_cli_render.py, and drawing it costs seconds
+    in each of the many runs here."""
+    args = list(args)
+    if args[:1] in (["evolve"], ["train"]) and not {"--render", "--no-render"} & set(args):
+        args.append("--no-render")
+    return args
+
+
 def realax(tmp_path: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [*COMMAND, *args],
+        [*COMMAND, *no_render(args)],
         cwd=tmp_path,
         env=_env(tmp_path),
         capture_output=True,

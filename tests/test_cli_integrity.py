@@ -12,7 +12,7 @@ from pathlib import Path
 import realax.log as rlog
 from test_cli import COMMAND, SMALL, _env, _error_line, _ok, _summary, realax
 
-EVOLVE = ["evolve", "CartPole-v1", "--ckpt-freq", "5", *SMALL]
+EVOLVE = ["evolve", "CartPole-v1", "--ckpt-freq", "5", "--no-render", *SMALL]
 LONG = 400  # generations: long enough that a signal sent after the first checkpoint lands mid-run
 
 

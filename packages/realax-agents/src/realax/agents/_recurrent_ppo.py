@@ -15,8 +15,8 @@ from jax import Array
 from . import _common as c
 from ._batches import Rollout, as_rollout
 from ._networks import ACTIVATIONS
-from ._ppo import (
-    PPOConfig,
+from ._ppo import PPOConfig
+from ._ppo_parts import (
     minibatch_data,
     ppo_objective,
     ppo_optimizer,

@@ -32,6 +32,7 @@ from .._validate import (
 from ._envs import ActionBounds, agent_factory, agent_name, example_action, flat_obs_shape
 from ._envs import resolve_env as resolve_env
 from ._evaluate import greedy_means, local_keys
+from ._normalize import Normalizer
 
 __all__ = ["RLState", "default_rl_metrics"]
 
@@ -51,6 +52,8 @@ class RLState(struct.PyTreeNode):
         key: typed PRNG key; train step ``t`` uses ``jax.random.fold_in(key, t)``.
         buffer: the `ReplayBuffer` of an off-policy run, else None.
         data: unused (kept for the shared trainer interface), None.
+        norm: the `NormState` (running observation / return statistics) of a run with
+            ``normalize_obs`` or ``normalize_reward``, else None.
     """
 
     agent: Any
@@ -64,6 +67,7 @@ class RLState(struct.PyTreeNode):
     key: jax.Array
     buffer: Any = None
     data: Any = None
+    norm: Any = None
 
 
 def default_rl_metrics(state: Any, data: Mapping[str, Any]) -> tuple[dict, Any, jax.Array]:
@@ -132,7 +136,7 @@ def _state_specs(state: RLState) -> RLState:
         buffer = state.buffer.replace(data=P(AXIS), pos=P(), size=P())
     specs: dict[str, Any] = {name: P(AXIS) for name in _SPLIT}
     specs.update({name: P() for name in _REPLICATED})
-    return RLState(**specs, buffer=buffer)
+    return RLState(**specs, buffer=buffer, norm=Normalizer.specs(state.norm))
 
 
 #: the RLState fields a rollout carries from step to step, in the order of its carry tuple
@@ -157,6 +161,13 @@ class RLTrainer(BaseTrainer):
     ``_local_step(state, axis)`` and ``env_action(actions)``; its
     algorithm is ``Algorithm(self._initialize, self._step, None, "episode_return")``.
     """
+
+    _norm = Normalizer()  # off unless a subclass calls _setup_norm
+
+    def _setup_norm(self, normalize_obs, normalize_reward, obs_clip, reward_clip, gamma) -> None:
+        self._norm = Normalizer.checked(
+            normalize_obs, normalize_reward, obs_clip, reward_clip, gamma
+        )
 
     def _setup_env(self, train_steps: int, env: Any, env_kwargs: Any, num_envs, n_devices) -> None:
         self.train_steps = check_positive_int(
@@ -266,6 +277,7 @@ class RLTrainer(BaseTrainer):
             step=jnp.zeros((), jnp.int32),
             key=k_run,
             buffer=buffer,
+            norm=self._norm.init(self.obs_shape, self.num_envs),
         )
 
     _track_episodes = staticmethod(track_episodes)
@@ -297,7 +309,8 @@ class RLTrainer(BaseTrainer):
         if self.eval_episodes:
             new_step = state.step + 1
             active = jnp.logical_or(new_step % self.eval_freq == 0, new_step == self.train_steps)
-            ret, length = self._evaluate(new.agent, key, active, axis)
+            policy = self._norm.policy(new.agent, new.norm)
+            ret, length = self._evaluate(policy, key, active, axis)
             eval_return = jnp.where(active, ret, state.eval_return)
             eval_info = {"eval_length": jnp.where(active, length, jnp.nan)}
         new = new.replace(eval_return=eval_return, step=state.step + 1)
@@ -335,6 +348,16 @@ class RLTrainer(BaseTrainer):
         return fn(state)
 
     # -- public ------------------------------------------------------------------------
+
+    def policy(self, state: RLState) -> Any:
+        """What acts for this run outside training (`evaluate`, `collect`, ``realax eval``):
+        ``state.agent``, or with ``normalize_obs`` a `NormalizedAgent` that carries the
+        observation statistics of ``state``.
+
+        Example:
+            >>> returns, _ = evaluate(trainer.policy(state), trainer.env, key, episodes=8)  # doctest: +SKIP
+        """
+        return self._norm.policy(state.agent, state.norm)
 
     def initialize(self, key: jax.Array, data: Any = None) -> RLState:
         """Initial `RLState`: a fresh agent, reset environments (and an empty replay buffer).

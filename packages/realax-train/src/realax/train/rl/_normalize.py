@@ -211,3 +211,19 @@ class Normalizer:
         if norm is None or norm.obs is None:
             return agent
         return NormalizedAgent(agent=agent, obs_stats=norm.obs, clip=self.obs_clip)
+
+    def sampler(self, buffer: Any, norm: NormState | None) -> Any:
+        """``sample(key, n)`` of ``buffer``: minibatches of raw `Transition` rows normalised
+        with ``norm`` (observations, next observations and rewards)."""
+        if norm is None:
+            return buffer.sample
+
+        def sample(key: jax.Array, n: int) -> Any:
+            batch = buffer.sample(key, n)
+            return batch.replace(
+                obs=self.obs(norm, batch.obs),
+                next_obs=self.obs(norm, batch.next_obs),
+                rewards=self.rewards(norm, batch.rewards),
+            )
+
+        return sample

@@ -164,10 +164,8 @@ class RLTrainer(BaseTrainer):
 
     _norm = Normalizer()  # off unless a subclass calls _setup_norm
 
-    def _setup_norm(self, normalize_obs, normalize_reward, obs_clip, reward_clip, gamma) -> None:
-        self._norm = Normalizer.checked(
-            normalize_obs, normalize_reward, obs_clip, reward_clip, gamma
-        )
+    def _setup_norm(self, *options: Any) -> None:  # normalize_obs, ..., reward_clip, gamma
+        self._norm = Normalizer.checked(*options)
 
     def _setup_env(self, train_steps: int, env: Any, env_kwargs: Any, num_envs, n_devices) -> None:
         self.train_steps = check_positive_int(
@@ -351,12 +349,7 @@ class RLTrainer(BaseTrainer):
 
     def policy(self, state: RLState) -> Any:
         """What acts for this run outside training (`evaluate`, `collect`, ``realax eval``):
-        ``state.agent``, or with ``normalize_obs`` a `NormalizedAgent` that carries the
-        observation statistics of ``state``.
-
-        Example:
-            >>> returns, _ = evaluate(trainer.policy(state), trainer.env, key, episodes=8)  # doctest: +SKIP
-        """
+        ``state.agent``, or with ``normalize_obs`` a `NormalizedAgent` holding its statistics."""
         return self._norm.policy(state.agent, state.norm)
 
     def initialize(self, key: jax.Array, data: Any = None) -> RLState:

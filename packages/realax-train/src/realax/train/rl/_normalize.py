@@ -20,6 +20,7 @@ from jax.sharding import PartitionSpec as P
 from realax.tasks import RunningStats, merge_stats
 
 from .._mesh import AXIS
+from .._validate import check_bool
 
 __all__ = ["NormState", "NormalizedAgent", "Normalizer"]
 
@@ -138,12 +139,9 @@ class Normalizer:
     @classmethod
     def checked(cls, normalize_obs: Any, normalize_reward: Any, obs_clip, reward_clip, gamma):
         """The options, each checked (errors name the argument)."""
-        for name, value in (("normalize_obs", normalize_obs), ("normalize_reward", normalize_reward)):
-            if not isinstance(value, bool):
-                raise TypeError(f"{name} must be True or False (got {name}={value!r})")
         return cls(
-            normalize_obs,
-            normalize_reward,
+            check_bool(normalize_obs, "normalize_obs"),
+            check_bool(normalize_reward, "normalize_reward"),
             _checked_clip(obs_clip, "obs_clip"),
             _checked_clip(reward_clip, "reward_clip"),
             float(gamma),

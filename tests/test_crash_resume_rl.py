@@ -1,5 +1,6 @@
-"""Crash and resume for the RL trainers: a PPO (OnPolicyTrainer) and a DQN (OffPolicyTrainer,
-whose replay buffer is part of the checkpoint) run on gymnax CartPole, killed with SIGKILL at a
+"""Crash and resume for the RL trainers: a PPO (OnPolicyTrainer), a DQN (OffPolicyTrainer,
+whose replay buffer is part of the checkpoint) and a PPO with observation and reward
+normalisation (its running statistics are part of the checkpoint) run on gymnax CartPole, killed with SIGKILL at a
 random point after its first checkpoint and started again, ends bit-identical to an
 uninterrupted run, with every step's metrics written once.
 
@@ -52,10 +53,12 @@ SCRIPT = textwrap.dedent(
     def train(kind, ckpt_dir, out):
         logger = rlog.Logger(wandb_log=False, metrics_fn=default_rl_metrics, ckpt_dir=ckpt_dir,
                              ckpt_freq=4, resume=True)
-        if kind == "ppo":
+        if kind.startswith("ppo"):  # ppo-norm: with observation and reward normalisation
+            norm = kind == "ppo-norm"
             trainer = OnPolicyTrainer(
                 PPO, "CartPole-v1", num_envs=4, num_steps=8, train_steps=STEPS,
                 eval_episodes=0, logger=Throttled(logger),
+                normalize_obs=norm, normalize_reward=norm,
                 agent_kwargs=dict(hidden_dims=(8,), num_minibatches=2, update_epochs=1))
         else:  # a 64-row buffer: it wraps around several times before the end
             trainer = OffPolicyTrainer(
@@ -81,7 +84,7 @@ SCRIPT = textwrap.dedent(
     """
 )
 
-KINDS = ("ppo", "dqn")
+KINDS = ("ppo", "dqn", "ppo-norm")
 
 
 def _kill_after_first_checkpoint(procs: dict, root: Path, timeout: float = 200.0) -> dict:
@@ -156,5 +159,5 @@ def test_sigkill_then_restart_is_bit_identical_to_an_uninterrupted_run(runs, kin
     ref_rows = rlog.read_metrics(runs["ref_root"] / kind)
     assert [r["step"] for r in rows] == list(range(1, STEPS + 1))
     assert rows == ref_rows
-    assert ref_rows[-1]["env_steps"] == STEPS * (32 if kind == "ppo" else 8)
+    assert ref_rows[-1]["env_steps"] == STEPS * (32 if kind.startswith("ppo") else 8)
     assert sp.steps_on_disk(runs["root"] / kind) == list(range(4, STEPS + 1, 4))

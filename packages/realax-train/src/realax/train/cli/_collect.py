@@ -90,10 +90,7 @@ def collect(args: CollectArgs) -> int:
     run_dir = Path(args.run).expanduser()
     module: Any = _offline if args.saved.algo in OFFLINE_ALGOS else _rl
     setup = module.build(args.saved, devices=1)
-    agent, source = saved_policy(
-        setup, run_dir, _rl.KIND,
-        like=lambda: setup.initial_state().agent, of_state=lambda s: s.agent,
-    )  # fmt: skip
+    agent, source = saved_policy(setup, run_dir, _rl.KIND, **_rl.policy_parts(setup))
     trainer = setup.trainer
     data = rl.collect(agent, trainer.env, jax.random.key(args.seed), num_steps=args.steps,
                       num_envs=args.num_envs, epsilon=args.epsilon,

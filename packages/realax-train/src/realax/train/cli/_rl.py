@@ -91,6 +91,8 @@ def build(config: TrainConfig, *, eval_episodes: int | None = None, devices=None
         "env_kwargs": {"max_steps": config.max_steps} if config.max_steps else None,
         "eval_episodes": eval_episodes or config.eval_episodes,
         "n_devices": devices or config.devices,
+        "normalize_obs": bool(config.normalize_obs),
+        "normalize_reward": bool(config.normalize_reward),
     }
     trainer: Any
     try:
@@ -116,7 +118,7 @@ def finish(setup: RLSetup, run_dir: Path, session: Session) -> int:
     import realax.log as rlog
 
     config, trainer, state = setup.config, setup.trainer, session.state
-    save_pytree(run_dir / POLICY_FILE, state.agent)
+    save_pytree(run_dir / POLICY_FILE, trainer.policy(state))
     rows = rlog.read_metrics(run_dir)
     returns = [r["episode_return"] for r in rows if _finite(r.get("episode_return"))]
     shown = [m for m in ("episode_return", "eval_return") if rows and m in rows[-1]]
@@ -198,15 +200,20 @@ def resume(config: TrainConfig, run_dir: Path) -> int:
     )
 
 
+def policy_parts(setup: Any) -> dict[str, Any]:
+    """``like`` / ``of_state`` of :func:`saved_policy` for a run: its policy (the agent, or
+    with ``--normalize-obs`` the agent with its observation statistics)."""
+    policy = getattr(setup.trainer, "policy", lambda state: state.agent)
+    return {"like": lambda: policy(setup.initial_state()), "of_state": policy}
+
+
 def eval_policy(
     config: TrainConfig, run_dir: Path, episodes: int, seed: int, build: Any = build
 ) -> int:
     """``realax eval`` of a train run: the saved agent (else the latest checkpoint's);
     ``build`` makes the setup (the offline commands pass theirs)."""
     setup = build(config, eval_episodes=episodes, devices=1)
-    agent, source = saved_policy(
-        setup, run_dir, KIND, like=lambda: setup.initial_state().agent, of_state=lambda s: s.agent
-    )
+    agent, source = saved_policy(setup, run_dir, KIND, **policy_parts(setup))
     from realax.train import rl
 
     trainer = setup.trainer

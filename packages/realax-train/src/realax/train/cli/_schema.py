@@ -138,6 +138,12 @@ class TrainConfig(RunConfig):
     width: int = key(64, POSITIVE, "hidden width of the networks", "W")
     depth: int = key(2, POSITIVE, "hidden layers of the networks", "D")
     devices: int = key(1, POSITIVE, "split the environments over N devices", "N")
+    normalize_obs: bool = key(
+        False, BOOL, "ppo, dqn, sac: normalise observations with running statistics"
+    )
+    normalize_reward: bool = key(
+        False, BOOL, "ppo, dqn, sac: scale rewards by the discounted return's running std"
+    )
     buffer_size: int | None = key(
         None,
         POSITIVE,

@@ -1,8 +1,8 @@
 """Crash and resume for the RL trainers: a PPO (OnPolicyTrainer), a DQN (OffPolicyTrainer,
 whose replay buffer is part of the checkpoint) and a PPO with observation and reward
-normalisation (its running statistics are part of the checkpoint) run on gymnax CartPole, killed with SIGKILL at a
-random point after its first checkpoint and started again, ends bit-identical to an
-uninterrupted run, with every step's metrics written once.
+normalisation (its running statistics are part of the checkpoint) run on gymnax CartPole,
+killed with SIGKILL at a random point after its first checkpoint and started again, ends
+bit-identical to an uninterrupted run, with every step's metrics written once.
 
 The training script (SCRIPT below) is what a user would write: it resumes from its ckpt_dir
 when a checkpoint exists, else starts fresh. Each step is throttled to ~25 ms by a host

@@ -92,7 +92,7 @@ def test_cli_normalize_through_train_eval_and_collect(tmp_path, monkeypatch, cap
               "--normalize-obs", "--normalize-reward", "--eval-episodes", "2", *small])
         == 0
     )  # fmt: skip
-    assert 'normalize_obs = true' in (run_dir / "config.toml").read_text()
+    assert "normalize_obs = true" in (run_dir / "config.toml").read_text()
     assert main(["eval", str(run_dir), "--episodes", "3"]) == 0
     out = tmp_path / "data.npz"
     assert main(["collect", str(run_dir), "--steps", "64", "--out", str(out)]) == 0

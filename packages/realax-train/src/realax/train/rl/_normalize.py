@@ -17,7 +17,7 @@ import jax.numpy as jnp
 from flax import struct
 from jax import lax
 from jax.sharding import PartitionSpec as P
-from realax.tasks import RunningStats, merge_stats
+from realax.tasks import RunningStats
 
 from .._mesh import AXIS
 from .._validate import check_bool
@@ -86,17 +86,50 @@ def _checked_clip(value: Any, name: str) -> float:
     return float(value)
 
 
+def _merge_pair(a: RunningStats, b: RunningStats) -> RunningStats:
+    """Chan's merge of two statistics (or of two stacks, pair by pair), elementwise only."""
+    count = a.count + b.count
+    feat = (1,) * (a.mean.ndim - a.count.ndim)
+    n = jnp.maximum(count, 1.0).reshape(count.shape + feat)
+    na, nb = a.count.reshape(n.shape), b.count.reshape(n.shape)
+    delta = b.mean - a.mean
+    # the barrier rounds the products before the sums (no fused multiply-add in one program
+    # and not in another)
+    step, spread = lax.optimization_barrier((delta * (nb / n), jnp.square(delta) * (na * nb / n)))
+    mean = a.mean + step
+    m2 = (a.m2 + b.m2) + spread
+    return RunningStats(count=count, mean=mean, m2=m2)
+
+
+def _tree_merge(stats: RunningStats) -> RunningStats:
+    """Merge a stack of statistics (leading axis) pairwise in a fixed tree.
+
+    Elementwise operations only: a reduction's summation order depends on how XLA fuses it
+    with its neighbours, which differs between one device and several; a fixed tree of
+    elementwise merges gives the same bits in every program. Zero-count padding is exact.
+    """
+    size = stats.count.shape[0]
+    width = 1 << max(0, size - 1).bit_length()
+    stats = jax.tree.map(lambda x: jnp.pad(x, [(0, width - size)] + [(0, 0)] * (x.ndim - 1)), stats)
+    while width > 1:
+        width //= 2
+        stats = _merge_pair(*(jax.tree.map(lambda x, i=i: x[i::2], stats) for i in (0, 1)))
+    return jax.tree.map(lambda x: x[0], stats)
+
+
 def _exact_stats(xs: jax.Array, axis: str | None) -> RunningStats:
     """Statistics of a ``(time, local envs, ...)`` batch, the same bits on any device split.
 
-    Each environment's column is summarised on its own device; the per-environment pieces
-    are gathered in global environment order (device order) and merged in one Chan merge,
-    so a run on several devices computes exactly what one device computes.
+    Each environment's steps are merged over time on its own device, the per-environment
+    pieces are gathered in global environment order (device order) and merged again, both in
+    a fixed tree of elementwise merges, so several devices compute exactly what one does.
     """
-    per_env = jax.vmap(RunningStats.from_batch, in_axes=1)(xs)
+    xs = jnp.asarray(xs, jnp.float32)
+    ones = jnp.ones(xs.shape[:2], jnp.float32)
+    per_env = _tree_merge(RunningStats(count=ones, mean=xs, m2=jnp.zeros_like(xs)))
     if axis is not None:
         per_env = jax.tree.map(lambda x: lax.all_gather(x, axis, tiled=True), per_env)
-    return merge_stats(per_env)
+    return _tree_merge(per_env)
 
 
 def discounted_returns(start: jax.Array, rewards: jax.Array, dones: jax.Array, gamma: float):
@@ -198,10 +231,12 @@ class Normalizer:
         if norm is None:
             return None
         if norm.obs is not None:
-            norm = norm.replace(obs=norm.obs.merge(_exact_stats(obs, axis)))
+            norm = norm.replace(obs=_merge_pair(norm.obs, _exact_stats(obs, axis)))
         if norm.ret is not None:
             returns, end = discounted_returns(norm.disc_return, rewards, dones, self.gamma)
-            norm = norm.replace(ret=norm.ret.merge(_exact_stats(returns, axis)), disc_return=end)
+            norm = norm.replace(
+                ret=_merge_pair(norm.ret, _exact_stats(returns, axis)), disc_return=end
+            )
         return norm
 
     def policy(self, agent: Any, norm: NormState | None) -> Any:

@@ -38,6 +38,7 @@ TABLES = {
     "startup": "startup",
     "qd": "qd",
     "offline": "offline",
+    "ppo_brax": "ppo_brax",
 }
 TITLES = {
     "loop": "1. Loop overhead (no environment)",
@@ -49,6 +50,7 @@ TITLES = {
     "startup": "7. Start-up: `realax --help` and package imports",
     "qd": "8. Quality-diversity: QDTrainer vs qdax's MAPElites loop",
     "offline": "9. Offline RL: OfflineTrainer vs a hand-written update loop",
+    "ppo_brax": "10. PPO with normalisation on brax inverted_pendulum vs brax's ppo.train",
 }
 
 

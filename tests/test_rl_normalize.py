@@ -125,7 +125,9 @@ def test_ppo_with_normalisation_learns_brax_inverted_pendulum():
     trainer = OnPolicyTrainer(
         PPO, "inverted_pendulum", num_envs=16, num_steps=64, train_steps=100, anneal_lr=True,
         eval_freq=100, eval_episodes=8, normalize_obs=True, normalize_reward=True,
-        agent_kwargs=dict(hidden_dims=(32, 32), num_minibatches=4, update_epochs=4),
+        agent_kwargs=dict(
+            hidden_dims=(32, 32), num_minibatches=4, update_epochs=4, learning_rate=3e-4
+        ),
     )  # fmt: skip
     state, _ = trainer.init_and_train(jax.random.key(0))
     assert float(state.eval_return) >= 500, float(state.eval_return)

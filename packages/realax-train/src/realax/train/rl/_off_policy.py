@@ -276,7 +276,7 @@ class OffPolicyTrainer(RLTrainer):
             env_step, carry_of(state, _CARRY), jax.random.split(k_collect, self.train_freq)
         )
         *_, buffer, env_steps = carry
-        new_norm = None if raw is None else norm.update(state.norm, *raw, axis)
+        new_norm = None if raw is None else norm.update(state.norm, raw[0], raw[1], raw[2], axis)
         sample = norm.sampler(buffer, new_norm)
 
         local_batch = self.batch_size // self.n_devices

@@ -110,11 +110,9 @@ class OffPolicyTrainer(RLTrainer):
         num_envs: int = 1,
         epsilon: float | Callable[[jax.Array], jax.Array] | None = None,
         prefill: Any = None,
-        normalize_obs: bool = False,
-        normalize_reward: bool = False,
-        obs_clip: float = 10.0,
-        reward_clip: float = 10.0,
         # the options every RL trainer shares (see RLTrainer._setup_*)
+        normalize_obs: bool = False, normalize_reward: bool = False,
+        obs_clip: float = 10.0, reward_clip: float = 10.0,
         agent_kwargs: Mapping[str, Any] | None = None, env_kwargs: Mapping[str, Any] | None = None,
         eval_freq: int | None = None, eval_episodes: int = 16, eval_max_steps: int | None = None,
         logger: Any = None, progress_bar: bool = False, n_devices: int = 1,

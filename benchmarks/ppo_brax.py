@@ -14,7 +14,7 @@ bootstraps every truncation the same way (``bootstrap_on_timeout=True``).
 * ``realax``: ``OnPolicyTrainer`` compiled with ``trainer.run`` (compile timed apart), run
   without in-loop evaluation, then ``evaluate(trainer.policy(state), ...)``;
 * ``brax``: ``ppo.train`` (with ``jax.device_put_replicated``, removed in jax 0.10, put back
-  by a four-line shim) with ``num_evals=3``: two equal training epochs, the first includes
+  by a three-line shim) with ``num_evals=3``: two equal training epochs, the first includes
   its compilation, the second is warm; env-steps/s is the second epoch's ``training/sps`` and
   compile time the first epoch's time minus the second's.
 
@@ -112,17 +112,14 @@ def realax_ppo(cfg: dict[str, Any]) -> dict[str, Any]:
 
 def _shim_device_put_replicated() -> None:
     """brax 0.14.2's trainer calls ``jax.device_put_replicated``, which jax 0.10 removed
-    (``AttributeError``): give it back, as jax's migration guide writes it (a stacked copy
-    per device, sharded over them)."""
+    (``AttributeError``): give it back (a copy per device, as a pmap output)."""
     import jax
     import jax.numpy as jnp
-    from jax.sharding import Mesh, NamedSharding
-    from jax.sharding import PartitionSpec as P
 
     def device_put_replicated(x: Any, devices: Any) -> Any:
-        sharding = NamedSharding(Mesh(list(devices), ("d",)), P("d"))
-        stack = lambda a: jax.device_put(jnp.stack([a] * len(devices)), sharding)  # noqa: E731
-        return jax.tree.map(stack, x)
+        # a pmap output, so the trainer's pmapped epoch sees the sharding it returns itself
+        # (NamedSharding inputs made the second epoch compile again)
+        return jax.pmap(lambda _: x, devices=list(devices))(jnp.arange(len(devices)))
 
     jax.device_put_replicated = device_put_replicated  # type: ignore[attr-defined]
 

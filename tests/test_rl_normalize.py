@@ -116,18 +116,20 @@ def test_cli_normalize_through_train_eval_and_collect(tmp_path, monkeypatch, cap
 
 
 def test_ppo_with_normalisation_learns_brax_inverted_pendulum():
-    """A tiny budget, 100 train steps of 16 envs x 64 steps (102,400 env steps): with
-    normalisation the greedy return reaches the 1000 maximum (seed 0, 8 episodes); the same
-    budget and seed without normalisation reach 357 (374 after 200 train steps)."""
+    """A tiny budget, 150 train steps of 16 envs x 64 steps (153,600 env steps). Measured with
+    the four keys ``jax.random.split(jax.random.key(0), 4)`` (greedy return over 8 episodes
+    after 50 / 100 / 150 train steps): with normalisation 147-844 / 1000 / 1000 on all four;
+    the same budget without it 304 / 291 / 277, 397 / 342 / 352, 356 / 327 / 587 and
+    1000 / 1000 / 1000. This test trains the first key."""
     from realax.agents import PPO
     from realax.train.rl import OnPolicyTrainer
 
     trainer = OnPolicyTrainer(
-        PPO, "inverted_pendulum", num_envs=16, num_steps=64, train_steps=100, anneal_lr=True,
-        eval_freq=100, eval_episodes=8, normalize_obs=True, normalize_reward=True,
+        PPO, "inverted_pendulum", num_envs=16, num_steps=64, train_steps=150, anneal_lr=True,
+        eval_freq=150, eval_episodes=8, normalize_obs=True, normalize_reward=True,
         agent_kwargs=dict(
             hidden_dims=(32, 32), num_minibatches=4, update_epochs=4, learning_rate=3e-4
         ),
     )  # fmt: skip
-    state, _ = trainer.init_and_train(jax.random.key(0))
+    state, _ = trainer.init_and_train(jax.random.split(jax.random.key(0), 4)[0])
     assert float(state.eval_return) >= 500, float(state.eval_return)

@@ -44,6 +44,7 @@ TABLES = {
     "render": "rendering",
     "ppo_rnn": "ppo_rnn",
     "pqn": "pqn",
+    "ppo_brax": "ppo_brax",
 }
 TITLES = {
     "loop": "1. Loop overhead (no environment)",
@@ -61,6 +62,7 @@ TITLES = {
     "render": "10. Rendering a policy: Task.render per suite vs gymnax's Visualizer",
     "ppo_rnn": "10. Recurrent PPO on CartPole with the velocities hidden (PureJaxRL's PPO-RNN)",
     "pqn": "10. PQN on CartPole-v1 and PPO on Breakout-MinAtar vs rejax",
+    "ppo_brax": "10. PPO with normalisation on brax inverted_pendulum vs brax's ppo.train",
 }
 
 

@@ -1,8 +1,9 @@
-"""Crash and resume for the RL trainers: a PPO and a recurrent PPO (OnPolicyTrainer; the GRU's
-hidden states are part of the checkpoint), a DQN (OffPolicyTrainer, whose replay buffer is
-part of the checkpoint) and a PQN (PQNTrainer) run on gymnax CartPole, killed with SIGKILL at
-a random point after its first checkpoint and started again, end bit-identical to an
-uninterrupted run, with every step's metrics written once.
+"""Crash and resume for the RL trainers: a PPO with observation and reward normalisation
+(OnPolicyTrainer; its running statistics are part of the checkpoint), a recurrent PPO (the
+GRU's hidden states are), a DQN (OffPolicyTrainer, whose replay buffer is) and a PQN
+(PQNTrainer) run on gymnax CartPole, killed with SIGKILL at a random point after its first
+checkpoint and started again, end bit-identical to an uninterrupted run, with every step's
+metrics written once.
 
 The training script (SCRIPT below) is what a user would write: it resumes from its ckpt_dir
 when a checkpoint exists, else starts fresh. Each step is throttled to ~25 ms by a host
@@ -53,12 +54,14 @@ SCRIPT = textwrap.dedent(
     def train(kind, ckpt_dir, out):
         logger = rlog.Logger(wandb_log=False, metrics_fn=default_rl_metrics, ckpt_dir=ckpt_dir,
                              ckpt_freq=4, resume=True)
-        if kind in ("ppo", "rppo"):
+        if kind in ("ppo-norm", "rppo"):
             recurrent = dict(hidden_size=8, head_dims=(8,)) if kind == "rppo" else {}
+            norm = kind == "ppo-norm"  # with observation and reward normalisation
             trainer = OnPolicyTrainer(
                 RecurrentPPO if kind == "rppo" else PPO, "CartPole-v1", num_envs=4,
                 num_steps=8, train_steps=STEPS,
                 eval_episodes=0, logger=Throttled(logger),
+                normalize_obs=norm, normalize_reward=norm,
                 agent_kwargs=dict(hidden_dims=(8,), num_minibatches=2, update_epochs=1,
                                   **recurrent))
         elif kind == "pqn":  # epsilon follows the env steps: restored from the state
@@ -90,7 +93,7 @@ SCRIPT = textwrap.dedent(
     """
 )
 
-KINDS = ("ppo", "dqn", "rppo", "pqn")
+KINDS = ("ppo-norm", "dqn", "rppo", "pqn")
 
 
 def _kill_after_first_checkpoint(procs: dict, root: Path, timeout: float = 900.0) -> dict:
@@ -168,5 +171,5 @@ def test_sigkill_then_restart_is_bit_identical_to_an_uninterrupted_run(runs, kin
     ref_rows = rlog.read_metrics(runs["ref_root"] / kind)
     assert [r["step"] for r in rows] == list(range(1, STEPS + 1))
     assert rows == ref_rows
-    assert ref_rows[-1]["env_steps"] == STEPS * {"ppo": 32, "rppo": 32, "dqn": 8, "pqn": 32}[kind]
+    assert ref_rows[-1]["env_steps"] == STEPS * (8 if kind == "dqn" else 32)
     assert sp.steps_on_disk(runs["root"] / kind) == list(range(4, STEPS + 1, 4))

@@ -122,7 +122,7 @@ def test_ppo_rollout_bootstraps_truncated_episodes_from_the_final_observation():
         env_kwargs={"max_steps": 5},
     )
     state = trainer.initialize(jax.random.key(1))
-    _, rollout, _ = jax.jit(trainer._rollout)(state, jax.random.key(2))
+    rollout = jax.jit(trainer._rollout)(state, jax.random.key(2))[1]
     dones, terms = np.asarray(rollout.dones), np.asarray(rollout.terminated)
     # a random policy keeps the pole up for 5 steps: every 5th step is a truncation
     np.testing.assert_array_equal(dones[:, 0], np.arange(1, 13) % 5 == 0)

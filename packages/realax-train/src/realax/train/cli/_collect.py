@@ -84,16 +84,12 @@ def collect(args: CollectArgs) -> int:
     from realax.train import rl
 
     from . import _offline, _rl
-    from ._run import saved_policy
     from ._schema import OFFLINE_ALGOS
 
     run_dir = Path(args.run).expanduser()
     module: Any = _offline if args.saved.algo in OFFLINE_ALGOS else _rl
     setup = module.build(args.saved, devices=1)
-    agent, source = saved_policy(
-        setup, run_dir, _rl.KIND,
-        like=lambda: setup.initial_state().agent, of_state=lambda s: s.agent,
-    )  # fmt: skip
+    agent, source = setup.saved(run_dir)
     trainer = setup.trainer
     data = rl.collect(agent, trainer.env, jax.random.key(args.seed), num_steps=args.steps,
                       num_envs=args.num_envs, epsilon=args.epsilon,

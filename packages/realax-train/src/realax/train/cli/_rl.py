@@ -128,6 +128,8 @@ def build(config: TrainConfig, *, eval_episodes: int | None = None, devices=None
         "env_kwargs": {"max_steps": config.max_steps} if config.max_steps else None,
         "eval_episodes": eval_episodes or config.eval_episodes,
         "n_devices": devices or config.devices,
+        "normalize_obs": bool(config.normalize_obs),
+        "normalize_reward": bool(config.normalize_reward),
     }
     trainer: Any
     try:
@@ -160,7 +162,7 @@ def finish(setup: RLSetup, run_dir: Path, session: Session) -> int:
     import realax.log as rlog
 
     config, trainer, state = setup.config, setup.trainer, session.state
-    save_pytree(run_dir / POLICY_FILE, state.agent)
+    save_pytree(run_dir / POLICY_FILE, trainer.policy(state))
     rows = rlog.read_metrics(run_dir)
     returns = [r["episode_return"] for r in rows if _finite(r.get("episode_return"))]
     shown = [m for m in ("episode_return", "eval_return") if rows and m in rows[-1]]

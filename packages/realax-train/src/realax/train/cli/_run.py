@@ -58,13 +58,12 @@ class Setup:
 
     def saved(self, run_dir: Path) -> tuple[Any, str]:
         """``(policy, source)``: the run's policy.msgpack, else its newest checkpoint's; here
-        the agent of an RL run (``_evolve.Setup`` overrides it). ``realax eval`` / ``render``."""
+        the policy of an RL run: its agent, or with ``--normalize-obs`` the agent with its
+        observation statistics (``trainer.policy``; ``_evolve.Setup`` overrides this).
+        ``realax eval`` / ``render`` / ``collect``."""
+        policy = getattr(self.trainer, "policy", lambda state: state.agent)
         return saved_policy(
-            self,
-            run_dir,
-            TRAIN,
-            like=lambda: self.initial_state().agent,
-            of_state=lambda s: s.agent,
+            self, run_dir, TRAIN, like=lambda: policy(self.initial_state()), of_state=policy
         )
 
 

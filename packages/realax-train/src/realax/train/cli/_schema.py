@@ -153,6 +153,12 @@ class TrainConfig(RunConfig):
         "observe only these entries of the observation, e.g. 0,2 (CartPole without velocities)",
         "I,J",
     )
+    normalize_obs: bool = key(
+        False, BOOL, "ppo, dqn, sac: normalise observations with running statistics"
+    )
+    normalize_reward: bool = key(
+        False, BOOL, "ppo, dqn, sac: scale rewards by the discounted return's running std"
+    )
     buffer_size: int | None = key(
         None,
         POSITIVE,

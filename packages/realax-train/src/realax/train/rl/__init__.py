@@ -25,6 +25,8 @@ from ._collect import collect as collect
 from ._common import RLState as RLState
 from ._common import default_rl_metrics as default_rl_metrics
 from ._evaluate import evaluate as evaluate
+from ._normalize import NormalizedAgent as NormalizedAgent
+from ._normalize import NormState as NormState
 from ._off_policy import OffPolicyTrainer as OffPolicyTrainer
 from ._offline import OfflineState as OfflineState
 from ._offline import OfflineTrainer as OfflineTrainer
@@ -32,6 +34,8 @@ from ._on_policy import OnPolicyTrainer as OnPolicyTrainer
 from ._pqn import PQNTrainer as PQNTrainer
 
 __all__ = [
+    "NormState",
+    "NormalizedAgent",
     "OffPolicyTrainer",
     "OfflineState",
     "OfflineTrainer",

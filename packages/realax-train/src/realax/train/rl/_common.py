@@ -32,6 +32,7 @@ from .._validate import (
 from ._envs import ActionBounds, agent_factory, agent_name, example_action
 from ._envs import resolve_env as resolve_env
 from ._evaluate import greedy_means, local_keys
+from ._normalize import Normalizer
 from ._traced import TracedRL
 
 __all__ = ["RLState", "default_rl_metrics"]
@@ -56,6 +57,8 @@ class RLState(struct.PyTreeNode):
         data: unused (kept for the shared trainer interface), None.
         hparams: traced hyperparameters (``trainer.traced(names)``), float32 scalars by
             name (copied into the agent before each step); empty for an untraced run.
+        norm: the `NormState` (running observation / return statistics) of a run with
+            ``normalize_obs`` or ``normalize_reward``, else None.
     """
 
     agent: Any
@@ -71,6 +74,7 @@ class RLState(struct.PyTreeNode):
     data: Any = None
     hparams: dict = struct.field(default_factory=dict)
     hidden: Any = None
+    norm: Any = None
 
 
 def default_rl_metrics(state: Any, data: Mapping[str, Any]) -> tuple[dict, Any, jax.Array]:
@@ -141,7 +145,8 @@ def _state_specs(state: RLState) -> RLState:
     specs.update({name: P() for name in _REPLICATED})
     hparams = {name: P() for name in state.hparams}
     hidden = None if state.hidden is None else P(AXIS)
-    return RLState(**specs, buffer=buffer, hparams=hparams, hidden=hidden)
+    norm = Normalizer.specs(state.norm)
+    return RLState(**specs, buffer=buffer, hparams=hparams, hidden=hidden, norm=norm)
 
 
 #: the RLState fields a rollout carries from step to step, in the order of its carry tuple
@@ -166,6 +171,11 @@ class RLTrainer(TracedRL, BaseTrainer):
     ``_local_step(state, axis)`` and ``env_action(actions)``; its
     algorithm is ``Algorithm(self._initialize, self._step, None, "episode_return")``.
     """
+
+    _norm = Normalizer()  # off unless a subclass calls _setup_norm
+
+    def _setup_norm(self, *options: Any) -> None:  # normalize_obs, ..., reward_clip, gamma
+        self._norm = Normalizer.checked(*options)
 
     def _setup_env(self, train_steps: int, env: Any, env_kwargs: Any, num_envs, n_devices) -> None:
         self.train_steps = check_positive_int(
@@ -277,6 +287,7 @@ class RLTrainer(TracedRL, BaseTrainer):
             step=jnp.zeros((), jnp.int32),
             key=k_run,
             buffer=buffer,
+            norm=self._norm.init(self.obs_shape, self.num_envs),
         )
 
     _track_episodes = staticmethod(track_episodes)
@@ -308,7 +319,8 @@ class RLTrainer(TracedRL, BaseTrainer):
         if self.eval_episodes:
             new_step = state.step + 1
             active = jnp.logical_or(new_step % self.eval_freq == 0, new_step == self.train_steps)
-            ret, length = self._evaluate(new.agent, key, active, axis)
+            policy = self._norm.policy(new.agent, new.norm)
+            ret, length = self._evaluate(policy, key, active, axis)
             eval_return = jnp.where(active, ret, state.eval_return)
             eval_info = {"eval_length": jnp.where(active, length, jnp.nan)}
         new = new.replace(eval_return=eval_return, step=state.step + 1)
@@ -346,6 +358,11 @@ class RLTrainer(TracedRL, BaseTrainer):
         return fn(state)
 
     # -- public ------------------------------------------------------------------------
+
+    def policy(self, state: RLState) -> Any:
+        """What acts for this run outside training (`evaluate`, `collect`, ``realax eval``):
+        ``state.agent``, or with ``normalize_obs`` a `NormalizedAgent` holding its statistics."""
+        return self._norm.policy(state.agent, state.norm)
 
     def initialize(self, key: jax.Array, data: Any = None) -> RLState:
         """Initial `RLState`: a fresh agent, reset environments (and an empty replay buffer).

@@ -79,6 +79,9 @@ class OffPolicyTrainer(RLTrainer):
             the agent's (integers, or continuous in ``[-1, 1]``); ``learning_starts`` still
             counts online environment steps (``learning_starts=0`` updates from the start).
             One device only for now.
+        normalize_obs, normalize_reward, obs_clip, reward_clip: as in `OnPolicyTrainer`; the
+            replay buffer keeps raw observations and rewards, normalised with the current
+            statistics when a minibatch is sampled (prefill rows are not counted in them).
         agent_kwargs, env_kwargs, eval_freq, eval_episodes, eval_max_steps, logger,
         progress_bar, n_devices: as in `OnPolicyTrainer`.
 
@@ -108,6 +111,8 @@ class OffPolicyTrainer(RLTrainer):
         epsilon: float | Callable[[jax.Array], jax.Array] | None = None,
         prefill: Any = None,
         # the options every RL trainer shares (see RLTrainer._setup_*)
+        normalize_obs: bool = False, normalize_reward: bool = False,
+        obs_clip: float = 10.0, reward_clip: float = 10.0,
         agent_kwargs: Mapping[str, Any] | None = None, env_kwargs: Mapping[str, Any] | None = None,
         eval_freq: int | None = None, eval_episodes: int = 16, eval_max_steps: int | None = None,
         logger: Any = None, progress_bar: bool = False, n_devices: int = 1,
@@ -148,6 +153,9 @@ class OffPolicyTrainer(RLTrainer):
                 )
         self.agent_config = getattr(abstract, "config", None)
         self._abstract = abstract
+
+        gamma = getattr(self.agent_config, "discount", 0.99)
+        self._setup_norm(normalize_obs, normalize_reward, obs_clip, reward_clip, gamma)
 
     def sweepable(self) -> dict[str, float]:
         """The agent's traceable config numbers (DQN: ``learning_rate``, ``discount``,
@@ -233,7 +241,7 @@ class OffPolicyTrainer(RLTrainer):
         k_collect, k_update, k_eval = jax.random.split(key, 3)
         if axis is not None:  # each device samples its own minibatches
             k_update = jax.random.fold_in(k_update, lax.axis_index(axis))
-        env = self.env
+        env, norm = self.env, self._norm
         agent = state.agent
         env_steps_per_iter = self.num_envs  # global, across devices
 
@@ -241,14 +249,15 @@ class OffPolicyTrainer(RLTrainer):
             env_state, obs, ep_ret, ep_len, buffer, env_steps = carry
             keys = self._local_keys(k, self.num_envs, axis, parts=3)
             extra = {}
+            seen = norm.obs(state.norm, obs)
             if self.discrete:
                 eps = jnp.asarray(self.epsilon(env_steps), jnp.float32)
                 actions = jax.vmap(lambda o, k: agent.sample_actions(o, seed=k, epsilon=eps))(
-                    obs, keys[:, 0]
+                    seen, keys[:, 0]
                 )
                 extra["epsilon"] = eps
             else:
-                policy = jax.vmap(lambda o, k: agent.sample_actions(o, seed=k))(obs, keys[:, 0])
+                policy = jax.vmap(lambda o, k: agent.sample_actions(o, seed=k))(seen, keys[:, 0])
                 uniform = jax.vmap(
                     lambda k: jax.random.uniform(k, policy.shape[1:], minval=-1.0, maxval=1.0)
                 )(keys[:, 2])
@@ -275,16 +284,19 @@ class OffPolicyTrainer(RLTrainer):
                 buffer,
                 env_steps + env_steps_per_iter,
             )
-            return carry, (finished, extra)
+            seen_by_norm = (obs if norm.normalize_obs else None, reward, done)
+            return carry, (finished, extra, seen_by_norm if norm.active else None)
 
-        carry, (finished, extra) = lax.scan(
+        carry, (finished, extra, raw) = lax.scan(
             env_step, carry_of(state, _CARRY), jax.random.split(k_collect, self.train_freq)
         )
         *_, buffer, env_steps = carry
+        new_norm = None if raw is None else norm.update(state.norm, raw[0], raw[1], raw[2], axis)
+        sample = norm.sampler(buffer, new_norm)
 
         local_batch = self.batch_size // self.n_devices
         info_shape = jax.eval_shape(
-            lambda a, b: a.update(b)[1], agent, buffer.sample(k_update, local_batch)
+            lambda a, b: a.update(b)[1], agent, sample(k_update, local_batch)
         )
         zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, jnp.float32), info_shape)
         ready = env_steps >= self.learning_starts
@@ -292,7 +304,7 @@ class OffPolicyTrainer(RLTrainer):
 
         def update(i, carry):
             agent, total = carry
-            batch = buffer.sample(jax.random.fold_in(k_update, i), local_batch)
+            batch = sample(jax.random.fold_in(k_update, i), local_batch)
             agent, info = agent.update(batch, pmap_axis=axis)
             total = jax.tree.map(lambda t, v: t + jnp.asarray(v, jnp.float32), total, info)
             return agent, total
@@ -302,7 +314,7 @@ class OffPolicyTrainer(RLTrainer):
         if axis is not None:
             info = lax.pmean(info, axis)
 
-        new = with_carry(state, carry, _CARRY, agent=agent)
+        new = with_carry(state, carry, _CARRY, agent=agent, norm=new_norm)
         own = {
             "updates": n_updates,
             **({"epsilon": extra["epsilon"][-1]} if "epsilon" in extra else {}),

@@ -64,6 +64,13 @@ class OnPolicyTrainer(RLTrainer):
             (num_envs * num_steps)``.
         anneal_lr: decay the agent's learning rate linearly to zero over the run (sets
             PPO's ``anneal_lr_steps`` to ``train_steps * update_epochs * num_minibatches``).
+        normalize_obs: normalise the agent's observations with running statistics of the
+            rollouts (carried in ``state.norm``, combined exactly across devices, used at
+            evaluation; `policy` hands out the agent with them).
+        normalize_reward: scale the rewards the agent learns from by the running standard
+            deviation of each environment's discounted return (the agent's ``discount``).
+        obs_clip: normalised observations are clipped to ``[-obs_clip, obs_clip]``.
+        reward_clip: scaled rewards are clipped to ``[-reward_clip, reward_clip]``.
         agent_kwargs: config of the agent (``learning_rate``, ``update_epochs``, ...).
         env_kwargs: options of ``realax.tasks.make`` (``backend``, ``episode_length``, ...).
         eval_freq: evaluate every this many train steps (default: 10 evaluations per run).
@@ -94,6 +101,8 @@ class OnPolicyTrainer(RLTrainer):
         total_env_steps: int | None = None,
         anneal_lr: bool = False,
         # the options every RL trainer shares (see RLTrainer._setup_*)
+        normalize_obs: bool = False, normalize_reward: bool = False,
+        obs_clip: float = 10.0, reward_clip: float = 10.0,
         agent_kwargs: Mapping[str, Any] | None = None, env_kwargs: Mapping[str, Any] | None = None,
         eval_freq: int | None = None, eval_episodes: int = 16, eval_max_steps: int | None = None,
         logger: Any = None, progress_bar: bool = False, n_devices: int = 1,
@@ -146,6 +155,14 @@ class OnPolicyTrainer(RLTrainer):
         self.agent_config = config
         self._abstract = abstract
 
+        gamma = getattr(config, "discount", 0.99)
+        self._setup_norm(normalize_obs, normalize_reward, obs_clip, reward_clip, gamma)
+        if self.recurrent and self._norm.active:
+            raise ValueError(
+                "OnPolicyTrainer: normalize_obs / normalize_reward are not supported with a "
+                f"recurrent agent ({type(self._abstract).__name__}) yet; drop them"
+            )
+
     def sweepable(self) -> dict[str, float]:
         """The agent's traceable config numbers (PPO: ``learning_rate``, ``discount``,
         ``gae_lambda``, ``clip_eps``, ``vf_coef``, ``ent_coef``, ``max_grad_norm``; not
@@ -184,53 +201,63 @@ class OnPolicyTrainer(RLTrainer):
 
     def _rollout(
         self, state: RLState, key: jax.Array, axis: str | None = None
-    ) -> tuple[tuple, dict, tuple]:
+    ) -> tuple[tuple, Any, tuple, Any]:
         """Collect ``num_steps`` steps of every (local) environment with the current policy.
 
         Returns the carry ``(env_state, obs, episode_return, episode_length)``, the
         `realax.agents.Rollout` of ``agent.update`` (time-major, with ``next_values`` from the
-        final observations so truncations bootstrap) and the finished-episode sums per step.
+        final observations so truncations bootstrap), the finished-episode sums per step and
+        the normalisation statistics updated with the rollout (the agent acted on and learns
+        from observations normalised with the statistics before it; rewards are scaled with
+        the updated ones).
         """
-        agent = state.agent
+        agent, norm = state.agent, self._norm
         env = self.env
         act = self._policy(state)
 
         def env_step(carry, k):
             env_state, obs, ep_ret, ep_len = carry
             keys = self._local_keys(k, self.num_envs, axis, parts=2)
-            actions, log_probs, values = jax.vmap(act)(obs, keys[:, 0])
+            seen = norm.obs(state.norm, obs)
+            actions, log_probs, values = jax.vmap(act)(seen, keys[:, 0])
             next_obs, env_state, reward, term, trunc, info = self._env_step(
                 env, keys[:, 1], env_state, self.env_action(actions)
             )
             done = jnp.logical_or(term, trunc)
             ep_ret, ep_len, finished = self._track_episodes(ep_ret, ep_len, reward, done)
-            policy = {"obs": obs, "actions": actions, "log_probs": log_probs, "values": values}
+            policy = {"obs": seen, "actions": actions, "log_probs": log_probs, "values": values}
             step = Rollout(**policy, rewards=reward, dones=done, terminated=term)
             carry = (env_state, next_obs.astype(jnp.float32), ep_ret, ep_len)
-            return carry, (step, info["final_obs"].astype(jnp.float32), finished)
+            raw = obs if norm.normalize_obs else None
+            return carry, (step, info["final_obs"].astype(jnp.float32), finished, raw)
 
-        carry, (rollout, final_obs, finished) = lax.scan(
+        carry, (rollout, final_obs, finished, raw) = lax.scan(
             env_step, carry_of(state), jax.random.split(key, self.num_steps)
         )
         # V of the state reached after each step: the final observation of an episode that
         # ended there (bootstrapped at truncation; GAE drops it at termination).
-        rollout = rollout.replace(next_values=agent.value(final_obs))
-        return carry, rollout, finished
+        next_values = agent.value(norm.obs(state.norm, final_obs))
+        new_norm = norm.update(state.norm, raw, rollout.rewards, rollout.dones, axis)
+        rollout = rollout.replace(
+            next_values=next_values, rewards=norm.rewards(new_norm, rollout.rewards)
+        )
+        return carry, rollout, finished, new_norm
 
     def _local_step(self, state: RLState, axis: str | None) -> tuple[RLState, dict]:
         key = jax.random.fold_in(state.key, state.step)
         k_roll, k_eval = jax.random.split(key)
         if self.recurrent:  # the hidden states are carried and given to the update
             carry, rollout, finished = recurrent_rollout(self, state, k_roll, axis)
+            norm = state.norm  # None: normalisation is refused with recurrent agents
             agent, info = state.agent.update(rollout, hidden=state.hidden, pmap_axis=axis)
         else:
-            carry, rollout, finished = self._rollout(state, k_roll, axis)
+            carry, rollout, finished, norm = self._rollout(state, k_roll, axis)
             agent, info = state.agent.update(rollout, pmap_axis=axis)
         if axis is not None:
             info = lax.pmean(info, axis)
 
         env_steps = state.env_steps + self.num_steps * self.num_envs
         fields = RECURRENT_CARRY if self.recurrent else ENV_CARRY
-        new = with_carry(state, carry, fields, agent=agent, env_steps=env_steps)
+        new = with_carry(state, carry, fields, agent=agent, env_steps=env_steps, norm=norm)
         own = {k: jnp.asarray(v, jnp.float32) for k, v in info.items()}
         return self._finish_step(state, new, k_eval, axis, finished, own)

@@ -58,11 +58,11 @@ TITLES = {
     "offline": "9. Offline RL: OfflineTrainer vs a hand-written update loop",
     "sweep": "10. Sweeps: 8 PPO configurations x 4 seeds as one program",
     "pbt": "11. Population-based training: one PBT program vs fixed runs one after another",
-    "sweep_stats": "10. Sweep statistics: realax.log.stats' bootstrap and the report",
-    "render": "10. Rendering a policy: Task.render per suite vs gymnax's Visualizer",
-    "ppo_rnn": "10. Recurrent PPO on CartPole with the velocities hidden (PureJaxRL's PPO-RNN)",
-    "pqn": "10. PQN on CartPole-v1 and PPO on Breakout-MinAtar vs rejax",
-    "ppo_brax": "10. PPO with normalisation on brax inverted_pendulum vs brax's ppo.train",
+    "sweep_stats": "12. Sweep statistics: realax.log.stats' bootstrap and the report",
+    "render": "13. Rendering a policy: Task.render per suite vs gymnax's Visualizer",
+    "ppo_rnn": "14. Recurrent PPO on CartPole with the velocities hidden (PureJaxRL's PPO-RNN)",
+    "pqn": "15. PQN on CartPole-v1 and PPO on Breakout-MinAtar vs rejax",
+    "ppo_brax": "16. PPO with normalisation on brax inverted_pendulum vs brax's ppo.train",
 }
 
 

@@ -169,15 +169,16 @@ def test_ppo_defaults_solve_cartpole():
 
 @pytest.mark.slow
 def test_sac_defaults_reach_minus_250_on_pendulum():
-    # 30,000 env steps, one update per step (minibatch 256) after 1,000 uniform-action steps
+    # `realax train sac`'s settings (cli/_rl.py sac_settings): 30,000 env steps, every 50 an
+    # update phase of 50 (minibatch 256), after 1,000 uniform-action steps
     trainer = OffPolicyTrainer(
         SAC,
         "Pendulum-v1",
         buffer_size=30_000,
         batch_size=256,
         learning_starts=1_000,
-        train_freq=1,
-        gradient_steps=1,
+        train_freq=50,
+        gradient_steps=50,
         total_env_steps=30_000,
         num_envs=1,
         agent_kwargs=CLI_AGENT_KWARGS,

@@ -181,13 +181,13 @@ class TrainConfig(RunConfig):
 
 #: per-algorithm defaults of the ``train`` keys left unset (None); a PPO train step is
 #: num_envs x 128 environment steps, a DQN train step 256 environment steps (then 128
-#: updates), a SAC train step num_envs environment steps
+#: updates), a SAC train step num_envs x 50 environment steps (then 50 updates)
 ALGO_DEFAULTS: dict[str, dict[str, Any]] = {
     # 500,000 steps (PureJaxRL's CartPole budget): greedy 497-500 on 8 of 8 seeds; at 204,800
     # 8 seeds ended at 413-498
     "ppo": {"steps": 500_000, "num_envs": 8, "ckpt_freq": 50},
     "dqn": {"steps": 50_000, "num_envs": 1, "ckpt_freq": 20},
-    "sac": {"steps": 30_000, "num_envs": 1, "ckpt_freq": 5_000},
+    "sac": {"steps": 30_000, "num_envs": 1, "ckpt_freq": 100},
     # a PQN train step is 32 envs x 32 steps; C51 takes DQN's settings (tests/test_pqn.py)
     "pqn": {"steps": 200_000, "num_envs": 32, "ckpt_freq": 20},
     "c51": {"steps": 50_000, "num_envs": 1, "ckpt_freq": 20},

@@ -10,7 +10,7 @@ variant's alone), and writes
   ``benchmarks/results/<machine>.quick.md`` instead, so a quick run never overwrites the
   committed full report.
 
-``--quick`` runs every table at a small size (a smoke test of the harness, < 3 minutes; CI
+``--quick`` runs every table at a small size, two tables at a time (a smoke test of the harness; CI
 runs it) and exits non-zero if a realax or hand-written variant fails. Peer libraries that
 cannot run are recorded with their error, not treated as a failure.
 """
@@ -18,6 +18,7 @@ cannot run are recorded with their error, not treated as a failure.
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import importlib
 import json
 import os
@@ -106,6 +107,26 @@ def _skeleton() -> str:
     return "\n".join(parts)
 
 
+def _run_table(name: str, quick: bool, timeout: float, verbose: bool):
+    """Every row of table ``name``, one after another: ``(name, rows, printed lines, failed)``."""
+    module = importlib.import_module(f"benchmarks.{TABLES[name]}")
+    rows = module.plan(quick)
+    lines, failed = [f"== {TITLES[name]}: {len(rows)} variant(s)"], []
+    for row in rows:
+        if hasattr(module, "prepare"):  # e.g. give a peer the work a realax row just did
+            module.prepare(row, rows)
+        t0 = time.perf_counter()
+        run_variant(row, timeout=timeout, verbose=verbose)
+        status = "ok" if row["ok"] else "FAILED: " + short_error(row["error"] or "", 200)
+        lines.append(
+            f"   {row.get('group', '')} {row['label']}: {status} "
+            f"({time.perf_counter() - t0:.1f}s, peak {row.get('peak_rss_mb') or 0:.0f} MB)"
+        )
+        if not row["ok"] and not row.get("optional"):
+            failed.append(f"{name}: {row.get('group', '')} {row['label']}")
+    return name, rows, lines, failed
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks", description=__doc__.split("\n")[0]
@@ -114,6 +135,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="+", choices=sorted(TABLES), help="run only these tables")
     parser.add_argument("--timeout", type=float, default=None, help="per-variant timeout (s)")
     parser.add_argument("--verbose", action="store_true", help="print variants' stderr")
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=None,
+        help="tables run at once (default: 2 with --quick, else 1: timed tables run alone)",
+    )
     parser.add_argument(
         "--render-only",
         action="store_true",
@@ -135,24 +162,16 @@ def main(argv: list[str] | None = None) -> int:
     failed = []
     if args.render_only:
         info = previous["machine"]
-    for name in [] if args.render_only else args.only or list(TABLES):
-        module = importlib.import_module(f"benchmarks.{TABLES[name]}")
-        rows = module.plan(args.quick)
-        print(f"== {TITLES[name]}: {len(rows)} variant(s)", flush=True)
-        for row in rows:
-            if hasattr(module, "prepare"):  # e.g. give a peer the work a realax row just did
-                module.prepare(row, rows)
-            t0 = time.perf_counter()
-            run_variant(row, timeout=timeout, verbose=args.verbose)
-            status = "ok" if row["ok"] else "FAILED: " + short_error(row["error"] or "", 200)
-            print(
-                f"   {row.get('group', '')} {row['label']}: {status} "
-                f"({time.perf_counter() - t0:.1f}s, peak {row.get('peak_rss_mb') or 0:.0f} MB)",
-                flush=True,
-            )
-            if not row["ok"] and not row.get("optional"):
-                failed.append(f"{name}: {row.get('group', '')} {row['label']}")
-        tables[name] = {"rows": rows, "quick": args.quick, "date": info["date"]}
+    names = [] if args.render_only else args.only or list(TABLES)
+    # --quick is a smoke test whose timings mean nothing: its tables run two at a time (rows
+    # within a table stay in order, a peer row may use the realax row before it)
+    jobs = args.jobs or (2 if args.quick else 1)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
+        done = pool.map(lambda name: _run_table(name, args.quick, timeout, args.verbose), names)
+        for name, rows, lines, table_failed in done:
+            print("\n".join(lines), flush=True)
+            failed += table_failed
+            tables[name] = {"rows": rows, "quick": args.quick, "date": info["date"]}
 
     if not args.render_only:
         info["loadavg_end"] = os.getloadavg()

@@ -130,4 +130,7 @@ def test_realax_tasks_wheel_requires_only_jax_flax_and_its_extras(tmp_path):
         "brax": {"brax"},
         "jumanji": {"jumanji"},
         "all": {"realax-tasks[brax,gymnax,jumanji]"},
+        # Task.render: pillow writes GIFs; gymnax's classic-control visualizer needs pygame
+        "render": {"pillow", "matplotlib", "numpy"},
+        "gymnax-render": {"realax-tasks[gymnax,render]", "gymnax[visualize]"},
     }

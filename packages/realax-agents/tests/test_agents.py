@@ -195,6 +195,7 @@ def _dqn_batch(n=128, masks=None):
     }
 
 
+@pytest.mark.slow
 def test_dqn_td_loss_falls_and_q_values_fit_rewards():
     batch = _dqn_batch()
     agent = _create(DQN, batch, n_actions=3, learning_rate=3e-3)
@@ -290,6 +291,7 @@ def _ppo_rollout(agent, seed, T=16, N=8, reward_fn=None):
     }
 
 
+@pytest.mark.slow
 def test_ppo_losses_fall_on_a_fixed_rollout_and_no_retrace():
     # clip_value=False: on a fixed rollout, value clipping caps how far the value can move
     agent = _ppo(
@@ -309,6 +311,7 @@ def test_ppo_losses_fall_on_a_fixed_rollout_and_no_retrace():
     assert logp.dtype == jnp.float32 and logp.shape == (16, 8) and v.shape == (16, 8)
 
 
+@pytest.mark.slow
 def test_ppo_precomputed_advantages_equal_internal_gae():
     from realax.agents import gae
 
@@ -331,6 +334,7 @@ def test_ppo_precomputed_advantages_equal_internal_gae():
     chex.assert_trees_all_close(i1, i2, rtol=1e-6, atol=1e-7)
 
 
+@pytest.mark.slow
 def test_ppo_discrete_policy_improves_on_a_bandit():
     agent = _ppo(n_actions=3, learning_rate=3e-3, ent_coef=0.0, num_minibatches=2)
     reward_fn = lambda obs, a: (a == 2).astype(jnp.float32)
@@ -342,6 +346,7 @@ def test_ppo_discrete_policy_improves_on_a_bandit():
     assert bool(jnp.all(agent.sample_actions(probe, seed=KEY, deterministic=True) == 2))
 
 
+@pytest.mark.slow
 def test_ppo_continuous_policy_improves_on_a_bandit():
     agent = _ppo(jnp.zeros(2), learning_rate=1e-2, ent_coef=0.0, num_minibatches=2)
     target = jnp.array([0.5, -1.0])
@@ -379,6 +384,7 @@ def _sac_batch(n=256):
     }
 
 
+@pytest.mark.slow
 def test_sac_learns_the_best_action_and_losses_fall():
     batch = _sac_batch()
     agent = _create(
@@ -394,6 +400,7 @@ def test_sac_learns_the_best_action_and_losses_fall():
     assert sampled.shape == (1,) and bool(jnp.all(jnp.abs(sampled) <= 1.0))
 
 
+@pytest.mark.slow
 def test_sac_temperature_and_target_critic_updates():
     batch = _sac_batch(64)
     agent = _create(SAC, batch, tau=0.1, target_entropy=-5.0)

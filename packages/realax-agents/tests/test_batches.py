@@ -58,6 +58,7 @@ def test_transition_masks_and_pytree():
     assert isinstance(sliced, Transition) and sliced.obs.shape == (3, 4)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("use_dones", [False, True])
 def test_dqn_and_sac_transition_updates_equal_the_dict_updates(use_dones):
     for cls, discrete, extra in ((DQN, True, {"n_actions": 3}), (SAC, False, {})):
@@ -84,6 +85,7 @@ def _rollout(agent: PPO, t: int = 8, n: int = 4) -> Rollout:
     )
 
 
+@pytest.mark.slow
 def test_ppo_rollout_update_equals_the_dict_update_and_precomputed_advantages():
     agent = PPO.create(
         key=KEY, observations=jnp.zeros(4), actions=jnp.zeros((), jnp.int32), n_actions=2, **SMALL

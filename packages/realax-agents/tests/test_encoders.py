@@ -54,6 +54,7 @@ def _rollout(obs_batch: jax.Array, agent: PPO) -> Rollout:
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("encoder", ["nature", "impala"])
 def test_ppo_and_dqn_update_with_encoder(encoder):
     key = jax.random.key(0)

@@ -59,6 +59,7 @@ def test_expectile_loss_on_fixed_values():
     np.testing.assert_allclose(expectile_loss(diff, 0.5), 0.5 * diff**2, rtol=1e-6)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("expectile", [0.5, 0.7, 0.9])
 def test_value_fits_the_expectile_of_the_frozen_target_critic(expectile):
     # one state, many actions; tau=0 keeps the target critics (the value's Q) fixed
@@ -82,6 +83,7 @@ def test_value_fits_the_expectile_of_the_frozen_target_critic(expectile):
     chex.assert_trees_all_equal(agent.target_critic.params, target.params)  # tau = 0
 
 
+@pytest.mark.slow
 def test_shapes_info_keys_no_retrace_and_mapping_batches():
     batch, _ = _bandit(n=64)
     agent = _create(batch)
@@ -127,6 +129,7 @@ def test_advantage_weights_are_exp_temperature_adv_clipped():
     assert float(info["adv_weight"]) <= 100.0
 
 
+@pytest.mark.slow
 def test_vmap_and_pmap_shard_map_on_one_device_equal_no_axis():
     batch, _ = _bandit(n=32)
     obs, act = batch.obs[0], batch.actions[0]

@@ -54,6 +54,7 @@ def _same(a, b):
     return all(bool(jnp.array_equal(x, y)) for x, y in zip(_params(a), _params(b), strict=True))
 
 
+@pytest.mark.slow
 def test_shapes_info_keys_and_no_retrace():
     batch, _ = _bandit()
     agent = _create()
@@ -73,6 +74,7 @@ def test_shapes_info_keys_and_no_retrace():
     assert _create(DDPG).critic(batch.obs, batch.actions).shape == (1, 256)
 
 
+@pytest.mark.slow
 def test_jaxrl_m_mapping_and_dataset_batches_equal_a_transition():
     batch, _ = _bandit(n=16)
     agent = _create()
@@ -142,6 +144,7 @@ def test_td3_bc_with_zero_alpha_is_behaviour_cloning():
     assert float(jnp.mean((got - expert) ** 2)) < 0.01
 
 
+@pytest.mark.slow
 def test_td3_bc_lambda_is_alpha_over_mean_abs_q():
     batch, _ = _bandit(n=64)
     agent = _create(batch=batch, bc_alpha=2.5, policy_delay=1)
@@ -151,6 +154,7 @@ def test_td3_bc_lambda_is_alpha_over_mean_abs_q():
     np.testing.assert_allclose(float(info["lambda"]), 2.5 / float(jnp.mean(jnp.abs(q))), rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_vmap_over_seeds_and_pmap_and_shard_map_on_one_device_equal_no_axis():
     batch, _ = _bandit(n=32)
     obs, act = batch.obs[0], batch.actions[0]

@@ -33,6 +33,7 @@ def _child(code, cache, timeout=900):
     return out
 
 
+@pytest.mark.slow
 def test_listings_never_use_the_network_and_report_downloads(tmp_path):
     out = _child(
         """
@@ -56,6 +57,7 @@ def test_listings_never_use_the_network_and_report_downloads(tmp_path):
     assert names == len(rt.registered_names())
 
 
+@pytest.mark.slow
 def test_a_warm_cache_answers_without_importing_or_building(tmp_path):
     # cold: the name is looked up in gymnax, then brax, then jumanji, which builds it once
     _child('import realax.tasks as rt; rt.get_env_dimensions("Game2048-v1")', tmp_path)
@@ -75,6 +77,7 @@ def test_a_warm_cache_answers_without_importing_or_building(tmp_path):
     assert out.stdout.splitlines() == ["DIMS (20, 4, True)", "NAMES True", "IMPORTED []"]
 
 
+@pytest.mark.slow
 def test_two_processes_filling_the_cache_keep_every_entry(tmp_path):
     env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path)}
     code = "import realax.tasks as rt, sys; [rt.env_info(n) for n in sys.argv[1:]]"
@@ -112,6 +115,7 @@ def test_unknown_names_point_to_the_listing():
         rt.registered_names("gym")
 
 
+@pytest.mark.slow
 def test_suites_print_no_noise_and_brax_names_the_backend_it_picked(tmp_path):
     out = _child(
         """
@@ -165,6 +169,7 @@ def test_the_mnist_folder_is_where_gymnax_keeps_it():
 @pytest.mark.parametrize(
     "name", ["Game2048-v1", "Snake-v1", "Maze-v0", "RobotWarehouse-v0", "SearchAndRescue-v0"]
 )
+@pytest.mark.slow
 def test_jumanji_sizes_from_specs_match_the_built_environment(name):
     from realax.tasks import _jumanji
 

@@ -85,6 +85,7 @@ def test_truncation_at_max_steps_and_vmap_over_envs():
         env.step(keys[0], jax.tree.map(lambda x: x[0], state), jnp.zeros(3))
 
 
+@pytest.mark.slow
 def test_wrap_instances_of_each_suite():
     import brax.envs
     import jumanji
@@ -102,6 +103,7 @@ def test_wrap_instances_of_each_suite():
         rt.wrap(object())
 
 
+@pytest.mark.slow
 def test_brax_env_by_name_backends_and_limits():
     env = rt.make("inverted_pendulum", episode_length=3)
     assert env.suite == "brax" and env.max_steps == 3 and env.unwrapped.backend == "positional"
@@ -125,6 +127,7 @@ def test_brax_env_by_name_backends_and_limits():
     assert rt.get_env_dimensions("swimmer") == dims
 
 
+@pytest.mark.slow
 def test_jumanji_envs_flatten_structured_observations():
     snake = rt.make("Snake-v1", num_rows=6, num_cols=6)
     assert snake.obs_shape == (6 * 6 * 5 + 4,) and snake.action_dims == 4 and snake.discrete
@@ -183,6 +186,7 @@ def test_missing_suite_raises_import_error_naming_the_extra(tmp_path):
         assert 'pip install "realax-tasks[brax]"' in line
 
 
+@pytest.mark.slow
 def test_base_package_works_without_any_suite(tmp_path):
     script = tmp_path / "bare.py"
     script.write_text(

@@ -92,6 +92,7 @@ def cartpole():
     return env_task, params
 
 
+@pytest.mark.slow
 def test_descriptor_task_on_cartpole(cartpole):
     env_task, params = cartpole
     bounds = ([-2.4, -0.21], [2.4, 0.21])

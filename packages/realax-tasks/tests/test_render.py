@@ -46,6 +46,7 @@ def _decode(path):
         ("inverted_pendulum", 6, {}),  # brax: MuJoCo's renderer (MUJOCO_GL=egl)
     ],
 )
+@pytest.mark.slow
 def test_rendered_gif_has_a_frame_per_state_and_moves(tmp_path, name, max_steps, env_kwargs):
     task, params = _task(name, max_steps, **env_kwargs)
     key = jax.random.key(3)
@@ -105,6 +106,7 @@ def test_brax_without_a_gl_backend_names_mujoco_gl():
     assert "Set MUJOCO_GL=egl" in out.stderr and "MUJOCO_GL=osmesa" in out.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["Connector-v3", "LevelBasedForaging-v0", "SearchAndRescue-v0"])
 def test_jumanji_multi_agent_envs_trace_with_the_team_reward(name):
     env = rt.make(name)

@@ -114,6 +114,7 @@ def test_gymnax_modes_agree_under_jit_and_vmap_over_params_and_keys():
     assert len(set(np.asarray(f1).tolist())) > 1  # different params, different returns
 
 
+@pytest.mark.slow
 def test_brax_trajectory_on_inverted_pendulum_has_right_shapes_and_sums_to_fitness():
     policy = rt.GRUPolicy(action_dims=1, hidden_size=5, action_low=-3.0, action_high=3.0)
     task = rt.BraxTask("inverted_pendulum", 60, policy=policy)
@@ -140,6 +141,7 @@ def test_brax_trajectory_on_inverted_pendulum_has_right_shapes_and_sums_to_fitne
     np.testing.assert_allclose(fit, traj["episode_length"].astype(jnp.float32))
 
 
+@pytest.mark.slow
 def test_brax_episode_ending_early_is_masked():
     # a constant full push topples the pendulum well before 200 steps; brax itself keeps
     # paying reward 1 per step afterwards, the task must not.
@@ -154,6 +156,7 @@ def test_brax_episode_ending_early_is_masked():
     assert obs.shape == (4,) and int(state.t) == 0
 
 
+@pytest.mark.slow
 def test_obs_norm_statistics_match_numpy():
     policy = rt.MLPPolicy(action_dims=2, width=8, depth=1, discrete=True)
     task = rt.GymnaxTask("CartPole-v1", policy=policy, obs_norm=True, max_steps=100)
@@ -201,6 +204,7 @@ def test_obs_norm_statistics_match_numpy():
     np.testing.assert_allclose(seen_by_policy, np.clip(expected, -10, 10), rtol=1e-3, atol=1e-3)
 
 
+@pytest.mark.slow
 def test_jumanji_task_runs_several_environments():
     from jumanji.environments.routing.maze.generator import ToyGenerator
 
@@ -282,6 +286,7 @@ def test_aggregator_forwards_task_data_to_each_task():
     )
 
 
+@pytest.mark.slow
 def test_compact_early_exit_equals_the_plain_one_under_nested_vmaps():
     # GRU: a policy state that must follow its member through the gathers and scatters
     policy = rt.GRUPolicy(action_dims=2, hidden_size=4, discrete=True)

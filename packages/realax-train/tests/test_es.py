@@ -38,8 +38,13 @@ def test_sphere_10d_from_away_gets_below_1e_3():
     assert float(sphere(state.mean)[0]) < 1e-3
     # metrics contract
     assert set(metrics) >= {
-        "generation", "fitness_min", "fitness_mean", "fitness_max", "fitness_std",
-        "best_fitness", "n_nonfinite",
+        "generation",
+        "fitness_min",
+        "fitness_mean",
+        "fitness_max",
+        "fitness_std",
+        "best_fitness",
+        "n_nonfinite",
     }
     np.testing.assert_array_equal(metrics["generation"], np.arange(1, 151))
     assert np.all(np.diff(metrics["best_fitness"]) <= 0)  # best-so-far never worsens
@@ -47,9 +52,14 @@ def test_sphere_10d_from_away_gets_below_1e_3():
     assert jax.tree.structure(state.best_params) == jax.tree.structure(trainer.params_like)
 
 
+@pytest.mark.slow
 def test_cma_es_rastrigin_2d_eight_of_ten_seeds_in_one_program():
     trainer = EvosaxTrainer(
-        150, "CMA_ES", rastrigin, params_like=jnp.full(2, 2.5), popsize=128,
+        150,
+        "CMA_ES",
+        rastrigin,
+        params_like=jnp.full(2, 2.5),
+        popsize=128,
         es_params={"std_init": 2.0},
     )
     assert float(rastrigin(jnp.full(2, 2.5))[0]) > 40
@@ -72,8 +82,7 @@ def test_pytree_params_and_init_mean_override():
         return sum(jax.tree.leaves(err)), {"norm": jnp.sum(p["w"] ** 2)}
 
     start = {"w": jnp.ones((2, 2)), "b": jnp.ones(3)}
-    trainer = EvosaxTrainer(80, "Sep_CMA_ES", task, params_like=like, popsize=16,
-                            init_mean=start)
+    trainer = EvosaxTrainer(80, "Sep_CMA_ES", task, params_like=like, popsize=16, init_mean=start)
     state0 = trainer.initialize(jax.random.key(0))
     jax.tree.map(np.testing.assert_array_equal, state0.mean, start)  # starts at init_mean
     state, _ = trainer.train(state0)
@@ -99,6 +108,7 @@ def test_maximize_vs_minimize():
     assert float(s_down.best_fitness) == float(np.min(m_down["fitness_min"]))
 
 
+@pytest.mark.slow
 def test_eval_reps_averages_fitness_over_keys():
     # noisy task: fitness = noise ~ U(0,1); the member-wise mean of k draws has variance 1/(12k)
     def noisy(x, key, data=None):
@@ -118,11 +128,20 @@ def test_names_and_aliases_resolve_to_evosax_algorithms():
 
     names = available_strategies()
     assert set(ea.algorithms) <= set(names) and set(STRATEGY_ALIASES) <= set(names)
-    for alias, target in {"OpenES": ea.Open_ES, "DES": ea.DiscoveredES, "CMA_ES": ea.CMA_ES,
-                          "SimpleGA": ea.SimpleGA, "PGPE": ea.PGPE, "SNES": ea.SNES,
-                          "xNES": ea.xNES, "ARS": ea.ARS, "Sep_CMA_ES": ea.Sep_CMA_ES,
-                          "DE": ea.DifferentialEvolution, "open-es": ea.Open_ES,
-                          "cma_es": ea.CMA_ES}.items():
+    for alias, target in {
+        "OpenES": ea.Open_ES,
+        "DES": ea.DiscoveredES,
+        "CMA_ES": ea.CMA_ES,
+        "SimpleGA": ea.SimpleGA,
+        "PGPE": ea.PGPE,
+        "SNES": ea.SNES,
+        "xNES": ea.xNES,
+        "ARS": ea.ARS,
+        "Sep_CMA_ES": ea.Sep_CMA_ES,
+        "DE": ea.DifferentialEvolution,
+        "open-es": ea.Open_ES,
+        "cma_es": ea.CMA_ES,
+    }.items():
         t = EvosaxTrainer(1, alias, sphere, params_like=jnp.zeros(2), popsize=8)
         assert type(t.strategy) is target, alias
     with pytest.raises(ValueError, match=r"unknown strategy 'CMA_EZ'.*'CMA_ES'"):
@@ -133,18 +152,32 @@ def test_names_and_aliases_resolve_to_evosax_algorithms():
         EvosaxTrainer(1, "PBT", sphere, params_like=jnp.zeros(2), popsize=8)
 
 
+@pytest.mark.slow
 def test_every_name_runs_one_generation():
     # every accepted name builds and runs (learned strategies ship their own weights)
-    for name in ["Open_ES", "SimpleGA", "PSO", "DifferentialEvolution", "ARS", "xNES",
-                 "HillClimbing", "SimpleES", "MA_ES"]:
+    for name in [
+        "Open_ES",
+        "SimpleGA",
+        "PSO",
+        "DifferentialEvolution",
+        "ARS",
+        "xNES",
+        "HillClimbing",
+        "SimpleES",
+        "MA_ES",
+    ]:
         t = EvosaxTrainer(2, name, sphere, params_like=jnp.ones(3), popsize=8)
         state, m = t(jax.random.key(1))
         assert int(state.step) == 2 and np.isfinite(m["fitness_min"]).all(), name
 
 
 def test_strategy_instance_used_as_given():
-    inst = Open_ES(population_size=16, solution=jnp.zeros(4),
-                   optimizer=optax.adam(0.1), std_schedule=optax.constant_schedule(0.1))
+    inst = Open_ES(
+        population_size=16,
+        solution=jnp.zeros(4),
+        optimizer=optax.adam(0.1),
+        std_schedule=optax.constant_schedule(0.1),
+    )
     t = EvosaxTrainer(100, inst, sphere, init_mean=jnp.ones(4))
     assert t.strategy is inst and t.popsize == 16
     state, _ = t(jax.random.key(0))
@@ -164,20 +197,32 @@ def test_shaping_composition_with_evosax_defaults():
     t = EvosaxTrainer(1, "SNES", sphere, fitness_shaper=FitnessShaper(z_score=True), **kw)
     assert t.strategy.fitness_shaping_fn is SNES(8, jnp.zeros(2)).fitness_shaping_fn
     # an explicit es_kws choice wins
-    t = EvosaxTrainer(1, "OpenES", sphere, fitness_shaper=FitnessShaper(z_score=True),
-                      es_kws={"fitness_shaping_fn": centered_rank_fitness_shaping_fn}, **kw)
+    t = EvosaxTrainer(
+        1,
+        "OpenES",
+        sphere,
+        fitness_shaper=FitnessShaper(z_score=True),
+        es_kws={"fitness_shaping_fn": centered_rank_fitness_shaping_fn},
+        **kw,
+    )
     assert t.strategy.fitness_shaping_fn is centered_rank_fitness_shaping_fn
 
 
 def test_es_kws_and_es_params_reach_the_algorithm():
-    t = EvosaxTrainer(80, "OpenES", sphere, params_like=jnp.ones(4), popsize=32,
-                      es_kws={"optimizer": optax.adam(0.05),
-                              "std_schedule": optax.constant_schedule(0.05)})
+    t = EvosaxTrainer(
+        80,
+        "OpenES",
+        sphere,
+        params_like=jnp.ones(4),
+        popsize=32,
+        es_kws={"optimizer": optax.adam(0.05), "std_schedule": optax.constant_schedule(0.05)},
+    )
     state, _ = t(jax.random.key(0))
     assert float(state.es_state.std) == pytest.approx(0.05)
     assert float(sphere(state.mean)[0]) < 0.05
-    t = EvosaxTrainer(1, "CMA_ES", sphere, params_like=jnp.ones(2), popsize=8,
-                      es_params={"std_init": 0.3})
+    t = EvosaxTrainer(
+        1, "CMA_ES", sphere, params_like=jnp.ones(2), popsize=8, es_params={"std_init": 0.3}
+    )
     assert float(t.initialize(jax.random.key(0)).es_state.std) == pytest.approx(0.3)
 
 
@@ -197,8 +242,9 @@ def test_nan_fitness_ranks_worst_and_search_goes_on():
 
 
 def test_all_nan_population_keeps_state_finite():
-    t = EvosaxTrainer(3, "CMA_ES", lambda x, k, d=None: (jnp.nan, {}), params_like=jnp.ones(2),
-                      popsize=8)
+    t = EvosaxTrainer(
+        3, "CMA_ES", lambda x, k, d=None: (jnp.nan, {}), params_like=jnp.ones(2), popsize=8
+    )
     state, m = t(jax.random.key(0))
     np.testing.assert_array_equal(m["n_nonfinite"], 8)
     assert np.isnan(m["fitness_mean"]).all() and float(state.best_fitness) == np.inf
@@ -220,8 +266,7 @@ class CountingTask:
 
 
 def test_task_data_protocol():
-    t = EvosaxTrainer(20, "SNES", CountingTask(), params_like=jnp.zeros(2), popsize=8,
-                      eval_reps=2)
+    t = EvosaxTrainer(20, "SNES", CountingTask(), params_like=jnp.zeros(2), popsize=8, eval_reps=2)
     state, _ = t(jax.random.key(0))
     assert int(state.data["count"]) == 20 * 8 * 2  # infos batched (popsize, eval_reps)
     np.testing.assert_allclose(state.mean, jnp.ones(2), atol=0.2)

@@ -136,6 +136,7 @@ class StepByStepKeys(EvosaxTrainer):
         self.algorithm = self.algorithm._replace(step=per_step, step_keys=None)
 
 
+@pytest.mark.slow
 def test_es_keys_derived_before_the_loop_are_the_per_step_keys():
     # train derives every generation's keys in one batched call before the scan, train_ in
     # blocks of 256 generations: both must be the keys of fold_in(state.key, step) derived
@@ -159,6 +160,7 @@ def test_es_keys_derived_before_the_loop_are_the_per_step_keys():
 # ----------------------------------------------------------------------------- seeds
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("t", [ES, GRAD], ids=["es", "grad"])
 def test_batch_of_keys_gives_per_seed_results_equal_to_separate_runs(t):
     keys = jax.random.split(jax.random.key(1), 3)
@@ -205,6 +207,7 @@ def test_logger_log_is_called_every_step_with_that_steps_state(loop):
         np.testing.assert_array_equal([r[2]["loss"] for r in rec.rows], out[1]["loss"])
 
 
+@pytest.mark.slow
 def test_logger_sees_es_states_and_every_seed():
     rec = Recorder("mean")
     t = es_trainer(steps=6, logger=rec)
@@ -235,6 +238,7 @@ def bar_counts(err, total):
     return [int(k) for k in re.findall(rf"(\d+)/{total}\b", err)]
 
 
+@pytest.mark.slow
 def test_progress_bar_advances_live_from_inside_the_compiled_loop(capsys):
     t = grad_trainer(steps=40, logger=SlowLogger(), progress_bar=True)
     capsys.readouterr()
@@ -294,6 +298,7 @@ MEMORY_CHILD = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_memory_is_flat_in_the_number_of_steps():
     # each configuration in its own fresh interpreter (peak RSS never goes down in a process);
     # run side by side to save wall time (peak RSS is per process)

@@ -79,6 +79,7 @@ def _n_ops(trainer):
     return sum("stablehlo." in line for line in lowered.as_text().splitlines())
 
 
+@pytest.mark.slow
 def test_off_by_default_keeps_the_program():
     """Without normalisation the state has no statistics and the hooks trace nothing (the
     lowered program was checked identical, text for text, to the one before normalisation
@@ -93,6 +94,7 @@ def test_off_by_default_keeps_the_program():
     assert _n_ops(off) < _n_ops(both)
 
 
+@pytest.mark.slow
 def test_ppo_counts_every_rollout_and_hands_out_the_normalised_policy():
     trainer = OnPolicyTrainer(
         PPO, "CartPole-v1", train_steps=3, eval_episodes=2, normalize_obs=True,
@@ -108,6 +110,7 @@ def test_ppo_counts_every_rollout_and_hands_out_the_normalised_policy():
     assert returns.shape == (3,) and (lengths > 0).all()
 
 
+@pytest.mark.slow
 def test_dqn_stores_raw_rows_and_counts_them():
     """The replay buffer keeps raw observations: the running statistics are those of the
     buffer's rows (it never wrapped around here)."""

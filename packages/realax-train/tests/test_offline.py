@@ -90,6 +90,7 @@ def test_bad_input_before_compiling(data, build, error, match):
     assert not [n for n in _COMPILED[before:] if _LOOPS.fullmatch(n)]
 
 
+@pytest.mark.slow
 def test_trains_evaluates_and_resumes_bit_identically(data):
     t = trainer(data)
     state, metrics = t.init_and_train(jax.random.key(1))
@@ -106,6 +107,7 @@ def test_trains_evaluates_and_resumes_bit_identically(data):
     np.testing.assert_array_equal(metrics["loss"][3:], rest["loss"])
 
 
+@pytest.mark.slow
 def test_seeds_in_one_program(data):
     t = trainer(data, eval_episodes=0)
     states, metrics = t.init_and_train(jax.random.split(jax.random.key(2), 2))
@@ -115,6 +117,7 @@ def test_seeds_in_one_program(data):
     assert np.isnan(np.asarray(metrics["eval_return"])).all()  # no evaluation
 
 
+@pytest.mark.slow
 def test_without_env_and_with_sac(data):
     t = trainer(data, env=None)
     assert t.eval_episodes == 0
@@ -133,6 +136,7 @@ def test_without_env_and_with_sac(data):
     assert "critic_loss" in metrics and np.isfinite(float(state.eval_return))
 
 
+@pytest.mark.slow
 def test_checkpoint_restore_resume(data, tmp_path):
     rlog = pytest.importorskip("realax.log")
     from realax.train.rl import default_rl_metrics

@@ -21,6 +21,7 @@ def rastrigin(x, key=None, data=None):
     return y, dict()
 
 
+@pytest.mark.slow
 def test_original_es_example():
     # 2. Set your model parameters structure
     dims = 2

@@ -81,6 +81,7 @@ def map_elites_runs():
     return trainer, jax.device_get(states), jax.device_get(metrics)
 
 
+@pytest.mark.slow
 def test_map_elites_matches_qdax(map_elites_runs):
     trainer, states, ours = map_elites_runs
     theirs = [qdax_map_elites(seed) for seed in range(3)]
@@ -117,6 +118,7 @@ def test_map_elites_known_qd_score(map_elites_runs):
     assert float(rastrigin(best)[0]) == pytest.approx(float(metrics["max_fitness"][-1]))
 
 
+@pytest.mark.slow
 def test_cma_me_runs_and_improves():
     trainer = realax_map_elites(emitter="cma_me", sigma_g=0.05, num_emitters=2)
     state, metrics = trainer.init_and_train(jax.random.key(1))

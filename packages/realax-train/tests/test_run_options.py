@@ -68,6 +68,7 @@ class Full(Steps):
 # ----------------------------------------------------------------------------- run options
 
 
+@pytest.mark.slow
 def test_changing_the_logger_or_the_progress_bar_between_runs_takes_effect(capsys):
     a, b, c = Steps(), Steps(), Steps()
     t = grad_trainer(logger=a)

@@ -48,6 +48,7 @@ def test_sweepable_and_shape_settings():
     assert "init_std" in es(strategy="SimpleGA").sweepable()  # population-based
 
 
+@pytest.mark.slow
 def test_traced_run_equals_the_static_run_bit_for_bit():
     t = es(strategy="SimpleGA", train_steps=4)
     state, metrics = t.init_and_train(KEY)
@@ -108,6 +109,7 @@ def test_traced_rejects_unknown_and_shape_names_before_compiling():
 # ----------------------------------------------------------------------------- sweep
 
 
+@pytest.mark.slow
 def test_sweep_members_equal_their_lone_runs_one_program_per_shape(capsys):
     space = {"std_init": [0.3, 1.0], "popsize": [8, 16]}
     result = sweep(es(), space, KEY, seeds=2)

@@ -140,3 +140,18 @@ def test_dqn_stores_raw_rows_and_counts_them():
 def test_bad_options_are_named(kw, error, words):
     with pytest.raises(error, match=words):
         OnPolicyTrainer(PPO, "CartPole-v1", train_steps=1, **PPO_KW, **kw)
+
+
+def test_recurrent_agents_refuse_normalisation_before_compiling():
+    from realax.agents import RecurrentPPO
+
+    with pytest.raises(ValueError, match="not supported with a recurrent agent"):
+        OnPolicyTrainer(
+            RecurrentPPO,
+            "CartPole-v1",
+            num_envs=4,
+            num_steps=8,
+            train_steps=1,
+            normalize_obs=True,
+            agent_kwargs={"num_minibatches": 2},
+        )

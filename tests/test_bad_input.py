@@ -570,6 +570,14 @@ ROWS = [
         SystemExit,
         r"exit 2: .*unknown key 'popsiz'.*popsize",
     ),
+    Row(
+        "cli-offline-normalize-obs",
+        now(lambda: _run_cli(["train", "cql", "CartPole-v1", "--dataset", "d.npz",
+                              "--normalize-obs"])),  # fmt: skip
+        SystemExit,
+        r"exit 2: .*--normalize-obs applies to the online algorithms .*realax train cql.*"
+        r"drop --normalize-obs",
+    ),
 ]
 
 

@@ -16,6 +16,7 @@ from ._schema import (
     ListArgs,
     RunArgs,
     TrainConfig,
+    check_offline_flags,
     keys_of,
     with_algo_defaults,
 )
@@ -168,6 +169,8 @@ def resolve(command: str, given: dict[str, Any]) -> Any:
             raise CliError(
                 f"{command} needs {what}, e.g. `realax {example}` (`realax envs` lists them)"
             )
+        if isinstance(config, TrainConfig):
+            check_offline_flags(config)
         return _online_needs_login(config)
     if command == "resume":
         saved = run_config(given["run"])

@@ -11,7 +11,16 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, ClassVar
 
-from ._config import BOOL, NONNEGATIVE, POSITIVE, POSITIVE_FLOAT, STRING, Key, choice
+from ._config import (
+    BOOL,
+    NONNEGATIVE,
+    POSITIVE,
+    POSITIVE_FLOAT,
+    STRING,
+    CliError,
+    Key,
+    choice,
+)
 
 WANDB_MODES = ("online", "offline", "off")
 RL_ALGOS = ("ppo", "dqn", "sac", "pqn", "c51")
@@ -216,6 +225,38 @@ def with_algo_defaults(config: TrainConfig) -> TrainConfig:
         if config.learning_starts is None:
             out["learning_starts"] = min(1_000, steps // 10)
     return config.replace(**out)
+
+
+# flags of the online trainers that an offline run (a fixed dataset, no environment steps
+# while learning) would otherwise silently ignore
+ONLINE_ONLY = ("normalize_obs", "normalize_reward", "recurrent", "obs_keep")
+
+
+def check_offline_flags(config: TrainConfig) -> TrainConfig:
+    """Refuse the online-only flags with an offline algorithm, naming the flag and the fix.
+
+    >>> try:
+    ...     check_offline_flags(TrainConfig(algo="cql", env="CartPole-v1", normalize_obs=True))
+    ... except CliError as e:
+    ...     print(str(e)[:77])
+    --normalize-obs applies to the online algorithms (ppo, dqn, sac, pqn, c51), n
+    """
+    if config.algo not in OFFLINE_ALGOS:
+        return config
+    for name in ONLINE_ONLY:
+        if getattr(config, name) not in (None, False):
+            flag = "--" + name.replace("_", "-")
+            hint = (
+                f"drop {flag} (normalise the dataset's observations before saving it, if you "
+                "need to)"
+                if name == "normalize_obs"
+                else f"drop {flag}"
+            )
+            raise CliError(
+                f"{flag} applies to the online algorithms ({', '.join(RL_ALGOS)}), not to "
+                f"`realax train {config.algo}`, which learns from a fixed --dataset: {hint}"
+            )
+    return config
 
 
 def plot_method(config: RunConfig) -> str:

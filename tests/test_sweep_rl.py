@@ -21,7 +21,7 @@ import _subprocs as sp
 import jax
 import numpy as np
 import pytest
-from realax.agents import DQN, PPO
+from realax.agents import C51, DQN, PPO
 from realax.train import sweep
 from realax.train.rl import OffPolicyTrainer, OnPolicyTrainer
 
@@ -65,9 +65,10 @@ def test_traced_ppo_run_equals_the_static_run_bit_for_bit(ppo_static):
     assert float(state.agent.hparams["learning_rate"]) == np.float32(2.5e-4)
 
 
-def test_traced_dqn_run_equals_the_static_run_bit_for_bit():
+@pytest.mark.parametrize("agent", [DQN, C51], ids=["dqn", "c51"])
+def test_traced_q_learning_run_equals_the_static_run_bit_for_bit(agent):
     d = OffPolicyTrainer(
-        DQN, "CartPole-v1", buffer_size=64, batch_size=16, learning_starts=16, train_freq=2,
+        agent, "CartPole-v1", buffer_size=64, batch_size=16, learning_starts=16, train_freq=2,
         train_steps=12, num_envs=4, eval_episodes=0, agent_kwargs={"hidden_dims": (8,), "tau": 0.1},
     )  # fmt: skip
     assert d.sweepable() == pytest.approx(

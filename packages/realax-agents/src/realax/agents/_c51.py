@@ -12,8 +12,10 @@ import jax.numpy as jnp
 from jax import Array
 
 from . import _common as c
+from . import _hparams as hp
 from ._batches import Transition, as_transition
 from ._dqn import DQN, DQNConfig, q_networks
+from ._hparams import OPTIMIZER_HPARAMS, check_hparams, with_hparams
 from ._protocols import OffPolicyAgent
 from ._train_state import nonpytree_field
 
@@ -95,23 +97,40 @@ class C51(DQN):
     """
 
     config: C51Config = nonpytree_field()  # type: ignore[assignment]
-    #: C51 traces no hyperparameters yet (``create`` takes no ``hparams``)
-    TRACEABLE: ClassVar[tuple[str, ...]] = ()
+    #: the config numbers ``create(..., hparams=)`` can trace, as `DQN` (the support
+    #: ``v_min`` / ``v_max`` / ``n_atoms`` fixes the network's shape and stays static)
+    TRACEABLE: ClassVar[tuple[str, ...]] = ("learning_rate", "max_grad_norm", "discount", "tau")
 
     @classmethod
-    def create(cls, key: Array | int, observations: Array, actions: Array, **config: Any) -> C51:
+    def create(
+        cls,
+        key: Array | int,
+        observations: Array,
+        actions: Array,
+        *,
+        hparams: Mapping[str, float] | None = None,
+        **config: Any,
+    ) -> C51:
         """Online and target networks (identical parameters) with ``n_actions * n_atoms``
-        outputs; arguments as `DQN.create`, ``config``: fields of `C51Config`.
+        outputs; arguments as `DQN.create` (``hparams``: `TRACEABLE` config numbers carried
+        as traced float32 scalars), ``config``: fields of `C51Config`.
 
         Example:
             >>> C51.create(key=0, observations=jnp.zeros(4), actions=jnp.zeros((), jnp.int32),
             ...            n_actions=2).config.n_atoms
             51
+            >>> agent = C51.create(key=0, observations=jnp.zeros(4),
+            ...                    actions=jnp.zeros((), jnp.int32), n_actions=2,
+            ...                    hparams={"discount": 0.9})
+            >>> float(agent.hparams["discount"])
+            0.8999999761581421
         """
         cfg = c.build_config(C51Config, "C51", config)
+        traced = check_hparams("C51", hparams, cls.TRACEABLE, cfg)
+        inject = any(name in traced for name in OPTIMIZER_HPARAMS)
         lr = c.learning_rate(cfg)
-        fields = q_networks("C51", cfg, key, observations, actions, lr, cfg.n_atoms)
-        return cls(**fields, config=cfg)
+        fields = q_networks("C51", cfg, key, observations, actions, lr, cfg.n_atoms, inject=inject)
+        return with_hparams(cls(**fields, config=cfg, hparams=traced), traced)
 
     def _logits(self, observations: jax.Array, params: Any = None, target: bool = False):
         net = self.target_q if target else self.q
@@ -142,7 +161,8 @@ class C51(DQN):
         next_actions = jnp.argmax(self._expected(chooser), axis=-1)
         take = next_actions[..., None, None]
         next_probs = jax.nn.softmax(jnp.take_along_axis(next_logits, take, axis=-2)[..., 0, :])
-        target_atoms = rewards[..., None] + cfg.discount * batch.masks[..., None] * cfg.atoms
+        discount = hp.value(self, "discount")
+        target_atoms = rewards[..., None] + discount * batch.masks[..., None] * cfg.atoms
         target = jax.lax.stop_gradient(project_distribution(cfg.atoms, target_atoms, next_probs))
 
         def loss_fn(params: Any) -> tuple[jax.Array, dict[str, jax.Array]]:

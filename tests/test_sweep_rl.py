@@ -21,9 +21,9 @@ import _subprocs as sp
 import jax
 import numpy as np
 import pytest
-from realax.agents import C51, DQN, PPO
+from realax.agents import C51, DQN, PPO, PQN
 from realax.train import sweep
-from realax.train.rl import OffPolicyTrainer, OnPolicyTrainer
+from realax.train.rl import OffPolicyTrainer, OnPolicyTrainer, PQNTrainer
 
 KEY = jax.random.key(1)
 PPO_KW = {"hidden_dims": (8,), "num_minibatches": 2, "update_epochs": 2}
@@ -78,6 +78,20 @@ def test_traced_q_learning_run_equals_the_static_run_bit_for_bit(agent):
     _, traced = d.traced(list(d.sweepable())).init_and_train(KEY)
     for name in static:
         np.testing.assert_array_equal(static[name], traced[name])
+
+
+def test_traced_pqn_run_equals_the_static_run_bit_for_bit():
+    p = PQNTrainer(PQN, "CartPole-v1", num_envs=4, num_steps=8, train_steps=3, eval_episodes=0,
+                   agent_kwargs={"hidden_dims": (8,)})  # fmt: skip
+    assert set(p.sweepable()) == {"learning_rate", "max_grad_norm", "discount", "q_lambda"}
+    _, static = p.init_and_train(KEY)
+    state, traced = p.traced(list(p.sweepable())).init_and_train(KEY)
+    for name in static:
+        np.testing.assert_array_equal(static[name], traced[name])
+    assert float(state.agent.hparams["q_lambda"]) == np.float32(p.sweepable()["q_lambda"])
+    with pytest.raises(ValueError, match="learning_rate cannot be traced with anneal_lr_steps"):
+        PQN.create(key=0, observations=np.zeros(4), actions=np.zeros((), np.int32), n_actions=2,
+                   anneal_lr_steps=10, hparams={"learning_rate": 1e-3})  # fmt: skip
 
 
 def test_ppo_sweep_member_equals_its_lone_run(ppo_sweep, ppo_static):

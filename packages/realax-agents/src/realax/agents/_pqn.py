@@ -7,7 +7,7 @@ import dataclasses
 import functools
 import math
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -16,8 +16,10 @@ from flax import struct
 from jax import Array
 
 from . import _common as c
+from . import _hparams as hp
 from ._batches import Rollout, as_rollout
 from ._dqn import epsilon_greedy, q_state
+from ._hparams import OPTIMIZER_HPARAMS, check_hparams, with_hparams
 from ._protocols import OnPolicyAgent
 from ._train_state import TrainState, nonpytree_field
 
@@ -84,8 +86,8 @@ def q_lambda_returns(
     next_values: jax.Array,
     dones: jax.Array,
     terminated: jax.Array,
-    discount: float,
-    q_lambda: float,
+    discount: float | jax.Array,
+    q_lambda: float | jax.Array,
 ) -> jax.Array:
     """Time-major Q(lambda) returns ``G_t = r_t + discount * (1 - terminated_t) * B_t`` with
     ``B_t = (1 - lambda) * next_values_t + lambda * G_{t+1}`` inside an episode and
@@ -100,6 +102,10 @@ def q_lambda_returns(
         >>> g.tolist()
         [6.0, 6.0, 6.0]
     """
+
+    # float32 before ``1 - lambda``: a Python float would give another float32 weight than
+    # the same lambda traced (sweeps, PBT), and the two runs would differ in the last bit
+    q_lambda = jnp.asarray(q_lambda, jnp.float32)
 
     def step(g_next: jax.Array, x: tuple) -> tuple[jax.Array, jax.Array]:
         r, q_next, done, term = x
@@ -144,11 +150,32 @@ class PQN(struct.PyTreeNode):
     key: jax.Array
     config: PQNConfig = nonpytree_field()
 
+    #: traced config numbers (``create(..., hparams=)``), float32 scalars; empty by default
+    hparams: dict = struct.field(default_factory=dict)
+
+    #: the config numbers ``create(..., hparams=)`` can trace
+    TRACEABLE: ClassVar[tuple[str, ...]] = (
+        "learning_rate",
+        "max_grad_norm",
+        "discount",
+        "q_lambda",
+    )
+
     @classmethod
-    def create(cls, key: Array | int, observations: Array, actions: Array, **config: Any) -> PQN:
+    def create(
+        cls,
+        key: Array | int,
+        observations: Array,
+        actions: Array,
+        *,
+        hparams: Mapping[str, float] | None = None,
+        **config: Any,
+    ) -> PQN:
         """Initialise the Q-network from a PRNG ``key`` (or an int seed), example
         ``observations`` (``(obs_dim,)``, or ``(H, W, C)`` with an ``encoder``) and example
         integer ``actions``; ``config``: fields of `PQNConfig` (``n_actions`` is required).
+        ``hparams``: `TRACEABLE` config numbers carried as traced float32 scalars (sweeps,
+        PBT); ``learning_rate`` cannot be traced together with ``anneal_lr_steps``.
 
         Example:
             >>> agent = PQN.create(key=0, observations=jnp.zeros((10, 10, 4)),
@@ -158,8 +185,16 @@ class PQN(struct.PyTreeNode):
             (5, 3)
         """
         cfg = c.build_config(PQNConfig, "PQN", config)
-        q, new_key = q_state("PQN", cfg, key, observations, actions, c.learning_rate(cfg))
-        return cls(q=q, key=new_key, config=cfg)
+        traced = check_hparams("PQN", hparams, cls.TRACEABLE, cfg)
+        inject = any(name in traced for name in OPTIMIZER_HPARAMS)
+        if "learning_rate" in traced and getattr(cfg, "anneal_lr_steps", None) is not None:
+            raise ValueError(
+                "PQN.create: learning_rate cannot be traced with anneal_lr_steps (a schedule); "
+                "drop one of them"
+            )
+        lr = c.learning_rate(cfg)
+        q, new_key = q_state("PQN", cfg, key, observations, actions, lr, inject=inject)
+        return with_hparams(cls(q=q, key=new_key, config=cfg, hparams=traced), traced)
 
     @functools.partial(jax.jit, static_argnames=("deterministic",))
     def act(
@@ -214,9 +249,9 @@ class PQN(struct.PyTreeNode):
                 raise ValueError("PQN.update: the rollout needs next_values or last_values")
             next_values = jnp.concatenate([rollout.values[1:], rollout.last_values[None]])
         terminated = rollout.dones if rollout.terminated is None else rollout.terminated
-        cfg = self.config
+        discount, q_lambda = hp.value(self, "discount"), hp.value(self, "q_lambda")
         return q_lambda_returns(
-            rollout.rewards, next_values, rollout.dones, terminated, cfg.discount, cfg.q_lambda
+            rollout.rewards, next_values, rollout.dones, terminated, discount, q_lambda
         )
 
     @functools.partial(jax.jit, static_argnames=("pmap_axis",))

@@ -12,9 +12,10 @@ and end of each table, and writes
   ``benchmarks/results/<machine>.quick.md`` instead, so a quick run never overwrites the
   committed full report.
 
-``--quick`` runs every table at a small size, two tables at a time (a smoke test of the harness; CI
-runs it) and exits non-zero if a realax or hand-written variant fails. Peer libraries that
-cannot run are recorded with their error, not treated as a failure.
+``--quick`` runs every table at a small size, two tables at a time, the rows of a table that
+need no process of their own in one process (a smoke test of the harness; CI runs it) and
+exits non-zero if a realax or hand-written variant fails. Peer libraries that cannot run
+are recorded with their error, not treated as a failure.
 """
 
 from __future__ import annotations
@@ -30,7 +31,14 @@ import time
 
 from benchmarks import compile_summary
 from benchmarks._common import load_sample
-from benchmarks._harness import ROOT, machine_info, machine_slug, run_interleaved, run_variant
+from benchmarks._harness import (
+    ROOT,
+    machine_info,
+    machine_slug,
+    run_batch,
+    run_interleaved,
+    run_variant,
+)
 from benchmarks._report import conditions, short_error
 
 TABLES = {
@@ -111,19 +119,31 @@ def _skeleton() -> str:
     return "\n".join(parts)
 
 
-def _batches(module, rows: list[dict]):
-    """The rows in the order they run: a row alone, or every row of one ``"interleave"`` set
-    (at the place of its first row)."""
+def _batches(module, rows: list[dict], quick: bool):
+    """The rows in the order they run, as ``(how, rows)``: ``"alone"`` (one row, its own
+    process), ``"paced"`` (every row of one ``"interleave"`` set, at the place of its first
+    row) or, with ``--quick``, ``"batch"`` (the table's other workspace rows with the same
+    ``env``, in one process: one JAX import for all)."""
     seen = set()
     for row in rows:
         key = row.get("interleave")
-        if key is None:
+        if key is not None:
+            if key not in seen:
+                seen.add(key)
+                yield "paced", [r for r in rows if r.get("interleave") == key]
+            continue
+        alone = row.get("peer") or row.get("pending") or hasattr(module, "prepare")
+        if not quick or alone:
             if hasattr(module, "prepare"):  # e.g. give a peer the work a realax row just did
                 module.prepare(row, rows)
-            yield [row]
-        elif key not in seen:
-            seen.add(key)
-            yield [r for r in rows if r.get("interleave") == key]
+            yield "alone", [row]
+            continue
+        env = json.dumps(row.get("env") or {}, sort_keys=True)
+        if ("batch", env) not in seen:
+            seen.add(("batch", env))
+            yield "batch", [r for r in rows if r.get("interleave") is None
+                            and not (r.get("peer") or r.get("pending"))
+                            and json.dumps(r.get("env") or {}, sort_keys=True) == env]  # fmt: skip
 
 
 def _run_table(name: str, quick: bool, timeout: float, verbose: bool):
@@ -132,11 +152,13 @@ def _run_table(name: str, quick: bool, timeout: float, verbose: bool):
     rows = module.plan(quick)
     lines, failed = [f"== {TITLES[name]}: {len(rows)} variant(s)"], []
     meta = {"load_start": load_sample()}
-    for batch in _batches(module, rows):
-        if len(batch) == 1 and batch[0].get("interleave") is None:
-            run_variant(batch[0], timeout=timeout, verbose=verbose)
-        else:
+    for how, batch in _batches(module, rows, quick):
+        if how == "paced":
             run_interleaved(batch, timeout=timeout, verbose=verbose)
+        elif how == "batch" and len(batch) > 1:
+            run_batch(batch, timeout=timeout, verbose=verbose)
+        else:
+            run_variant(batch[0], timeout=timeout, verbose=verbose)
         for row in batch:
             status = "ok" if row["ok"] else "FAILED: " + short_error(row["error"] or "", 200)
             lines.append(

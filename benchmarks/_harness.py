@@ -289,3 +289,40 @@ def run_interleaved(rows: list[dict[str, Any]], timeout: float, verbose: bool = 
                 p.wait_for(TIME_MARKER, timeout)
     for p in paced:
         p.finish(timeout, verbose)
+
+
+def run_batch(rows: list[dict[str, Any]], timeout: float, verbose: bool = False) -> None:
+    """Run ``rows`` (workspace variants with the same ``env``, no peers) one after another in
+    ONE process (``_worker --batch``): one JAX import for all, for ``--quick`` smoke runs whose
+    timings mean nothing. Each row gets its own result; ``peak_rss_mb``, ``cpu_s`` and
+    ``wall_s`` are the whole process's, and ``batched`` is set. ``timeout`` is per row."""
+    items = [[r["module"], r["func"], r["cfg"]] for r in rows]
+    proxy = {"env": rows[0].get("env"), "module": "", "func": "", "cfg": None}
+    cmd = [sys.executable, "-m", "benchmarks._worker", "--batch", json.dumps(items)]
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=_environ(proxy), cwd=ROOT)
+        usage, killed = _reap(proc, t0 + timeout * len(rows))
+        wall = time.perf_counter() - t0
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read()
+    if verbose and stderr.strip():
+        sys.stderr.write(stderr[-3000:])
+    results = {}
+    for line in stdout.splitlines():
+        if line.startswith(RESULT_MARKER):
+            res = json.loads(line[len(RESULT_MARKER) :])
+            results[res.pop("_index")] = res
+    tail = "\n".join((stderr or stdout).strip().splitlines()[-15:])
+    for i, row in enumerate(rows):
+        row.update(wall_s=wall, peak_rss_mb=usage.ru_maxrss / 1024.0, batched=True,
+                   cpu_s=usage.ru_utime + usage.ru_stime)  # fmt: skip
+        res = results.get(i)
+        if res is None:
+            why = f"timed out after {timeout * len(rows):.0f}s" if killed else "no result"
+            row.update(ok=False, error=f"{why} (exit {proc.returncode}): {tail}", result={})
+        elif "_error" in res:
+            row.update(ok=False, error=res["_error"], result={})
+        else:
+            row.update(ok=True, error=None, result=res)

@@ -23,6 +23,9 @@ from ._meta import MetaEvoTask as MetaEvoTask
 from ._meta import generation_weights as generation_weights
 from ._obs_norm import RunningStats as RunningStats
 from ._obs_norm import merge_stats as merge_stats
+from ._playground import PLAYGROUND_IMPLS as PLAYGROUND_IMPLS
+from ._playground import PlaygroundEnv as PlaygroundEnv
+from ._playground_task import PlaygroundTask as PlaygroundTask
 from ._policy import BasePolicy as BasePolicy
 from ._policy import GRUPolicy as GRUPolicy
 from ._policy import MLPPolicy as MLPPolicy
@@ -70,6 +73,9 @@ __all__ = [
     "MetaEvoTask",
     "MazeTask",
     "MultiTaskAggregator",
+    "PLAYGROUND_IMPLS",
+    "PlaygroundEnv",
+    "PlaygroundTask",
     "RunningStats",
     "Task",
     "check_policy",

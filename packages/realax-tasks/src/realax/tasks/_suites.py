@@ -192,6 +192,9 @@ def adapter_of_instance(env: Any) -> SuiteAdapter | None:
         root = cls.__module__.split(".")[0]
         if root in _TABLE:
             return _TABLE[root]
+        for a in _TABLE.values():  # a suite named apart from its package (mujoco_playground)
+            if a.module.split(".")[0] == root:
+                return a
     return None
 
 

@@ -11,12 +11,58 @@ modules, and the doctests' examples, were compiled again and again), so the cach
 after a module only when the worker's mapping count is past ``REALAX_TEST_MAPS_LIMIT``
 (default 20000, under a third of the kernel's limit; one module adds at most ~2,500).
 ``REALAX_TEST_MAPS=1`` prints the count after every module.
+
+JAX's persistent compilation cache is on for the whole session: the xdist workers, the
+doctests and every subprocess a test starts (they inherit the environment) write compiled
+executables to one directory and load them instead of compiling the same program again (a
+killed-and-resumed run compiles its programs once, not two or three times). A cached
+executable is the same binary, so bit-identity tests stay bit-identical; programs with host
+callbacks (a Logger's) are never cached by JAX. The directory is a fresh temporary one removed
+at the end of the session, unless ``REALAX_TEST_JAX_CACHE`` names one (``.ci/run`` shares one
+directory between its steps) or is ``off``.
 """
 
 import gc
 import os
+import shutil
+import tempfile
 
 import pytest
+
+_CACHE_VARS = {
+    # every program, however small or fast to compile: the tests compile thousands of them
+    "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+    "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0",
+}
+_OWN_CACHE = None  # the temporary cache directory this process created (and removes)
+
+
+def _set_up_compilation_cache() -> None:
+    """Point JAX (not imported yet) and every child process at one compilation cache."""
+    global _OWN_CACHE
+    wanted = os.environ.get("REALAX_TEST_JAX_CACHE", "")
+    if wanted == "off":
+        os.environ.setdefault("REALAX_COMPILE_CACHE", "off")  # nor the CLI's own default
+        return
+    if "JAX_COMPILATION_CACHE_DIR" in os.environ:
+        return  # off, or set by the caller (or by the controller, for an xdist worker)
+    if wanted:
+        os.makedirs(wanted, exist_ok=True)
+        directory = wanted
+    else:
+        directory = _OWN_CACHE = tempfile.mkdtemp(prefix="realax-test-jax-cache.")
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = directory
+    for name, value in _CACHE_VARS.items():
+        os.environ.setdefault(name, value)
+
+
+_set_up_compilation_cache()
+
+
+def pytest_unconfigure(config):
+    if _OWN_CACHE is not None:
+        shutil.rmtree(_OWN_CACHE, ignore_errors=True)
+
 
 _LIMIT = int(os.environ.get("REALAX_TEST_MAPS_LIMIT", "20000"))
 

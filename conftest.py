@@ -86,3 +86,11 @@ def _release_compiled_programs():
         gc.collect()
     if os.environ.get("REALAX_TEST_MAPS"):
         print(f"\n[maps after module: {before} -> {_mappings()}]")
+
+
+def pytest_collection_modifyitems(config, items):
+    """The modules holding slow tests first (each keeps its order): xdist's loadscope hands
+    out whole modules, so a long module that starts last would leave the other worker idle
+    at the end of the run; the many quick modules fill the end instead."""
+    slow = {item.nodeid.split("::")[0] for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.nodeid.split("::")[0] not in slow)

@@ -23,6 +23,7 @@ directory between its steps) or is ``off``.
 """
 
 import gc
+import importlib.util
 import os
 import shutil
 import tempfile
@@ -52,6 +53,11 @@ def _set_up_compilation_cache() -> None:
     else:
         directory = _OWN_CACHE = tempfile.mkdtemp(prefix="realax-test-jax-cache.")
     os.environ["JAX_COMPILATION_CACHE_DIR"] = directory
+    if importlib.util.find_spec("filelock") is not None:
+        # a size limit turns on JAX's file lock: a worker never reads an entry another process
+        # is still writing (without filelock, as in the isolated member runs, such a rare read
+        # fails with a warning and the program is compiled instead)
+        os.environ.setdefault("JAX_COMPILATION_CACHE_MAX_SIZE", str(8 << 30))
     for name, value in _CACHE_VARS.items():
         os.environ.setdefault(name, value)
 

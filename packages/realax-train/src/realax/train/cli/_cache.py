@@ -9,8 +9,9 @@ Where the cache lives, first match wins:
 
 - ``REALAX_COMPILE_CACHE=off``: no persistent cache; ``REALAX_COMPILE_CACHE=DIR``: in DIR;
 - JAX's own setting (``JAX_COMPILATION_CACHE_DIR`` or ``jax.config``), left as it is;
-- ``$XDG_CACHE_HOME/realax/jax``, else ``~/.cache/realax/jax`` (at most 1 GiB; JAX evicts the
-  least recently used entries beyond that).
+- ``$XDG_CACHE_HOME/realax/jax``, else ``~/.cache/realax/jax``: at most 1 GiB when the
+  ``filelock`` package is installed (JAX then evicts the least recently used entries beyond
+  that, under a file lock), unbounded without it.
 
 Example:
     >>> report({"programs": 3, "seconds": 2.0, "hits": 2, "dir": "/tmp/c"})
@@ -48,6 +49,12 @@ def _on_event(event: str, **_: str | int) -> None:
         _counts["hits"] += 1
 
 
+def _has_filelock() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("filelock") is not None
+
+
 def _jax_dir(jax: Any) -> str | None:
     return jax.config.jax_compilation_cache_dir  # JAX_COMPILATION_CACHE_DIR, or set in code
 
@@ -75,7 +82,8 @@ def enable() -> str | None:
         jax.config.update("jax_compilation_cache_dir", directory)
         if wanted:
             jax.config.update("jax_enable_compilation_cache", True)
-        if "JAX_COMPILATION_CACHE_MAX_SIZE" not in os.environ:
+        if "JAX_COMPILATION_CACHE_MAX_SIZE" not in os.environ and _has_filelock():
+            # JAX's eviction locks the directory with filelock, and refuses to run without it
             jax.config.update("jax_compilation_cache_max_size", MAX_BYTES)
     else:
         directory = _jax_dir(jax)

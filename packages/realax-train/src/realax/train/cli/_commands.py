@@ -21,9 +21,29 @@ from ._schema import (
     plot_method,
 )
 
+# the commands that compile programs: the compilation cache is on for them (see _cache)
+_COMPILING = ("evolve", "train", "qd", "resume", "eval", "sweep", "collect", "render")
+
 
 def run(config: Any) -> int:
-    """Run one command with its resolved configuration; returns the exit status."""
+    """Run one command with its resolved configuration; returns the exit status.
+
+    A command that compiles turns JAX's persistent compilation cache on first and, when it
+    succeeds, ends with a line of how many programs it compiled, in how long, and how many
+    came from the cache (also in its summary.json as ``compile``).
+    """
+    if config.command not in _COMPILING:
+        return _dispatch(config)
+    from . import _cache
+
+    _cache.enable()
+    status = _dispatch(config)
+    if status == 0:
+        print(f"realax: compiled {_cache.report(_cache.stats())}", flush=True)
+    return status
+
+
+def _dispatch(config: Any) -> int:
     if getattr(config, "render", False) or config.command == "render":
         # MuJoCo (brax) picks its OpenGL backend once, on import: headless EGL unless set
         import os

@@ -76,6 +76,11 @@ def read_summary(run_dir: Path) -> dict[str, Any] | None:
 
 
 def write_summary(run_dir: Path, summary: Mapping[str, Any]) -> None:
+    """summary.json, with ``compile`` (the command's compiles so far, see ``_cache``) added."""
+    from . import _cache
+
+    if _cache.enabled():
+        summary = {**summary, "compile": _cache.stats()}
     (run_dir / SUMMARY_FILE).write_text(json.dumps(dict(summary), indent=2, default=float) + "\n")
 
 

@@ -4,11 +4,12 @@ Population 128 (= 128 simulated episodes per generation in every variant), an ML
 hidden layers of 32, observation normalisation with running statistics, Open_ES-style search
 (sigma 0.1, Adam 0.01, antithetic pairs, centered ranks):
 
-* ``realax``: ``EvosaxTrainer`` + ``BraxTask(obs_norm=True, compact=True)`` (early-exit
-  rollouts that step only the running members once at most a quarter of the population is
-  left), evosax ``Open_ES``;
-* ``realax (default early exit)``: the same with ``BraxTask``'s default ``compact=False``
-  (a vmapped ``while_loop``: every member is stepped until the longest episode ends);
+* ``realax``: ``EvosaxTrainer`` + ``BraxTask(obs_norm=True)`` with its default
+  ``compact="auto"``, which chooses per population by batch size and step cost (here: the
+  compact early exit, stepping only the running members once at most a quarter of the
+  population is left; the choice is in the note), evosax ``Open_ES``;
+* ``realax, compact=False``: the same forced to the plain vmapped ``while_loop`` (every
+  member is stepped until the longest episode ends; the default before ``"auto"``);
 * ``evosax BraxProblem``: evosax 0.3's own brax problem (``lax.scan`` over all 200 steps, with
   brax's auto-reset wrapper) with the same ``Open_ES``, in a hand-written jitted scan;
 * ``brax ES``: ``brax.training.agents.es.train`` (population_size 64 = 128 episodes with the
@@ -41,8 +42,8 @@ def plan(quick: bool) -> list[dict[str, Any]]:
             "repeats": 1 if quick else 3,
         }
         variants = (
-            ("realax", "realax EvosaxTrainer + BraxTask(compact=True)", True),
-            ("realax_default", "realax, BraxTask default (compact=False)", True),
+            ("realax", "realax EvosaxTrainer + BraxTask default (compact='auto')", True),
+            ("realax_plain", "realax, BraxTask(compact=False) forced", True),
             ("evosax_problem", "evosax 0.3 BraxProblem", False),
             ("brax_es", "brax.training.agents.es.train", False),
         )
@@ -87,7 +88,7 @@ def _open_es(solution, cfg):
     )
 
 
-def realax(cfg, compact=True):
+def realax(cfg, compact="auto"):
     import jax
     import jax.numpy as jnp
     import realax.tasks as rt
@@ -113,10 +114,13 @@ def realax(cfg, compact=True):
     res["valid_steps"] = float(state.data["steps"])
     res["gens_run"] = cfg["gens"]
     res["final_return"] = float(metrics["fitness_mean"][-1])
+    if task.compact_choices:  # the population's batch is the largest traced
+        n = max(task.compact_choices)
+        res["note"] = f"compact='auto' chose {task.compact_choices[n]!r} for {n} members"
     return res
 
 
-def realax_default(cfg):
+def realax_plain(cfg):
     return realax(cfg, compact=False)
 
 

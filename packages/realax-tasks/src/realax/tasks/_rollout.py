@@ -3,7 +3,9 @@
 - :func:`early_exit`: a ``lax.while_loop`` that stops when the episode ends;
 - :func:`trajectory`: a ``lax.scan`` over ``max_steps`` steps, recording everything;
 - :func:`early_exit_batch` and :func:`compacting`: the early exit of a batch of members that
-  steps only the running ones once at most a quarter of the batch is left.
+  steps only the running ones once at most a quarter of the batch is left;
+- :func:`prefers_compact`: the automatic choice between the two (``compact="auto"``), by the
+  batch size and the cost of one step.
 
 All of them draw the same randomness for step ``t`` (``fold_in(k_loop, t)``), so they return
 the same episode return for the same key. ``norm`` is the :class:`RunningStats` observations
@@ -13,6 +15,7 @@ are normalised with (``None``: no normalisation), already checked by the task.
 from __future__ import annotations
 
 import dataclasses
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -24,6 +27,13 @@ from ._env import Env
 from ._obs_norm import RunningStats
 
 Array = jax.Array
+
+#: ``compact="auto"`` compacts batches of at least this many members ...
+AUTO_MIN_BATCH = 32
+#: ... whose step (environment and policy, one member) has at least this many jaxpr
+#: operations: brax's positional inverted_pendulum has ~6,000, hopper ~10,000, gymnax's
+#: CartPole and Pendulum ~100 (where the gathers and the extra loop cost more than they save)
+AUTO_MIN_STEP_OPS = 1000
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -190,9 +200,80 @@ def _batched_rule(plain: Callable, batched: Callable) -> Callable:
     return rule
 
 
-def compacting(r: Runner) -> Callable[[Any, Array, Any], tuple[Array, dict]]:
+def _count_ops(jaxpr: Any) -> int:
+    """Operations of a jaxpr, those of its sub-jaxprs (loop bodies, branches) included."""
+    n = 0
+    for eqn in jaxpr.eqns:
+        n += 1
+        for value in eqn.params.values():
+            for sub in value if isinstance(value, tuple | list) else (value,):
+                if isinstance(sub, jax.extend.core.ClosedJaxpr):
+                    n += _count_ops(sub.jaxpr)
+                elif isinstance(sub, jax.extend.core.Jaxpr):
+                    n += _count_ops(sub)
+    return n
+
+
+def step_ops(r: Runner, params: Any, key: Array, norm: Any) -> int:
+    """jaxpr operations of one step of one member (environment and policy): the step cost
+    :func:`prefers_compact` reads. ``params`` and ``key`` are one member's (or shapes)."""
+    shapes = lambda t: jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), t)  # noqa: E731
+    carry, k_loop = jax.eval_shape(lambda p, k: _exit_init(r, p, k), params, key)
+    step = lambda p, k, c, n: _exit_step(r, p, n, k, c)  # noqa: E731
+    return _count_ops(jax.make_jaxpr(step)(params, k_loop, carry, shapes(norm)).jaxpr)
+
+
+def prefers_compact(batch: int, ops: int) -> bool:
+    """``compact="auto"``'s choice: compact a batch of ``batch`` members whose step costs
+    ``ops`` operations (:func:`step_ops`)?
+
+    >>> prefers_compact(128, 6000), prefers_compact(128, 100), prefers_compact(8, 6000)
+    (True, False, False)
+    """
+    return batch >= AUTO_MIN_BATCH and ops >= AUTO_MIN_STEP_OPS
+
+
+def _member_shapes(tree: Any) -> Any:
+    return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape[1:], x.dtype), tree)
+
+
+def _auto_batch(r: Runner, name: str, said: dict[int, str]) -> Callable:
+    """A batch rollout choosing :func:`early_exit_batch` or the plain vmapped early exit
+    by :func:`prefers_compact` at the batch's final size; records the choice per batch size
+    in ``said`` and names a compacting choice once on stderr."""
+    ops: list[int] = []
+
+    def run(params, keys, norm):
+        n = keys.shape[0]
+        if not ops:
+            ops.append(step_ops(r, _member_shapes(params), _member_shapes(keys), norm))
+        compact = prefers_compact(n, ops[0])
+        if n not in said:
+            said[n] = "compact" if compact else "vmap"
+            if compact:
+                print(
+                    f"realax.tasks: {name}: a batch of {n} members and a step of {ops[0]:,} "
+                    "operations, so the early exit steps only the running members once few "
+                    "are left (compact='auto'; compact=False forces the plain vmap)",
+                    file=sys.stderr,
+                )
+        if compact:
+            return early_exit_batch(r, params, keys, norm)
+        return jax.vmap(lambda p, k: early_exit(r, p, k, norm))(params, keys)
+
+    return run
+
+
+def compacting(
+    r: Runner, auto: str | None = None, said: dict[int, str] | None = None
+) -> Callable[[Any, Array, Any], tuple[Array, dict]]:
     """``early_exit(r, ...)`` that, under ``jax.vmap``, runs as one :func:`early_exit_batch`
-    able to skip finished members; nested vmaps are merged into one batch."""
+    able to skip finished members; nested vmaps are merged into one batch.
+
+    ``auto``: a name for the note on stderr; given it (``compact="auto"``), the merged batch
+    runs compacted only where :func:`prefers_compact` says so, else as a plain vmap, and
+    ``said`` records each batch size's choice (``"compact"`` or ``"vmap"``).
+    """
 
     @custom_vmap
     def member(params, key, norm):
@@ -200,7 +281,7 @@ def compacting(r: Runner) -> Callable[[Any, Array, Any], tuple[Array, dict]]:
 
     @custom_vmap
     def batch(params, keys, norm):
-        return early_exit_batch(r, params, keys, norm)
+        return plain_batch(params, keys, norm)
 
     def merged(params, keys, norm):  # (outer, inner) axes -> one batch and back
         outer, inner = keys.shape[:2]
@@ -209,7 +290,10 @@ def compacting(r: Runner) -> Callable[[Any, Array, Any], tuple[Array, dict]]:
         return jax.tree.map(lambda x: x.reshape((outer, inner, *x.shape[1:])), out)
 
     plain_member = lambda p, k, n: early_exit(r, p, k, n)  # noqa: E731
-    plain_batch = lambda p, k, n: early_exit_batch(r, p, k, n)  # noqa: E731
+    if auto:
+        plain_batch = _auto_batch(r, auto, {} if said is None else said)
+    else:
+        plain_batch = lambda p, k, n: early_exit_batch(r, p, k, n)  # noqa: E731
     member.def_vmap(_batched_rule(plain_member, batch))
     batch.def_vmap(_batched_rule(plain_batch, merged))
     return member

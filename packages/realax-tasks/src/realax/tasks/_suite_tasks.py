@@ -101,7 +101,7 @@ class GymnaxTask(EnvTask):
         obs_norm: bool = False,
         obs_clip: float = 10.0,
         mode: str = "early_exit",
-        compact: bool = False,
+        compact: bool | str = "auto",
     ):
         args = dict(locals())  # a copy: edited below
         _gymnax_original_order(args)
@@ -152,7 +152,7 @@ class BraxTask(EnvTask):
         obs_norm: bool = False,
         obs_clip: float = 10.0,
         mode: str = "early_exit",
-        compact: bool = False,
+        compact: bool | str = "auto",
     ):
         args = dict(locals())  # a copy: edited below
         _brax_original_order(args)
@@ -207,7 +207,7 @@ class JumanjiTask(EnvTask):
         obs_norm: bool = False,
         obs_clip: float = 10.0,
         mode: str = "early_exit",
-        compact: bool = False,
+        compact: bool | str = "auto",
     ):
         if not isinstance(env, Env):
             env = JumanjiEnv(env, autoreset=False, obs_fn=obs_fn, **dict(env_kwargs or {}))

@@ -63,7 +63,7 @@ class EnvTask:
       ``terminated``, ``truncated``, ``valid`` (step belongs to the episode),
       ``policy_states`` (the state each action was taken with), ``episode_length``.
 
-    ``compact=True`` changes how the early-exit mode runs under ``jax.vmap`` (as
+    ``compact`` changes how the early-exit mode runs under ``jax.vmap`` (as
     ``EvosaxTrainer`` evaluates a population), not what it computes: a vmapped
     ``while_loop`` steps every member until the longest episode of the batch ends, finished
     members included; with ``compact`` the batch runs as one rollout that, once at most a
@@ -76,7 +76,12 @@ class EnvTask:
     steps such as CartPole's, where the per-iteration overhead dominates; it costs about
     twice the compile time (the step is compiled for both batch sizes). Nested vmaps
     (population x evaluations) are merged into one batch; per-member ``data`` falls back to
-    the plain vmapped loop.
+    the plain vmapped loop. ``compact="auto"`` (the default) chooses at compile time, for
+    each batch: compaction for a batch of at least 32 members whose step (environment and
+    policy) has at least 1,000 jaxpr operations (brax: ~6,000-10,000), the plain vmap
+    otherwise (gymnax's CartPole or Pendulum: ~100); a compacting choice is named once on
+    stderr and every choice is in :attr:`compact_choices` (batch size -> ``"compact"`` or
+    ``"vmap"``). ``compact=True`` or ``False`` forces one.
 
     With ``policy=`` a flax policy module, ``params`` are its variables
     (``policy.init(key, obs, policy.initialize(key), key)``); with ``model_factory=``,
@@ -98,7 +103,8 @@ class EnvTask:
         obs_clip: clip of normalised observations.
         mode: ``"early_exit"`` (default) or ``"trajectory"`` for ``__call__``.
         compact: under ``jax.vmap``, step only the still-running members once at most a
-            quarter of the batch is left (early-exit mode; see above).
+            quarter of the batch is left (early-exit mode; see above): ``"auto"``
+            (default: by batch size and step cost), ``True`` or ``False``.
     """
 
     def __init__(
@@ -112,7 +118,7 @@ class EnvTask:
         obs_norm: bool = False,
         obs_clip: float = 10.0,
         mode: str = "early_exit",
-        compact: bool = False,
+        compact: bool | str = "auto",
     ):
         cls = type(self).__name__
         if not isinstance(env, Env):
@@ -123,8 +129,10 @@ class EnvTask:
         max_steps = check_max_steps(cls, env.max_steps if max_steps is None else max_steps)
         if mode not in _MODES:
             raise ValueError(f"{cls}: mode must be one of {_MODES} (got mode={mode!r})")
-        if not isinstance(compact, bool):
-            raise TypeError(f"{cls}: compact must be True or False (got compact={compact!r})")
+        if not isinstance(compact, bool) and compact != "auto":
+            raise TypeError(
+                f"{cls}: compact must be True or False, or 'auto' (got compact={compact!r})"
+            )
         self.env = env if not env.autoreset else env.replace(autoreset=False)
         self.policy = policy
         self.model_factory = model_factory
@@ -142,7 +150,13 @@ class EnvTask:
             obs_norm=self.obs_norm,
             obs_clip=self.obs_clip,
         )
-        self._member_eval = compacting(self._runner) if compact else None
+        #: ``compact="auto"``'s choice per batch size (``"compact"`` / ``"vmap"``), filled in
+        #: when a vmapped evaluation is compiled
+        self.compact_choices: dict[int, str] = {}
+        auto = f"{cls}({self.env.name!r})" if compact == "auto" else None
+        self._member_eval = (
+            compacting(self._runner, auto, self.compact_choices) if compact else None
+        )
         if policy is not None:
             example = jnp.zeros(env.obs_shape, env.spec.obs_dtype)
             check_policy(policy, example)

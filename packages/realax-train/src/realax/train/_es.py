@@ -12,7 +12,7 @@ import jax.numpy as jnp
 
 from . import _loops
 from ._base import BaseTrainer, train_from_key
-from ._es_algorithm import EvoAlgorithm, EvoState, check_task_output
+from ._es_algorithm import EvoAlgorithm, EvoState, check_metrics, check_task_output
 from ._es_algorithm import _fitness_stats as _fitness_stats  # (tests of the metrics)
 from ._hparams import Traceable, scalar_floats
 from ._mesh import make_mesh
@@ -35,6 +35,11 @@ from ._validate import (
 )
 
 __all__ = ["EvoState", "EvosaxTrainer", "evolve"]
+
+#: the most raw fitness values (generations x popsize) a scan without a logger stores to
+#: compute the fitness statistics after the loop (64 MiB of float32); longer runs compute them
+#: inside each generation
+DEFER_LIMIT = 1 << 24
 
 
 def _init_data(task: Any) -> Callable | None:
@@ -169,6 +174,7 @@ class EvosaxTrainer(Traceable, BaseTrainer):
         init_std: float = 1.0,
         *,
         step_data: bool | Callable = False,
+        metrics: str | tuple[str, ...] = "all",
     ):
         self._args = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
         self.train_steps = check_positive_int(
@@ -191,6 +197,7 @@ class EvosaxTrainer(Traceable, BaseTrainer):
             raise ValueError(f"init_std must be a float > 0 (got init_std={init_std!r})")
         self.init_std = float(init_std)
         self.step_data = check_step_data(step_data, "EvosaxTrainer", "fn(fitness, info)")
+        self.metrics = check_metrics(metrics)
         solution = None if params_like is None else check_params_like(params_like)
         self.strategy_name, self.strategy = build_strategy(
             strategy,
@@ -221,6 +228,7 @@ class EvosaxTrainer(Traceable, BaseTrainer):
             init_data=_init_data(task),
             update_data=_update_data(task),
             step_data=self.step_data,
+            metrics=self.metrics,
         )
         self.algorithm = self._alg.algorithm()
         self._unravel = self._alg.unravel
@@ -277,6 +285,21 @@ class EvosaxTrainer(Traceable, BaseTrainer):
                 f"popsize must be divisible by n_devices (got popsize={self.popsize}, "
                 f"n_devices={self.n_devices}); choose popsize={ok}."
             )
+
+    # -- deferred fitness statistics -------------------------------------------------------
+
+    def _run_loop(self, state: Any, data: Any, n_steps: int, scan: bool, logger, progress_bar):
+        """A scan without a logger stores each generation's raw fitness and computes the
+        fitness statistics of all generations after the loop, in one vectorised program
+        (the same values, bit for bit); everything else runs them inside the step."""
+        opts = self._options(logger, progress_bar)
+        deferred = scan and opts["logger"] is None and self.step_data is None
+        if not (deferred and self._alg.defers and n_steps * self.popsize <= DEFER_LIMIT):
+            return super()._run_loop(state, data, n_steps, scan, logger, progress_bar)
+        self._check_ready(state.data if data is None else data)
+        alg = self._alg.deferred_algorithm()
+        state, metrics = _loops.run(alg, state, n_steps=n_steps, data=data, scan=True, **opts)
+        return state, self._alg.finish_metrics(metrics)
 
     # -- task validation -------------------------------------------------------------------
 

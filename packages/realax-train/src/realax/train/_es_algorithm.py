@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from typing import Any
 
@@ -21,7 +22,41 @@ from ._shaping import FitnessShaper
 from ._step_data import EVAL_DATA, METRICS
 from ._validate import as_typed_key, call_with_data, check_pair_output, strong_types
 
-__all__ = ["EvoAlgorithm", "EvoState"]
+__all__ = ["EvoAlgorithm", "EvoState", "FITNESS_METRICS", "METRIC_NAMES", "check_metrics"]
+
+#: the fitness statistics of a generation (of its finite members; ``n_nonfinite`` counts the rest)
+FITNESS_METRICS = ("fitness_min", "fitness_mean", "fitness_max", "fitness_std", "n_nonfinite")
+#: every metric of a generation, in the order a run returns them
+METRIC_NAMES = ("generation", *FITNESS_METRICS, "best_fitness")
+#: ``metrics="minimal"``: what the progress bar and ``return_best`` need, nothing more
+MINIMAL_METRICS = ("generation", "best_fitness")
+#: a deferred step's raw fitness ``(popsize,)``, turned into statistics after the loop
+_RAW = "__raw_fitness"
+
+
+def check_metrics(metrics: Any) -> tuple[str, ...]:
+    """``metrics=`` of :class:`EvosaxTrainer` as a tuple of names in the run's order.
+
+    >>> check_metrics("minimal"), len(check_metrics("all"))
+    (('generation', 'best_fitness'), 7)
+    """
+    if metrics == "all":
+        return METRIC_NAMES
+    if metrics == "minimal":
+        return MINIMAL_METRICS
+    names = (metrics,) if isinstance(metrics, str) else metrics
+    try:
+        names = tuple(names)
+    except TypeError:
+        names = (metrics,)
+    bad = [n for n in names if n not in METRIC_NAMES]
+    if bad or not names:
+        raise ValueError(
+            f"metrics must be 'all', 'minimal' or a non-empty sequence of names among "
+            f"{METRIC_NAMES} (got metrics={metrics!r}); e.g. metrics=('best_fitness', "
+            "'fitness_mean')."
+        )
+    return tuple(n for n in METRIC_NAMES if n in names)
 
 
 class EvoState(struct.PyTreeNode):
@@ -122,6 +157,12 @@ def _fitness_stats(raw: jax.Array, finite: jax.Array) -> dict:
     }
 
 
+@jax.jit
+def _stacked_stats(raw: jax.Array) -> dict:
+    """:func:`_fitness_stats` of every row of ``raw`` ``(steps, popsize)``, in one program."""
+    return jax.vmap(lambda r: _fitness_stats(r, jnp.isfinite(r)))(raw)
+
+
 class EvoAlgorithm:
     """The validated configuration of an ES run and its pure functions (built by
     :class:`EvosaxTrainer`; compared by identity, so it is a static jit argument)."""
@@ -143,6 +184,7 @@ class EvoAlgorithm:
         update_data: Callable | None,
         step_data: Callable | None = None,
         hparams: dict | None = None,
+        metrics: tuple[str, ...] = METRIC_NAMES,
     ):
         self.strategy, self.es_params, self.task, self.nargs = strategy, es_params, task, nargs
         self.shaper, self.eval_reps, self.init_mean = shaper, eval_reps, init_mean
@@ -155,6 +197,11 @@ class EvoAlgorithm:
         self.num_dims = int(flat.size)
         #: traced hyperparameters and their starting values (``EvosaxTrainer.traced``)
         self.hparams = dict(hparams or {})
+        #: the metrics a generation reports (``check_metrics``)
+        self.metrics = tuple(metrics)
+        #: the step returns the raw fitness; the statistics are computed after the loop
+        self.defer = False
+        self._deferred: tuple[EvoAlgorithm, EvoAlgorithm] | None = None
 
     def es_params_of(self, hparams: dict) -> Any:
         """The strategy's params with the traced fields of ``hparams`` replaced."""
@@ -163,6 +210,40 @@ class EvoAlgorithm:
 
     def algorithm(self) -> Algorithm:
         return Algorithm(self.init, self.step, self.generation_keys, "best_fitness")
+
+    # -- metrics -------------------------------------------------------------------------
+
+    @property
+    def defers(self) -> bool:
+        """Whether a deferred run would save work: some fitness statistic is requested."""
+        return any(n in FITNESS_METRICS for n in self.metrics)
+
+    def deferred_algorithm(self) -> Algorithm:
+        """The same algorithm whose step stores the raw fitness instead of its statistics
+        (one copy per configuration, so its loops compile once)."""
+        if self._deferred is None or self._deferred[0] is not self:
+            twin = copy.copy(self)
+            twin.defer, twin._deferred = True, None
+            self._deferred = (self, twin)
+        return self._deferred[1].algorithm()
+
+    def generation_metrics(self, step: jax.Array, raw: jax.Array, best: jax.Array) -> dict:
+        """A generation's metrics, the requested ones only (XLA drops the rest)."""
+        if self.defer:
+            stats = {_RAW: raw} if self.defers else {}
+        else:
+            stats = _fitness_stats(raw, jnp.isfinite(raw))
+        out = {"generation": step, **stats, "best_fitness": best}
+        return {k: v for k, v in out.items() if k in self.metrics or k == _RAW}
+
+    def finish_metrics(self, metrics: dict) -> dict:
+        """The metrics of a deferred scan: the statistics of every generation computed at
+        once from the stacked raw fitness ``(steps, popsize)``, bit for bit those of the step."""
+        if _RAW not in metrics:
+            return metrics
+        stats = _stacked_stats(metrics[_RAW])
+        merged = {**metrics, **stats}
+        return {k: merged[k] for k in sorted(self.metrics)}  # the order of a jitted dict
 
     # -- evaluation ----------------------------------------------------------------------
 
@@ -309,7 +390,6 @@ class EvoAlgorithm:
 
     def tell(self, state, population, es_state, fitness_reps, infos, data, k_tell):
         raw = self.raw_fitness(fitness_reps)
-        finite = jnp.isfinite(raw)
         shaped = self.shape(population, raw)
         es_params = self.es_params_of(state.hparams)
         es_state, _ = self.strategy.tell(k_tell, population, shaped, es_state, es_params)
@@ -323,7 +403,7 @@ class EvoAlgorithm:
         step = state.step + 1
         state = state.replace(es_state=es_state, step=step, best_params=best_params)
         state = state.replace(best_fitness=best_fitness)
-        metrics = {"generation": step, **_fitness_stats(raw, finite), "best_fitness": best_fitness}
+        metrics = self.generation_metrics(step, raw, best_fitness)
         if self.step_data is not None:
             # the original's data["metrics"]["fitness"] / data["eval_data"] (opt in)
             metrics[METRICS] = {"fitness": raw}

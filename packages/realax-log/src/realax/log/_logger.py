@@ -18,7 +18,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from . import _hosts, _options, _rundir
+from . import _blocks, _hosts, _options, _rundir
 from ._ckpt_writer import Checkpoints
 from ._emit import Emitter, abstract, call_metrics_fn, final_checkpoint
 from ._interrupt import StopOnSignal, StopTraining, Terminated
@@ -35,10 +35,14 @@ class Logger:
     """Logs metrics to wandb and a local file and checkpoints the training state, from inside
     ``jit``, ``lax.scan``, ``lax.fori_loop`` and ``vmap``.
 
-    Each :meth:`log` (made by the trainer after every step) runs ``metrics_fn(state, data) ->
-    (log_data, ckpt_data, step)`` in the compiled program and sends ``log_data`` (a small dict
-    of scalars) to the host with an ordered ``io_callback``; ``ckpt_data`` (by default the
-    whole state) crosses only when ``step % ckpt_freq == 0``. On the host the callback only
+    Each :meth:`log` runs ``metrics_fn(state, data) -> (log_data, ckpt_data, step)`` in the
+    compiled program and sends ``log_data`` (a small dict of scalars) to the host with an
+    ordered ``io_callback``; the loops of realax.train instead carry a block of rows
+    (:meth:`open_block`, :meth:`log_to_block`, :meth:`close_block`) and hand the rows of
+    ``log_block`` steps over in one transfer (the same rows, in the same order). ``ckpt_data``
+    (by default the whole state) crosses only when ``step % ckpt_freq == 0``, packed into one
+    array per dtype, and is written without orbax (format ``realax-log/2``; checkpoints of
+    earlier versions, written by orbax, still restore). On the host the callback only
     buffers the row: a writer thread writes the rows to ``metrics.jsonl`` (strict JSON: NaN
     and inf as ``null``) and the wandb run every 0.25 s and before each checkpoint, and
     another thread saves checkpoints with orbax, so the loop never waits on disk or network
@@ -90,6 +94,9 @@ class Logger:
             ``seed`` columns, the folder a ``sweep.json`` (for :func:`realax.log.report`).
         sweep_wandb: ``"per_config"`` (one wandb run per configuration in a group, :attr:`runs`)
             or ``"table"`` (one run, keys ``config<i>/seed<j>/<name>``, a final ``sweep`` table).
+        log_block: steps whose rows cross to the host together in the loops of realax.train
+            (``None``: chosen from the step time, about every 0.1 s, at most 256). A stop
+            signal is seen, and its checkpoint taken, at the end of the block.
 
     Example:
         >>> import realax.log as rlog
@@ -119,6 +126,7 @@ class Logger:
         checkpoint_on_interrupt: bool = True,
         sweep_configs: Sequence[Mapping[str, Any]] | None = None,
         sweep_wandb: str = "per_config",
+        log_block: int | None = None,
     ):
         # the arguments are checked (each error names one) before anything is written
         _options.check_functions(metrics_fn, host_log_transform)
@@ -126,6 +134,7 @@ class Logger:
         self.wandb_log = _options.wandb_log_flag(wandb_log)
         self.ckpt_freq = int(_options.positive_int("ckpt_freq", ckpt_freq))
         self.max_to_keep = _options.positive_int("max_to_keep", max_to_keep, allow_none=True)
+        self.log_block = _options.positive_int("log_block", log_block, allow_none=True)
         self.mode = _options.wandb_mode(mode)
         self.resume = _options.flag("resume", resume)
         self.overwrite = _options.flag("overwrite", overwrite)
@@ -148,6 +157,9 @@ class Logger:
         ckpt, drain = self.ckpt_dir, self._writer.drain
         self._ckpt = Checkpoints(ckpt, max_to_keep, self.verbose, drain) if ckpt else None
         self._emitter = Emitter(self._on_log, self._on_ckpt, self.ckpt_freq)
+        self._blocks = _blocks.BlockEmitter(self._on_rows, self._on_ckpt, self.ckpt_freq)
+        self._clock = _blocks.BlockClock(self.log_block)
+        self._log_tree: Any = None
         self._stop = StopOnSignal(on_hard_stop=self._writer.hard_flush)
         # what on_run_end needs to checkpoint a final state like the periodic checkpoints
         self._data_like: Any = None
@@ -231,12 +243,40 @@ class Logger:
             ...     logger.log(state, metrics)
             ...     return state, None
         """
-        s = call_metrics_fn(self.metrics_fn, state, data)
-        self._data_like = abstract(data)
-        checkpoint = self.ckpt_dir is not None and s.ckpt_data is not None
-        self._checkpoints_state = s.ckpt_data is not None
+        s, checkpoint = self._traced_step(state, data)
         answer = checkpoint and self.checkpoint_on_interrupt and not _hosts.multi_process()
         self._emitter.emit(s, checkpoint=checkpoint, answer=answer)
+
+    def _traced_step(self, state: Any, data: Any) -> tuple[Any, bool]:
+        s = call_metrics_fn(self.metrics_fn, state, data)
+        self._data_like = abstract(data)
+        self._checkpoints_state = s.ckpt_data is not None
+        return s, self.ckpt_dir is not None and s.ckpt_data is not None
+
+    def open_block(self, state: Any, data: Any) -> dict:
+        """An empty block of rows for a loop to carry beside its state (traced, before the
+        loop); ``data`` may be abstract (``jax.eval_shape`` of a step's metrics)."""
+
+        def row(st, d):
+            s = call_metrics_fn(self.metrics_fn, st, d)
+            return s.log_data, s.step
+
+        log_like, step_like = jax.eval_shape(row, state, data)
+        size = _blocks.capacity(self.log_block, _blocks.row_bytes(log_like, step_like))
+        auto = self.log_block is None and not _hosts.multi_process()
+        self._log_tree = jax.tree_util.tree_structure(log_like)
+        return _blocks.empty_block(step_like, log_like, size=size, limit=1 if auto else size)
+
+    def log_to_block(self, block: dict, state: Any, data: Any) -> dict:
+        """:meth:`log` for a loop carrying a block: the step's row goes into ``block`` (the
+        new block is returned); a full block, or a checkpoint step, is handed over at once."""
+        s, checkpoint = self._traced_step(state, data)
+        answer = not _hosts.multi_process()
+        return self._blocks.push(block, s, checkpoint=checkpoint, answer=answer)
+
+    def close_block(self, block: dict) -> None:
+        """Hand over the rows left in ``block`` (traced, after the loop)."""
+        self._blocks.close(block, self._log_tree)
 
     # ------------------------------------------------------------------ host callbacks
     def _on_log(self, seed_dims, log_tree, step, leaves, answer=False):
@@ -252,13 +292,27 @@ class Logger:
             return np.bool_(self._stop.signal is not None)
         return None
 
-    def _on_ckpt(self, seed_dims, paths, impls, step, leaves) -> None:
+    def _on_rows(self, seed_dims, log_tree, capacity, count, steps, rows, answer=False):
+        # a block of rows (``log_to_block``): copied, since the loop reuses its buffer
+        n = int(count)
+        if _hosts.is_primary() and n:
+            if not self._opened:
+                self._open()
+            rows = [np.array(r, copy=True) for r in rows]
+            self._writer.append_block(seed_dims, log_tree, n, np.array(steps, copy=True), rows)
+            self._logged, self._seed_dims = True, seed_dims
+        if answer:
+            stop = self._stop.signal is not None and self.checkpoint_on_interrupt
+            return np.array([self._clock.next(n, capacity), stop], np.int32)
+        return None
+
+    def _on_ckpt(self, seed_dims, records, groups, step, packed) -> None:
         if not _hosts.is_primary() or self._ckpt is None:
             return
         stop_signal = self._stop.signal
         step = np.asarray(step)
-        arrays = [np.array(x, copy=True) for x in leaves]
-        self._ckpt.submit(step, arrays, paths, impls, seed_dims, supersede=bool(stop_signal))
+        arrays = [np.array(x, copy=True) for x in packed]
+        self._ckpt.submit(step, arrays, records, groups, seed_dims, supersede=bool(stop_signal))
         if stop_signal is not None:
             # SIGINT/SIGTERM: make this checkpoint (and the rows before it) durable, then
             # abort the compiled loop; save_on_interrupt turns this into the right exception.

@@ -169,7 +169,7 @@ class BlockEmitter:
             args = _batched(axis_size, in_batched, args)
             inner = self._build(seed_dims + 1, log_tree, n_log, paths, impls, checkpoint, answer)
             out = inner(*args)
-            return out, [True] * len(out)
+            return out, (True,) * len(out)
 
         return push
 

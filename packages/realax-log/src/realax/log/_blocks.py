@@ -202,9 +202,9 @@ def _batched(axis_size: int, in_batched: Any, args: tuple) -> list:
 
 def split_block(seed_dims: int, count: int, steps: np.ndarray, rows: list) -> list[tuple]:
     """A handed-over block as ``(step, leaves)`` per row, oldest first (host side)."""
-    lead = (slice(None),) * seed_dims
+    lead: tuple[Any, ...] = (slice(None),) * seed_dims
     out = []
     for j in range(count):
-        at = (*lead, j, Ellipsis)
+        at: Any = (*lead, j, Ellipsis)
         out.append((steps[at], [r[at] for r in rows]))
     return out

@@ -21,10 +21,12 @@ import shutil
 import uuid
 import zlib
 from pathlib import Path
+
 import numpy as np
 
 from . import _serialize
 from ._rundir import PACKED_TMP_MARK as TMP_MARK
+
 STATE_FILE = Path("state", "packed.bin")
 META_FILE = Path("meta", "metadata")
 
@@ -108,4 +110,3 @@ def remove_oldest(directory: Path, keep: int, steps: list[int]) -> None:
     """Delete the complete checkpoints beyond the newest ``keep`` of ``steps``."""
     for s in steps[:-keep] if keep else steps:
         shutil.rmtree(directory / str(s), ignore_errors=True)
-

@@ -62,8 +62,9 @@ def split_keys(tree: Any) -> tuple[list[Any], list[str], list[str | None]]:
     return leaves, paths, impls
 
 
-def manifest(leaves: list[Any], paths: list[str] | None = None,
-             impls: list[str | None] | None = None) -> tuple[list[dict], list[str]]:
+def manifest(
+    leaves: list[Any], paths: list[str] | None = None, impls: list[str | None] | None = None
+) -> tuple[list[dict], list[str]]:
     """Where each leaf goes in the packed arrays: ``(records, groups)``.
 
     ``records``: per leaf its ``path``, ``shape``, ``dtype``, ``key_impl`` and ``offset`` (in
@@ -79,9 +80,7 @@ def manifest(leaves: list[Any], paths: list[str] | None = None,
         dtype = np.dtype(x.dtype).name
         shape = [int(d) for d in np.shape(x)]
         offset = sizes.get(dtype, 0)
-        records.append(
-            {"path": p, "shape": shape, "dtype": dtype, "key_impl": k, "offset": offset}
-        )
+        records.append({"path": p, "shape": shape, "dtype": dtype, "key_impl": k, "offset": offset})
         sizes[dtype] = offset + int(np.prod(shape, dtype=np.int64))
     return records, list(sizes)
 

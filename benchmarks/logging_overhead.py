@@ -4,10 +4,14 @@ One ``EvosaxTrainer`` configuration (Open_ES, MLPPolicy on a gymnax task, or a c
 Rastrigin task to expose the fixed per-step cost), run side by side in one process with:
 
 * ``no logger``;
-* ``log every step``: ``Logger(wandb_log=False)`` -> metrics.jsonl each generation;
-* ``log + wandb offline``: the same plus an offline wandb run;
-* ``log + ckpt every N``: metrics each generation and an orbax checkpoint of the whole
-  ``EvoState`` every N generations (N from ``--ckpt-freq``).
+* ``log every step, one callback per step``: the Logger behind an object without its block
+  methods, so the loop calls ``logger.log`` every step (realax-log 0.1's hand-over);
+* ``log every step``: ``Logger(wandb_log=False)`` -> metrics.jsonl each generation, the rows
+  handed over in blocks (automatic block size; the mean rows per hand-over is shown);
+* ``log every step, block 16``: ``Logger(log_block=16)``;
+* ``log + wandb offline``: blocks plus an offline wandb run;
+* ``log + ckpt every N``: blocks, and a packed checkpoint of the whole ``EvoState`` every N
+  generations (N from ``--ckpt-freq``).
 
 Reported per variant:
 
@@ -22,7 +26,9 @@ Reported per variant:
   the oldest waiting ones (never the newest).
 
 Variants are interleaved (repeat r of every variant before repeat r+1) so that load from
-other processes affects all of them alike.
+other processes affects all of them alike; each variant's ratio is also given per repeat
+(against the no-logger call of the same repeat: min-max), with the load average
+(``os.getloadavg()``) before and after the table.
 
 Part of ``python -m benchmarks`` (table 6: all variants in one subprocess, interleaved);
 standalone: ``uv run python benchmarks/logging_overhead.py [--task cartpole|rastrigin]
@@ -81,8 +87,38 @@ def plan(quick: bool) -> list[dict]:
     ]
 
 
+class PerStep:
+    """A Logger behind an object without the block methods: the loops call ``log`` every
+    step (one host callback per step)."""
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    def log(self, state, metrics):
+        self.inner.log(state, metrics)
+
+    def save_on_interrupt(self):
+        return self.inner.save_on_interrupt()
+
+    def on_run_end(self, state):
+        self.inner.on_run_end(state)
+
+
+class CountingLogger(rlog.Logger):
+    """The Logger, counting its block hand-overs and their rows (for the table)."""
+
+    handovers = 0
+    rows = 0
+
+    def _on_rows(self, seed_dims, log_tree, capacity, count, *args, **kwargs):
+        self.handovers += 1
+        self.rows += int(count)
+        return super()._on_rows(seed_dims, log_tree, capacity, count, *args, **kwargs)
+
+
 def run_all(cfg: dict) -> dict:
     """Every logger variant side by side in this process; returns per-variant timings."""
+    load_before = os.getloadavg()
     task, params, shaper = make_task(cfg["task"])
     root = Path(tempfile.mkdtemp(prefix="realax_log_bench_"))
     os.environ.setdefault("WANDB_SILENT", "true")
@@ -92,12 +128,17 @@ def run_all(cfg: dict) -> dict:
     def logger_for(name: str):
         if name == "no logger":
             return None
-        if name == "log every step":
-            return rlog.Logger(
-                wandb_log=False, metrics_fn=rlog.default_es_metrics, log_dir=root / "log"
+        if name.startswith("log every step"):
+            block = 16 if name.endswith("block 16") else None
+            lg = CountingLogger(
+                wandb_log=False,
+                metrics_fn=rlog.default_es_metrics,
+                log_dir=root / name.replace(" ", "_").replace(",", ""),
+                log_block=block,
             )
+            return PerStep(lg) if name.endswith("per step") else lg
         if name == "log + wandb offline":
-            lg = rlog.Logger(
+            lg = CountingLogger(
                 wandb_log=True,
                 metrics_fn=rlog.default_es_metrics,
                 log_dir=root / "wandb_log",
@@ -107,16 +148,20 @@ def run_all(cfg: dict) -> dict:
             return lg
         freq = int(name.rsplit(" ", 1)[1])
         (root / f"ckpt{freq}").mkdir(parents=True, exist_ok=True)
-        return rlog.Logger(
+        return CountingLogger(
             wandb_log=False,
             metrics_fn=rlog.default_es_metrics,
             ckpt_dir=root / f"ckpt{freq}",
             ckpt_freq=freq,
         )
 
-    names = ["no logger", "log every step", "log + wandb offline"] + [
-        f"log + ckpt every {f}" for f in cfg["ckpt_freq"]
-    ]
+    names = [
+        "no logger",
+        "log every step, one callback per step",
+        "log every step",
+        "log every step, block 16",
+        "log + wandb offline",
+    ] + [f"log + ckpt every {f}" for f in cfg["ckpt_freq"]]
     runs = {}
     for name in names:
         logger = logger_for(name)
@@ -156,10 +201,13 @@ def run_all(cfg: dict) -> dict:
 
     for name in names:
         r = runs[name]
+        lg = getattr(r["logger"], "inner", r["logger"])
         t0 = time.perf_counter()
-        if r["logger"] is not None:
-            r["logger"].finish()
+        if lg is not None:
+            lg.finish()
         r["drain"] = time.perf_counter() - t0
+        blocks = isinstance(r["logger"], CountingLogger) and lg.handovers
+        r["rows_per_handover"] = lg.rows / lg.handovers if blocks else None
 
     state_bytes = sum(
         x.size * x.dtype.itemsize
@@ -171,6 +219,7 @@ def run_all(cfg: dict) -> dict:
     for name in names:
         r = runs[name]
         med = statistics.median(r["times"])
+        per_repeat = [t / b for t, b in zip(r["times"], runs["no logger"]["times"], strict=True)]
         variants.append(
             {
                 "name": name,
@@ -179,6 +228,9 @@ def run_all(cfg: dict) -> dict:
                 "run_times_s": r["times"],
                 "gens_per_s": steps / med,
                 "ratio": med / base,
+                "ratio_min": min(per_repeat),
+                "ratio_max": max(per_repeat),
+                "rows_per_handover": r["rows_per_handover"],
                 "drain_s": r["drain"],
             }
         )
@@ -189,6 +241,8 @@ def run_all(cfg: dict) -> dict:
         "checkpoints": {str(f): [len(v), v[-1] if v else None] for f, v in ckpts.items()},
         "compile_s": variants[0]["compile_s"],
         "run_s": base,
+        "load_before": list(load_before),
+        "load_after": list(os.getloadavg()),
     }
 
 
@@ -206,8 +260,11 @@ def render(rows: list[dict], quick: bool) -> str:
         f"{r['label']}, population {cfg['popsize']}, {cfg['steps']} generations per `train` "
         f"call, median of {cfg['repeats']} interleaved calls continuing the same run; "
         f"EvoState {res['state_kib']:.1f} KiB. Compile = first call minus the median call; "
-        "drain = what `logger.finish()` still waits for after the last call (checkpoint writes, "
-        f"wandb). Peak RSS of the process (all variants): {r.get('peak_rss_mb', 0):,.0f} MB.",
+        "spread = the ratio of each repeat to the no-logger call of the same repeat (min-max); "
+        "rows/hand-over = the mean block of rows per host transfer (blocks, automatic size "
+        "unless named); drain = what `logger.finish()` still waits for after the last call "
+        "(checkpoint writes, wandb). Peak RSS of the process (all variants): "
+        f"{r.get('peak_rss_mb', 0):,.0f} MB. {_load(res)}",
         "",
     ]
     body = [
@@ -217,6 +274,8 @@ def render(rows: list[dict], quick: bool) -> str:
             fmt_s(v["run_s"]),
             f"{v['gens_per_s']:,.0f}",
             f"{v['ratio']:.3f}",
+            f"{v['ratio_min']:.2f}-{v['ratio_max']:.2f}" if "ratio_min" in v else "",
+            f"{v['rows_per_handover']:.1f}" if v.get("rows_per_handover") else "",
             fmt_s(v["drain_s"]),
         ]
         for v in res["variants"]
@@ -229,6 +288,8 @@ def render(rows: list[dict], quick: bool) -> str:
                 "loop (s)",
                 "generations/s",
                 "time vs no logger",
+                "spread",
+                "rows/hand-over",
                 "drain (s)",
             ],
             body,
@@ -245,6 +306,16 @@ def render(rows: list[dict], quick: bool) -> str:
         "than 16 wait to be written (the newest is always saved).",
     ]
     return "\n".join(out)
+
+
+def _load(res: dict) -> str:
+    if "load_before" not in res:
+        return ""
+    fmt = lambda xs: "/".join(f"{x:.2f}" for x in xs)  # noqa: E731
+    return (
+        f"Load average (1/5/15 min) before the table {fmt(res['load_before'])}, after "
+        f"{fmt(res['load_after'])}."
+    )
 
 
 def main() -> None:
@@ -269,16 +340,19 @@ def main() -> None:
         f"backend={jax.default_backend()} devices={jax.device_count()}"
     )
     header = (
-        f"{'variant':<22} {'compile s':>9} {'loop s':>8} {'gen/s':>9} {'x no-log':>8} "
-        f"{'drain s':>8}"
+        f"{'variant':<38} {'compile s':>9} {'loop s':>8} {'gen/s':>7} {'x no-log':>8} "
+        f"{'spread':>10} {'rows/h':>6} {'drain s':>8}"
     )
     print(header)
     print("-" * len(header))
     for v in res["variants"]:
+        spread = f"{v['ratio_min']:.2f}-{v['ratio_max']:.2f}"
+        rows = f"{v['rows_per_handover']:.1f}" if v["rows_per_handover"] else ""
         print(
-            f"{v['name']:<22} {v['compile_s']:9.2f} {v['run_s']:8.3f} {v['gens_per_s']:9.0f} "
-            f"{v['ratio']:8.3f} {v['drain_s']:8.2f}"
+            f"{v['name']:<38} {v['compile_s']:9.2f} {v['run_s']:8.3f} {v['gens_per_s']:7.0f} "
+            f"{v['ratio']:8.3f} {spread:>10} {rows:>6} {v['drain_s']:8.2f}"
         )
+    print(_load(res))
     for f, (n, last) in res["checkpoints"].items():
         print(f"ckpt every {f}: {n} checkpoints on disk (last step {last})")
 

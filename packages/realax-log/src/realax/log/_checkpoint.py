@@ -1,6 +1,8 @@
-"""Orbax checkpoints of whole training states: the manager, and verified restore.
+"""Checkpoints of whole training states: listing, and verified restore of both formats.
 
-orbax is imported when a checkpoint is first written or read, not with ``realax.log``.
+New checkpoints are packed (``realax-log/2``, :mod:`._packed`, no orbax); checkpoints that
+realax-log 0.1 wrote with orbax (``realax-log/1``, one item per leaf) still restore: orbax is
+imported only to read one of those.
 """
 
 from __future__ import annotations
@@ -13,8 +15,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _serialize
+from . import _packed, _serialize
 from ._hosts import process_index
+from ._rundir import finalized_steps
 
 if TYPE_CHECKING:
     import orbax.checkpoint as ocp
@@ -67,9 +70,7 @@ def all_steps(ckpt_dir: str | Path) -> list[int]:
         >>> all_steps("runs/es")  # doctest: +SKIP
         [100, 200, 300]
     """
-    path = _check_dir(ckpt_dir)
-    with manager(path, max_to_keep=None) as mngr:
-        return sorted(int(s) for s in mngr.all_steps())
+    return finalized_steps(_check_dir(ckpt_dir))
 
 
 def latest_step(ckpt_dir: str | Path) -> int | None:
@@ -121,30 +122,53 @@ class _Corrupt(Exception):
     pass
 
 
-def _read(mngr: ocp.CheckpointManager, step: int) -> tuple[dict, list[np.ndarray]]:
+def _read_orbax(mngr: ocp.CheckpointManager, step: int, leaves: list[dict]) -> list:
+    """The leaves of a ``realax-log/1`` checkpoint (orbax, one item per leaf)."""
     import orbax.checkpoint as ocp
 
-    try:
-        meta = mngr.restore(step, args=ocp.args.Composite(**{META: ocp.args.JsonRestore()}))[META]
-        if not isinstance(meta, dict) or meta.get("format") != _serialize.FORMAT:
-            raise _Corrupt(f"metadata is not a {_serialize.FORMAT} record")
-        leaves = meta["leaves"]
-        target = {
-            _serialize.leaf_name(i): np.zeros(leaf["shape"], np.dtype(leaf["dtype"]))
-            for i, leaf in enumerate(leaves)
-        }
-        items = mngr.restore(
-            step, args=ocp.args.Composite(**{STATE: ocp.args.StandardRestore(target)})
-        )[STATE]
-        arrays = [np.asarray(items[_serialize.leaf_name(i)]) for i in range(len(leaves))]
-    except _Corrupt:
-        raise
-    except Exception as e:  # orbax / tensorstore / json errors on damaged files
-        raise _Corrupt(f"{type(e).__name__}: {e}") from e
+    target = {
+        _serialize.leaf_name(i): np.zeros(leaf["shape"], np.dtype(leaf["dtype"]))
+        for i, leaf in enumerate(leaves)
+    }
+    items = mngr.restore(
+        step, args=ocp.args.Composite(**{STATE: ocp.args.StandardRestore(target)})
+    )[STATE]
+    arrays = [np.asarray(items[_serialize.leaf_name(i)]) for i in range(len(leaves))]
     for leaf, a in zip(leaves, arrays, strict=True):
         if list(a.shape) != list(leaf["shape"]) or _serialize.crc32(a) != leaf["crc32"]:
             raise _Corrupt(f"leaf {leaf['path']} does not match its recorded checksum")
-    return meta, arrays
+    return arrays
+
+
+class _Reader:
+    """Reads checkpoints of either format from one folder (an orbax manager only if needed)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._mngr: ocp.CheckpointManager | None = None
+
+    def __enter__(self) -> _Reader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._mngr is not None:
+            self._mngr.close()
+
+    def read(self, step: int) -> tuple[dict, list[np.ndarray]]:
+        try:
+            meta = _packed.read_meta(self.path / str(step))
+            fmt = meta.get("format")
+            if fmt == _serialize.PACKED:
+                return meta, _packed.read(self.path / str(step), meta)
+            if fmt != _serialize.FORMAT:
+                raise _Corrupt(f"metadata is not a {_serialize.PACKED} record")
+            if self._mngr is None:
+                self._mngr = manager(self.path, max_to_keep=None)
+            return meta, _read_orbax(self._mngr, step, meta["leaves"])
+        except _Corrupt:
+            raise
+        except Exception as e:  # missing / damaged files, json or orbax errors
+            raise _Corrupt(f"{type(e).__name__}: {e}") from e
 
 
 def restore(ckpt_dir: str | Path, like: Any, *, step: int | None = None) -> Any:
@@ -175,8 +199,8 @@ def restore(ckpt_dir: str | Path, like: Any, *, step: int | None = None) -> Any:
     """
     path = _check_dir(ckpt_dir)
     expected, treedef = _serialize.expected_leaves(like)
-    with manager(path, max_to_keep=None) as mngr:
-        steps = sorted((int(s) for s in mngr.all_steps()), reverse=True)
+    with _Reader(path) as reader:
+        steps = sorted(finalized_steps(path), reverse=True)
         if step is not None:
             if step not in steps:
                 raise FileNotFoundError(
@@ -189,7 +213,7 @@ def restore(ckpt_dir: str | Path, like: Any, *, step: int | None = None) -> Any:
         skipped = []
         for s in steps:
             try:
-                meta, arrays = _read(mngr, s)
+                meta, arrays = reader.read(s)
             except _Corrupt as e:
                 if step is not None:
                     raise FileNotFoundError(f"checkpoint step {s} in {path} is damaged: {e}") from e
@@ -226,9 +250,6 @@ def restore(ckpt_dir: str | Path, like: Any, *, step: int | None = None) -> Any:
 
 
 def read_metadata(ckpt_dir: str | Path, step: int) -> dict:
-    """The JSON description stored with checkpoint ``step`` (paths, shapes, dtypes, checksums)."""
-    import orbax.checkpoint as ocp
-
-    path = _check_dir(ckpt_dir)
-    with manager(path, max_to_keep=None) as mngr:
-        return mngr.restore(step, args=ocp.args.Composite(**{META: ocp.args.JsonRestore()}))[META]
+    """The JSON description stored with checkpoint ``step`` (format, step, ``seed_dims``, and
+    per leaf its path, shape, dtype and key implementation)."""
+    return _packed.read_meta(_check_dir(ckpt_dir) / str(step))

@@ -12,18 +12,16 @@ from typing import Any
 import jax
 import numpy as np
 
-from . import _serialize
-from ._checkpoint import META, STATE, manager
+from . import _packed, _rundir, _serialize
 from ._console import say
 
 
 class CheckpointWriter:
     """Saves checkpoints from a background thread so the training loop never waits on disk.
 
-    :meth:`submit` only enqueues host copies of the arrays and returns at once; this thread
-    saves them, oldest first, with an orbax ``CheckpointManager`` (orbax writes into a
-    temporary directory and renames it when complete, so a checkpoint is either whole or
-    invisible).
+    :meth:`submit` only enqueues host copies of the packed arrays (one per dtype) and
+    returns at once; this thread saves them, oldest first (:func:`realax.log._packed.write`:
+    a temporary folder renamed when complete, so a checkpoint is either whole or invisible).
 
     If checkpoints are requested faster than they can be written, at most ``max_pending``
     of them (and ``max_pending_bytes`` of copies) wait; beyond that the oldest waiting one is
@@ -46,7 +44,7 @@ class CheckpointWriter:
         self._before_save = before_save
         self.directory.mkdir(parents=True, exist_ok=True)
         self.verbose = verbose
-        self._manager = manager(self.directory, max_to_keep=max_to_keep)
+        self.max_to_keep = max_to_keep
         self._cv = threading.Condition()
         self._pending: collections.deque = collections.deque()
         self._pending_bytes = 0
@@ -63,8 +61,8 @@ class CheckpointWriter:
         self,
         step: int,
         arrays: list[np.ndarray],
-        paths,
-        impls,
+        records: list[dict],
+        groups: list[str],
         seed_dims: int,
         *,
         supersede: bool = False,
@@ -82,7 +80,7 @@ class CheckpointWriter:
                 self.submitted.difference_update(dropped)
                 self._pending.clear()
                 self._pending_bytes = 0
-            self._pending.append((step, arrays, paths, impls, seed_dims, nbytes))
+            self._pending.append((step, arrays, records, groups, seed_dims, nbytes))
             self.submitted.add(step)
             self._pending_bytes += nbytes
             while len(self._pending) > 1 and (
@@ -109,7 +107,6 @@ class CheckpointWriter:
         """Block until every submitted checkpoint is completely on disk."""
         with self._cv:
             self._cv.wait_for(lambda: not self._pending and not self._busy)
-        self._manager.wait_until_finished()
 
     def _run(self) -> None:
         while True:
@@ -135,30 +132,15 @@ class CheckpointWriter:
                     self._busy = False
                     self._cv.notify_all()
 
-    def _save(self, step, arrays, paths, impls, seed_dims) -> None:
-        import orbax.checkpoint as ocp
-
+    def _save(self, step, arrays, records, groups, seed_dims) -> None:
         if self._before_save is not None:
             # e.g. the Logger's metrics rows up to this step: on disk before the checkpoint,
             # so a run resumed from it has lost no row
             self._before_save()
-        meta = {
-            "format": _serialize.FORMAT,
-            "step": int(step),
-            "seed_dims": int(seed_dims),
-            "leaves": _serialize.describe(arrays, paths, impls),
-        }
-        items = {_serialize.leaf_name(i): a for i, a in enumerate(arrays)}
-        if step in self._manager.all_steps():
-            # A resumed run re-reaching a step that an earlier attempt saved: overwrite it.
-            self._manager.wait_until_finished()
-            self._manager.delete(step)
-        self._manager.save(
-            step,
-            args=ocp.args.Composite(
-                **{STATE: ocp.args.StandardSave(items), META: ocp.args.JsonSave(meta)}
-            ),
-        )
+        _packed.write(self.directory, step, arrays, records, groups, seed_dims)
+        if self.max_to_keep is not None:
+            steps = _rundir.finalized_steps(self.directory)
+            _packed.remove_oldest(self.directory, self.max_to_keep, steps)
         if self.verbose:
             say(f"[realax.log] checkpoint step {step} -> {self.directory}")
 
@@ -168,8 +150,6 @@ class CheckpointWriter:
             self._closing = True
             self._cv.notify_all()
         self._thread.join()
-        self._manager.wait_until_finished()
-        self._manager.close()
         if self._error is not None:
             raise RuntimeError(
                 f"realax.log: at least one checkpoint in {self.directory} could not be saved"
@@ -200,8 +180,9 @@ class Checkpoints:
                 )
             return self._writer
 
-    def submit(self, step: np.ndarray, arrays: list, paths, impls, seed_dims: int, **kw) -> None:
-        """Enqueue host copies ``arrays`` under the largest of ``step`` (vmapped seeds)."""
+    def submit(self, step: np.ndarray, arrays: list, records, groups, seed_dims: int, **kw) -> None:
+        """Enqueue host copies of the packed ``arrays`` under the largest of ``step`` (vmapped
+        seeds)."""
         if seed_dims and np.unique(step).size > 1:
             warnings.warn(
                 f"realax.log: vmapped seeds are at different steps {np.unique(step).tolist()}; "
@@ -209,13 +190,15 @@ class Checkpoints:
                 RuntimeWarning,
                 stacklevel=2,
             )
-        self.writer.submit(int(step.max()), arrays, list(paths), list(impls), seed_dims, **kw)
+        self.writer.submit(int(step.max()), arrays, records, groups, seed_dims, **kw)
 
     def save_tree(self, tree: Any, step: np.ndarray) -> None:
         """Save a pytree from the host (``step.ndim`` seed axes) and wait until it is on disk."""
         leaves, paths, impls = _serialize.split_keys(tree)
-        arrays = [np.array(jax.device_get(x), copy=True) for x in leaves]
-        self.submit(step, arrays, paths, impls, step.ndim)
+        leaves = [np.asarray(jax.device_get(x)) for x in leaves]
+        records, groups = _serialize.manifest(leaves, paths, impls)
+        arrays = [np.array(a, copy=True) for a in _serialize.pack(leaves, records, groups)]
+        self.submit(step, arrays, records, groups, step.ndim)
         self.wait()
 
     def is_saved(self, step: int, *, logged: bool) -> bool:

@@ -1,12 +1,15 @@
 """The traced side of ``Logger.log``: checks what ``metrics_fn`` returns and sends each step
-to the host with ordered ``io_callback``s, one call per step even under ``jax.vmap``.
+to the host with ordered ``io_callback``s, one call per step even under ``jax.vmap`` (the
+loops of realax.train hand over blocks of steps instead: :mod:`._blocks`).
 
 Host side, two callbacks receive the payload (see ``Logger``):
 
 - ``on_log(seed_dims, log_tree, step, leaves)`` every step; with ``answer`` it returns
   whether the step must be checkpointed now (a stop signal arrived);
-- ``on_ckpt(seed_dims, paths, impls, step, leaves)`` on checkpoint steps
-  (``step % ckpt_freq == 0`` for any seed, or when ``on_log`` answered yes).
+- ``on_ckpt(seed_dims, records, groups, step, packed)`` on checkpoint steps
+  (``step % ckpt_freq == 0`` for any seed, or when ``on_log`` answered yes): the state's
+  leaves packed into one array per dtype (one transfer), ``records`` / ``groups`` say where
+  each leaf is (``_serialize.manifest``).
 """
 
 from __future__ import annotations
@@ -93,7 +96,6 @@ class Emitter:
         recurses with ``seed_dims + 1``, so a vmapped loop makes one host call per step for
         all seeds (and ``lax.cond`` keeps an unbatched predicate)."""
         log_cb = functools.partial(self.on_log, seed_dims, log_tree)
-        ckpt_cb = functools.partial(self.on_ckpt, seed_dims, paths, impls)
         freq = self.ckpt_freq
 
         @custom_vmap
@@ -111,12 +113,8 @@ class Emitter:
                 io_callback(log_cb, None, step, logged, ordered=True)
                 interrupted = jnp.bool_(False)
             if checkpoint:
-                ck = list(leaves[n_log:])
-                lax.cond(
-                    jnp.any(step % freq == 0) | interrupted,
-                    lambda: io_callback(ckpt_cb, None, step, ck, ordered=True),
-                    lambda: None,
-                )
+                save = pack_and_send(self.on_ckpt, list(leaves[n_log:]), paths, impls, seed_dims)
+                lax.cond(jnp.any(step % freq == 0) | interrupted, lambda: save(step), lambda: None)
             return jnp.zeros((), jnp.int32)
 
         @emit.def_vmap
@@ -129,6 +127,18 @@ class Emitter:
             return inner(*args), False
 
         return emit
+
+
+def pack_and_send(on_ckpt: Callable, ck: list, paths, impls, seed_dims: int) -> Callable:
+    """``save(step)``: the checkpoint's leaves packed into one array per dtype (traced), handed
+    to ``on_ckpt(seed_dims, records, groups, step, packed)`` in one ordered callback."""
+    records, groups = _serialize.manifest(ck, list(paths), list(impls))
+    cb = functools.partial(on_ckpt, seed_dims, records, groups)
+
+    def save(step):
+        return io_callback(cb, None, step, _serialize.pack(ck, records, groups, jnp), ordered=True)
+
+    return save
 
 
 def abstract(data: Any) -> Any:

@@ -18,10 +18,11 @@ from typing import Any
 import jax
 import numpy as np
 
-from . import _hosts, _options, _rundir
+from . import _blocks, _hosts, _options, _rundir
 from ._ckpt_writer import Checkpoints
 from ._emit import Emitter, abstract, call_metrics_fn, final_checkpoint
-from ._interrupt import StopOnSignal, StopTraining, Terminated
+from ._handover import HandOver
+from ._interrupt import StopOnSignal, Terminated
 from ._sinks import run_sinks
 from ._sweep_log import check_sweep, wandb_sink, write_sweep_file
 from ._writer import RowWriter
@@ -31,14 +32,18 @@ MetricsFn = Callable[[Any, Any], tuple[Mapping[str, Any], Any, Any]]
 __all__ = ["Logger", "MetricsFn", "Terminated"]
 
 
-class Logger:
+class Logger(HandOver):
     """Logs metrics to wandb and a local file and checkpoints the training state, from inside
     ``jit``, ``lax.scan``, ``lax.fori_loop`` and ``vmap``.
 
-    Each :meth:`log` (made by the trainer after every step) runs ``metrics_fn(state, data) ->
-    (log_data, ckpt_data, step)`` in the compiled program and sends ``log_data`` (a small dict
-    of scalars) to the host with an ordered ``io_callback``; ``ckpt_data`` (by default the
-    whole state) crosses only when ``step % ckpt_freq == 0``. On the host the callback only
+    Each :meth:`log` runs ``metrics_fn(state, data) -> (log_data, ckpt_data, step)`` in the
+    compiled program and sends ``log_data`` (a small dict of scalars) to the host with an
+    ordered ``io_callback``; the loops of realax.train instead carry a block of rows
+    (:meth:`open_block`, :meth:`log_to_block`, :meth:`close_block`) and hand the rows of
+    ``log_block`` steps over in one transfer (the same rows, in the same order). ``ckpt_data``
+    (by default the whole state) crosses only when ``step % ckpt_freq == 0``, packed into one
+    array per dtype, and is written without orbax (format ``realax-log/2``; checkpoints of
+    earlier versions, written by orbax, still restore). On the host the callback only
     buffers the row: a writer thread writes the rows to ``metrics.jsonl`` (strict JSON: NaN
     and inf as ``null``) and the wandb run every 0.25 s and before each checkpoint, and
     another thread saves checkpoints with orbax, so the loop never waits on disk or network
@@ -90,6 +95,9 @@ class Logger:
             ``seed`` columns, the folder a ``sweep.json`` (for :func:`realax.log.report`).
         sweep_wandb: ``"per_config"`` (one wandb run per configuration in a group, :attr:`runs`)
             or ``"table"`` (one run, keys ``config<i>/seed<j>/<name>``, a final ``sweep`` table).
+        log_block: steps whose rows cross to the host together in the loops of realax.train
+            (``None``: chosen from the step time, about every 0.1 s, at most 256). A stop
+            signal is seen, and its checkpoint taken, at the end of the block.
 
     Example:
         >>> import realax.log as rlog
@@ -119,6 +127,7 @@ class Logger:
         checkpoint_on_interrupt: bool = True,
         sweep_configs: Sequence[Mapping[str, Any]] | None = None,
         sweep_wandb: str = "per_config",
+        log_block: int | None = None,
     ):
         # the arguments are checked (each error names one) before anything is written
         _options.check_functions(metrics_fn, host_log_transform)
@@ -126,6 +135,7 @@ class Logger:
         self.wandb_log = _options.wandb_log_flag(wandb_log)
         self.ckpt_freq = int(_options.positive_int("ckpt_freq", ckpt_freq))
         self.max_to_keep = _options.positive_int("max_to_keep", max_to_keep, allow_none=True)
+        self.log_block = _options.positive_int("log_block", log_block, allow_none=True)
         self.mode = _options.wandb_mode(mode)
         self.resume = _options.flag("resume", resume)
         self.overwrite = _options.flag("overwrite", overwrite)
@@ -148,6 +158,9 @@ class Logger:
         ckpt, drain = self.ckpt_dir, self._writer.drain
         self._ckpt = Checkpoints(ckpt, max_to_keep, self.verbose, drain) if ckpt else None
         self._emitter = Emitter(self._on_log, self._on_ckpt, self.ckpt_freq)
+        self._block_emitter = _blocks.BlockEmitter(self._on_rows, self._on_ckpt, self.ckpt_freq)
+        self._clock = _blocks.BlockClock(self.log_block)
+        self._log_tree: Any = None
         self._stop = StopOnSignal(on_hard_stop=self._writer.hard_flush)
         # what on_run_end needs to checkpoint a final state like the periodic checkpoints
         self._data_like: Any = None
@@ -231,41 +244,15 @@ class Logger:
             ...     logger.log(state, metrics)
             ...     return state, None
         """
-        s = call_metrics_fn(self.metrics_fn, state, data)
-        self._data_like = abstract(data)
-        checkpoint = self.ckpt_dir is not None and s.ckpt_data is not None
-        self._checkpoints_state = s.ckpt_data is not None
+        s, checkpoint = self._traced_step(state, data)
         answer = checkpoint and self.checkpoint_on_interrupt and not _hosts.multi_process()
         self._emitter.emit(s, checkpoint=checkpoint, answer=answer)
 
-    # ------------------------------------------------------------------ host callbacks
-    def _on_log(self, seed_dims, log_tree, step, leaves, answer=False):
-        # Runs once per step on the thread executing the compiled loop: keep it minimal (the
-        # rows are converted and written by the writer thread, in batches).
-        if _hosts.is_primary():
-            if not self._opened:
-                self._open()
-            self._writer.append(seed_dims, log_tree, step, leaves)
-            self._logged, self._seed_dims = True, seed_dims
-        if answer:
-            # a stop signal (SIGINT/SIGTERM) arrived: checkpoint this step now
-            return np.bool_(self._stop.signal is not None)
-        return None
-
-    def _on_ckpt(self, seed_dims, paths, impls, step, leaves) -> None:
-        if not _hosts.is_primary() or self._ckpt is None:
-            return
-        stop_signal = self._stop.signal
-        step = np.asarray(step)
-        arrays = [np.array(x, copy=True) for x in leaves]
-        self._ckpt.submit(step, arrays, paths, impls, seed_dims, supersede=bool(stop_signal))
-        if stop_signal is not None:
-            # SIGINT/SIGTERM: make this checkpoint (and the rows before it) durable, then
-            # abort the compiled loop; save_on_interrupt turns this into the right exception.
-            self._ckpt.wait()
-            self._writer.drain()
-            self._stop.step = int(step.max())
-            raise StopTraining(f"realax.log: stopped by signal {stop_signal}")
+    def _traced_step(self, state: Any, data: Any) -> tuple[Any, bool]:
+        s = call_metrics_fn(self.metrics_fn, state, data)
+        self._data_like = abstract(data)
+        self._checkpoints_state = s.ckpt_data is not None
+        return s, self.ckpt_dir is not None and s.ckpt_data is not None
 
     # ------------------------------------------------------------------ SIGINT / SIGTERM
     @contextlib.contextmanager

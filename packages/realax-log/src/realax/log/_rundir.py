@@ -2,7 +2,8 @@
 
 A resumed run must end exactly like an uninterrupted one, metrics file included, so before a
 Logger with ``resume=True`` starts writing, :func:`prepare_dir` removes what a killed attempt
-left behind: half-written orbax checkpoints (``<step>.orbax-checkpoint-tmp-*`` folders) and
+left behind: half-written checkpoints (``<step>.realax-tmp-*`` folders, and the
+``<step>.orbax-checkpoint-tmp-*`` ones of orbax-written checkpoints) and
 the metrics rows logged after the newest complete checkpoint (the resumed run logs them
 again), including a last line cut short.
 """
@@ -20,21 +21,27 @@ from . import _hosts
 from ._metrics_file import FILENAME, truncate_metrics
 
 TMP_MARK = ".orbax-checkpoint-tmp"
+#: the temporary folders of packed checkpoints (``_packed.write``)
+PACKED_TMP_MARK = ".realax-tmp-"
+
+
+def _is_tmp(name: str) -> bool:
+    return TMP_MARK in name or PACKED_TMP_MARK in name
 
 
 def finalized_steps(directory: Path) -> list[int]:
-    """Steps of the complete checkpoints in ``directory`` (orbax renames a step's temporary
-    folder to ``<step>`` once it is whole), ascending; no orbax import."""
+    """Steps of the complete checkpoints in ``directory`` (a step's temporary folder is
+    renamed to ``<step>`` once it is whole), ascending; no orbax import."""
     if not directory.is_dir():
         return []
     return sorted(int(p.name) for p in directory.iterdir() if p.is_dir() and p.name.isdigit())
 
 
 def temporary_dirs(directory: Path) -> list[Path]:
-    """Checkpoint folders orbax had not finished writing (a killed or hard-stopped save)."""
+    """Checkpoint folders not finished writing (a killed or hard-stopped save)."""
     if not directory.is_dir():
         return []
-    return sorted(p for p in directory.iterdir() if TMP_MARK in p.name)
+    return sorted(p for p in directory.iterdir() if _is_tmp(p.name))
 
 
 def default_log_dir(wandb_run: Any) -> Path:
@@ -117,7 +124,7 @@ def prepare_dir(directory: Path, *, resume: bool, overwrite: bool, checkpoints: 
     if overwrite:
         if _hosts.is_primary():
             for p in directory.iterdir():
-                if p.is_dir() and (p.name.isdigit() or TMP_MARK in p.name):
+                if p.is_dir() and (p.name.isdigit() or _is_tmp(p.name)):
                     shutil.rmtree(p, ignore_errors=True)
             (directory / FILENAME).unlink(missing_ok=True)
         return

@@ -18,7 +18,10 @@ from typing import Any
 import jax
 import numpy as np
 
+#: checkpoints written by orbax, one item per leaf (realax-log 0.1; read only)
 FORMAT = "realax-log/1"
+#: checkpoints of packed leaves: one array per dtype plus a manifest (``_packed``)
+PACKED = "realax-log/2"
 
 
 def is_key(x: Any) -> bool:
@@ -57,6 +60,51 @@ def split_keys(tree: Any) -> tuple[list[Any], list[str], list[str | None]]:
             impls.append(None)
             leaves.append(leaf)
     return leaves, paths, impls
+
+
+def manifest(
+    leaves: list[Any], paths: list[str] | None = None, impls: list[str | None] | None = None
+) -> tuple[list[dict], list[str]]:
+    """Where each leaf goes in the packed arrays: ``(records, groups)``.
+
+    ``records``: per leaf its ``path``, ``shape``, ``dtype``, ``key_impl`` and ``offset`` (in
+    elements) within the array of its dtype; ``groups``: the dtypes, in order of first use.
+    ``leaves`` may be traced or abstract (only shapes and dtypes are read).
+    """
+    n = len(leaves)
+    paths = [""] * n if paths is None else paths
+    impls = [None] * n if impls is None else impls
+    sizes: dict[str, int] = {}
+    records = []
+    for x, p, k in zip(leaves, paths, impls, strict=True):
+        dtype = np.dtype(x.dtype).name
+        shape = [int(d) for d in np.shape(x)]
+        offset = sizes.get(dtype, 0)
+        records.append({"path": p, "shape": shape, "dtype": dtype, "key_impl": k, "offset": offset})
+        sizes[dtype] = offset + int(np.prod(shape, dtype=np.int64))
+    return records, list(sizes)
+
+
+def pack(leaves: list[Any], records: list[dict], groups: list[str], xp: Any = np) -> list[Any]:
+    """The leaves flattened and joined into one 1-D array per dtype of ``groups`` (``xp``:
+    ``numpy`` on the host, ``jax.numpy`` inside a traced program)."""
+    parts: dict[str, list] = {g: [] for g in groups}
+    for x, r in zip(leaves, records, strict=True):
+        parts[r["dtype"]].append(xp.ravel(x))
+    return [xp.concatenate(parts[g]) if len(parts[g]) > 1 else parts[g][0] for g in groups]
+
+
+def unpack(arrays: list[np.ndarray], records: list[dict], groups: list[str]) -> list[np.ndarray]:
+    """Inverse of :func:`pack`: the leaves, shaped, in the order of ``records``."""
+    by_dtype = dict(zip(groups, arrays, strict=True))
+    out = []
+    for r in records:
+        size = int(np.prod(r["shape"], dtype=np.int64))
+        flat = by_dtype[r["dtype"]][r["offset"] : r["offset"] + size]
+        if flat.size != size:
+            raise ValueError(f"leaf {r['path']} lies outside the packed {r['dtype']} array")
+        out.append(flat.reshape(r["shape"]))
+    return out
 
 
 def crc32(a: np.ndarray) -> int:

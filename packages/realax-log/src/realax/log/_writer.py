@@ -18,6 +18,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from ._blocks import split_block
 from ._sinks import LoggedStep, Sink
 
 #: seconds between two writes of the buffered rows
@@ -45,7 +46,8 @@ class RowWriter:
         self.transform = transform
         self.interval = interval
         self.errors: list[BaseException] = []
-        # logged but not yet written: (seed_dims, log_tree, step, leaves)
+        # logged but not yet written: (seed_dims, log_tree, step, leaves, count), count=None
+        # for one step, else a block of `count` steps (leading axis after the seed axes)
         self._rows: collections.deque = collections.deque()
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -54,7 +56,16 @@ class RowWriter:
 
     def append(self, seed_dims: int, log_tree: Any, step: Any, leaves: list) -> None:
         """Buffer one step (from the host callback: nothing else happens here)."""
-        self._rows.append((seed_dims, log_tree, step, leaves))
+        self._rows.append((seed_dims, log_tree, step, leaves, None))
+        if self._thread is None:
+            self.start()
+
+    def append_block(
+        self, seed_dims: int, log_tree: Any, count: int, steps: Any, rows: list
+    ) -> None:
+        """Buffer the first ``count`` steps of a block (``_blocks``; arrays copied by the
+        caller); the writer thread splits it into the same rows as ``count`` appends."""
+        self._rows.append((seed_dims, log_tree, steps, rows, count))
         if self._thread is None:
             self.start()
 
@@ -75,11 +86,16 @@ class RowWriter:
     def _take(self) -> list[LoggedStep]:
         batch = []
         while self._rows:
-            seed_dims, log_tree, step, leaves = self._rows.popleft()
-            values = jax.tree_util.tree_unflatten(log_tree, [np.asarray(x) for x in leaves])
-            if self.transform is not None:
-                values = dict(self.transform(dict(values)))
-            batch.append(LoggedStep(np.asarray(step), seed_dims, values, self.layout))
+            seed_dims, log_tree, step, leaves, count = self._rows.popleft()
+            if count is None:
+                steps = [(step, leaves)]
+            else:
+                steps = split_block(seed_dims, count, step, leaves)
+            for step, leaves in steps:
+                values = jax.tree_util.tree_unflatten(log_tree, [np.asarray(x) for x in leaves])
+                if self.transform is not None:
+                    values = dict(self.transform(dict(values)))
+                batch.append(LoggedStep(np.asarray(step), seed_dims, values, self.layout))
         return batch
 
     def _write(self, batch: list[LoggedStep], sinks: list[Sink]) -> None:

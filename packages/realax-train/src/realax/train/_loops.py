@@ -20,7 +20,7 @@ from jax import lax
 
 from ._algorithm import Algorithm
 from ._progress import ProgressBar
-from ._protocols import Logger, RunEndLogger, SavesOnInterrupt
+from ._protocols import BlockLogger, Logger, RunEndLogger, SavesOnInterrupt
 from ._step_data import nest
 from ._validate import strong_types
 
@@ -90,56 +90,89 @@ def _keys_for_steps(alg: Algorithm, state: Any, n_steps: int) -> Any:
     return jax.vmap(lambda t: step_keys(jax.random.fold_in(state.key, t)))(steps)
 
 
-def _hooked(alg, logger, progress, token, state, data, consts, keys):
+def _hooked(alg, logger, progress, token, carry, data, consts, keys):
+    """One step and its logging; ``carry`` is ``(state, rows)``, ``rows`` the block of a
+    :class:`BlockLogger` (``None`` for other loggers, which get ``log`` every step)."""
+    state, rows = carry
     state, metrics = alg.step(state, data, consts, keys)
-    if logger.value is not None:
+    if rows is not None:
+        rows = logger.value.log_to_block(rows, state, metrics)
+    elif logger.value is not None:
         logger.value.log(state, metrics)
     if progress:
         ProgressBar.report(token, state.step, metrics.get(alg.progress_metric))
-    return state, metrics
+    return (state, rows), metrics
+
+
+def _open_rows(alg, logger, n_steps, state, data, consts, keyed: bool):
+    """The block of a :class:`BlockLogger` for this loop (``None`` for other loggers); the
+    shapes of a step's metrics come from ``jax.eval_shape`` (no operation is added)."""
+    lg = logger.value
+    if not isinstance(lg, BlockLogger) or n_steps < 1:
+        return None
+
+    def metrics(s, d, c):
+        k = jax.tree.map(lambda x: x[0], _keys_for_steps(alg, s, 1)) if keyed else None
+        return alg.step(s, d, c, k)[1]
+
+    return lg.open_block(state, jax.eval_shape(metrics, state, data, consts))
+
+
+def _close_rows(logger, rows) -> None:
+    if rows is not None:
+        logger.value.close_block(rows)
 
 
 def _scan_loop(alg, logger, progress, n_steps, state, data, consts, token):
     layout: list = []  # how the step's metrics are packed (filled in while tracing the body)
 
-    def body(s, keys):
-        s, metrics = _hooked(alg, logger, progress, token, s, data, consts, keys)
+    def body(carry, keys):
+        carry, metrics = _hooked(alg, logger, progress, token, carry, data, consts, keys)
         packed, layout[:] = _pack_metrics(metrics)
-        return s, packed
+        return carry, packed
 
+    keys = None
     if alg.step_keys is not None and n_steps > 0:
         # every step's keys in one batched call before the loop (the same bits)
-        state, packed = lax.scan(body, state, _keys_for_steps(alg, state, n_steps))
-    else:
-        state, packed = lax.scan(body, state, None, length=n_steps)
+        keys = _keys_for_steps(alg, state, n_steps)
+    rows = _open_rows(alg, logger, n_steps, state, data, consts, keys is not None)
+    (state, rows), packed = lax.scan(body, (state, rows), keys, length=n_steps)
+    _close_rows(logger, rows)
     return state, _unpack_metrics(packed, layout)
 
 
 def _fori_loop(alg, logger, progress, n_steps, state, data, consts, token):
     if alg.step_keys is None or n_steps <= 1:
+        rows = _open_rows(alg, logger, n_steps, state, data, consts, False)
 
-        def body(_, s):
-            return _hooked(alg, logger, progress, token, s, data, consts, None)[0]
+        def body(_, c):
+            return _hooked(alg, logger, progress, token, c, data, consts, None)[0]
 
-        return lax.fori_loop(0, n_steps, body, state)
+        state, rows = lax.fori_loop(0, n_steps, body, (state, rows))
+        _close_rows(logger, rows)
+        return state
     # Steps in blocks of at most KEY_BLOCK: each block derives its steps' keys in one batched
     # call (as the scan does for all steps), and memory stays flat in n_steps.
     block = min(n_steps, KEY_BLOCK)
     n_blocks = -(-n_steps // block)
+    rows = _open_rows(alg, logger, n_steps, state, data, consts, True)
 
-    def run_block(b, s):
-        keys = _keys_for_steps(alg, s, block)
+    def run_block(b, carry):
+        keys = _keys_for_steps(alg, carry[0], block)
         n = jnp.minimum(block, n_steps - b * block)  # the last block may be shorter
 
-        def body(i, s):
+        def body(i, c):
             k = jax.tree.map(lambda x: x[i], keys)
-            return _hooked(alg, logger, progress, token, s, data, consts, k)[0]
+            return _hooked(alg, logger, progress, token, c, data, consts, k)[0]
 
-        return lax.fori_loop(0, n, body, s)
+        return lax.fori_loop(0, n, body, carry)
 
     if n_blocks == 1:
-        return run_block(0, state)
-    return lax.fori_loop(0, n_blocks, run_block, state)
+        state, rows = run_block(0, (state, rows))
+    else:
+        state, rows = lax.fori_loop(0, n_blocks, run_block, (state, rows))
+    _close_rows(logger, rows)
+    return state
 
 
 def _seeds_loop(alg, logger, progress, n_steps, use_scan, keys, data, consts, token):

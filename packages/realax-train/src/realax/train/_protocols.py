@@ -9,6 +9,7 @@ from typing import Any, Protocol, runtime_checkable
 import jax
 
 __all__ = [
+    "BlockLogger",
     "DataTask",
     "InitsData",
     "Logger",
@@ -78,3 +79,20 @@ class RunEndLogger(Protocol):
     """Optional: called on the host once after a compiled run returned, with its final state."""
 
     def on_run_end(self, state: Any) -> None: ...
+
+
+@runtime_checkable
+class BlockLogger(Protocol):
+    """Optional: a logger that takes the rows of several steps in one host transfer.
+
+    The loops then carry its block beside the state: ``block = open_block(state, metrics)``
+    before the loop (``metrics`` abstract: the shapes of a step's metrics), ``block =
+    log_to_block(block, state, metrics)`` after every step instead of ``log``, and
+    ``close_block(block)`` after the loop (all traced).
+    """
+
+    def open_block(self, state: Any, metrics: Any) -> Any: ...
+
+    def log_to_block(self, block: Any, state: Any, metrics: Mapping[str, Any]) -> Any: ...
+
+    def close_block(self, block: Any) -> None: ...

@@ -58,6 +58,7 @@ TABLES = {
     "ppo_rnn": "ppo_rnn",
     "pqn": "pqn",
     "ppo_brax": "ppo_brax",
+    "offpolicy": "offpolicy",
 }
 TITLES = {
     "loop": "1. Loop overhead (no environment)",
@@ -76,6 +77,7 @@ TITLES = {
     "ppo_rnn": "14. Recurrent PPO on CartPole with the velocities hidden (PureJaxRL's PPO-RNN)",
     "pqn": "15. PQN on CartPole-v1 and PPO on Breakout-MinAtar vs rejax",
     "ppo_brax": "16. PPO with normalisation on brax inverted_pendulum vs brax's ppo.train",
+    "offpolicy": "17. Off-policy RL: DQN on CartPole-v1 and SAC on Pendulum-v1 vs rejax",
 }
 
 

@@ -75,7 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
         "iql, td3bc)",
         description="Train a PPO, DQN, SAC, PQN or C51 agent on an environment, or a BC, CQL, "
         "IQL or TD3+BC agent offline from a dataset file (--dataset PATH); same run folder as "
-        "evolve.",
+        "evolve. metrics.jsonl gets one row per train step (logging interval): ppo every "
+        "num_envs x 128 env steps, dqn and c51 every num_envs x 256 (then 128 updates), sac "
+        "every num_envs x 50 (then 50 updates), pqn every num_envs x 32.",
     )
     _positional(p, "algo", "ppo, dqn, sac, pqn, c51, bc, cql, iql or td3bc")
     _positional(p, "env", "environment name, e.g. CartPole-v1")

@@ -51,6 +51,11 @@ class OnPolicyTrainer(RLTrainer):
     process; agent and metrics are the same on every process, the environment arrays of the
     returned state stay split over the processes.
 
+    On a CPU host with few cores, XLA's concurrency-optimised scheduler can keep a second
+    worker thread spinning through a whole run (doubling its CPU time, with no speed-up);
+    ``XLA_FLAGS=--xla_cpu_enable_concurrency_optimized_scheduler=false``, set before jax
+    starts, avoids most of it (results unchanged: it only reorders independent operations).
+
     Args:
         agent: an agent class with ``create(key=, observations=, actions=, **config)``
             (e.g. ``realax.agents.PPO``) or such a function (``functools.partial(PPO.create,

@@ -142,7 +142,7 @@ def craftax_frames(env: Any, states: list[Any]) -> list[np.ndarray]:
     renderer = importlib.import_module(f"{module.__name__}.renderer")
     with contextlib.redirect_stdout(io.StringIO()):  # Craftax prints about its texture cache
         draw = renderer.make_craftax_pixel_renderer(_BLOCK_PIXELS)
-    stacked = jax.tree.map(lambda *xs: np.stack(xs), *states)
+    stacked = jax.tree.map(lambda *xs: jnp.stack(xs), *states)
     pixels = np.asarray(jax.jit(jax.vmap(draw))(stacked))
     return list(np.clip(pixels, 0, 255).astype(np.uint8))
 

@@ -7,6 +7,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import jax
+import jax.numpy as jnp
 
 from . import _frames
 from ._env import Env, EnvSpec, ObsFn, check_episode_length, check_no_env_kwargs
@@ -115,7 +116,7 @@ def navix_frames(env: Any, states: list[Any]) -> list[np.ndarray]:
     import numpy as np
 
     rgb = import_suite("navix").observations.rgb
-    stacked = jax.tree.map(lambda *xs: np.stack(xs), *(s.state for s in states))
+    stacked = jax.tree.map(lambda *xs: jnp.stack(xs), *(s.state for s in states))
     return list(np.asarray(jax.jit(jax.vmap(rgb))(stacked), np.uint8))
 
 

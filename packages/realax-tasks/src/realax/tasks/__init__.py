@@ -46,6 +46,8 @@ from ._suite_tasks import GymnaxTask as GymnaxTask
 from ._suite_tasks import JumanjiTask as JumanjiTask
 from ._suites import EnvInfo as EnvInfo
 from ._suites import import_suite as import_suite
+from ._suites import suite_extra as suite_extra
+from ._suites import suites as suites
 from ._task import EnvTask as EnvTask
 from ._xminigrid import XMinigridEnv as XMinigridEnv
 
@@ -91,6 +93,8 @@ __all__ = [
     "merge_stats",
     "registered_names",
     "render_rollout",
+    "suite_extra",
+    "suites",
     "wrap",
     "write_video",
 ]

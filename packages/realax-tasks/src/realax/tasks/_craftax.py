@@ -44,6 +44,8 @@ class CraftaxEnv(Env):
         obs_fn: optional map applied to every observation.
         **env_kwargs: fields of the default ``EnvParams`` to change (``max_timesteps=500``).
 
+    (Not run as a doctest: tracing Craftax takes seconds.)
+
     >>> env = CraftaxEnv("Craftax-Classic-Symbolic-v1")  # doctest: +SKIP
     >>> env.obs_shape, env.action_dims, env.max_steps  # doctest: +SKIP
     ((1345,), 17, 10000)

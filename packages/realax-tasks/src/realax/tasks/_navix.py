@@ -40,6 +40,8 @@ class NavixEnv(Env):
         obs_fn: raw observation -> array (default: flattened to float32).
         **env_kwargs: passed to ``navix.make``.
 
+    (Not run as a doctest: importing navix takes ~10 s.)
+
     >>> env = NavixEnv("Navix-Empty-5x5-v0")  # doctest: +SKIP
     >>> env.obs_shape, env.action_dims, env.max_steps  # doctest: +SKIP
     ((75,), 7, 100)

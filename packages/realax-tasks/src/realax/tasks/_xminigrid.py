@@ -76,8 +76,8 @@ class XMinigridEnv(Env):
         obs_fn: raw observation -> array (default :func:`flat_float`).
         **env_kwargs: ``EnvParams`` fields passed to ``xminigrid.make`` (``max_steps=``).
 
-    >>> env = XMinigridEnv("MiniGrid-Empty-5x5")  # doctest: +SKIP
-    >>> env.obs_shape, env.action_dims, env.max_steps  # doctest: +SKIP
+    >>> env = XMinigridEnv("MiniGrid-Empty-5x5")
+    >>> env.obs_shape, env.action_dims, env.max_steps
     ((98,), 6, 100)
     """
 

@@ -11,6 +11,7 @@ from ._brax import BraxEnv as BraxEnv
 from ._catalog import ENV_SPACES as ENV_SPACES
 from ._catalog import env_info as env_info
 from ._catalog import get_env_dimensions as get_env_dimensions
+from ._craftax import CraftaxEnv as CraftaxEnv
 from ._env import Env as Env
 from ._env import EnvSpec as EnvSpec
 from ._env import EnvState as EnvState
@@ -21,6 +22,7 @@ from ._jumanji import flatten_observation as flatten_observation
 from ._masked import mask_observation as mask_observation
 from ._meta import MetaEvoTask as MetaEvoTask
 from ._meta import generation_weights as generation_weights
+from ._navix import NavixEnv as NavixEnv
 from ._obs_norm import RunningStats as RunningStats
 from ._obs_norm import merge_stats as merge_stats
 from ._playground import PLAYGROUND_IMPLS as PLAYGROUND_IMPLS
@@ -47,7 +49,10 @@ from ._suite_tasks import GymnaxTask as GymnaxTask
 from ._suite_tasks import JumanjiTask as JumanjiTask
 from ._suites import EnvInfo as EnvInfo
 from ._suites import import_suite as import_suite
+from ._suites import suite_extra as suite_extra
+from ._suites import suites as suites
 from ._task import EnvTask as EnvTask
+from ._xminigrid import XMinigridEnv as XMinigridEnv
 
 __all__ = [
     "BRAX_BACKENDS",
@@ -57,6 +62,7 @@ __all__ = [
     "BasePolicy",
     "BraxEnv",
     "BraxTask",
+    "CraftaxEnv",
     "DataTask",
     "DescriptorTask",
     "Env",
@@ -73,11 +79,13 @@ __all__ = [
     "MetaEvoTask",
     "MazeTask",
     "MultiTaskAggregator",
+    "NavixEnv",
     "PLAYGROUND_IMPLS",
     "PlaygroundEnv",
     "PlaygroundTask",
     "RunningStats",
     "Task",
+    "XMinigridEnv",
     "check_policy",
     "check_render",
     "env_info",
@@ -91,6 +99,8 @@ __all__ = [
     "merge_stats",
     "registered_names",
     "render_rollout",
+    "suite_extra",
+    "suites",
     "wrap",
     "write_video",
 ]

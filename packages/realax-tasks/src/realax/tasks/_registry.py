@@ -11,6 +11,7 @@ from typing import Any
 # isort: off
 from . import _gymnax, _brax, _jumanji  # noqa: F401  (each registers its suite adapter)
 from . import _playground  # noqa: F401  (MuJoCo Playground: imported only when its names are used)
+from . import _craftax, _xminigrid, _navix  # noqa: F401  (the grid-world suites, after them)
 
 # isort: on
 from ._env import Env

@@ -175,8 +175,21 @@ def register_suite(adapter: SuiteAdapter) -> None:
 
 
 def suites() -> tuple[str, ...]:
-    """The names of the registered suites, in lookup order."""
+    """The names of the suites realax.tasks knows (installed or not), in lookup order.
+
+    >>> {"gymnax", "brax", "jumanji", "craftax", "xminigrid", "navix"} <= set(suites())
+    True
+    """
     return tuple(_TABLE)
+
+
+def suite_extra(suite: str) -> str:
+    """The pip extra of realax-tasks that installs ``suite``.
+
+    >>> suite_extra("navix")
+    'navix'
+    """
+    return adapter(suite).extra
 
 
 def adapter(suite: str) -> SuiteAdapter:

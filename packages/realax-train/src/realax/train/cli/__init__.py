@@ -12,7 +12,7 @@ Commands (``realax COMMAND --help`` for every option)::
     realax plot runs/<name>
     realax sweep ppo|dqn|sac|evolve ENV --set NAME=V1,V2 [--set ...] [--seeds N] [...]
     realax report runs/<sweep>         # redraw a sweep's report.csv/json/png
-    realax envs [--suite gymnax|brax|jumanji]
+    realax envs [--suite gymnax|brax|jumanji|craftax|xminigrid|navix|...]
     realax strategies
 
 A run leaves in ``runs/<name>/``: ``config.toml`` (the resolved configuration, usable as

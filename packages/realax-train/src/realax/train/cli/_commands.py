@@ -213,10 +213,12 @@ def _reason(e: BaseException) -> str:
 def _envs(suite: str | None) -> int:
     import realax.tasks as rt
 
-    suites = (suite,) if suite else ("gymnax", "brax", "jumanji")
+    known = rt.suites()  # the suite table: every suite realax.tasks has an adapter for
+    if suite is not None and suite not in known:
+        raise CliError(f"--suite must be one of {', '.join(known)} (got --suite {suite})")
     rows = []
     missing = []
-    for s in suites:
+    for s in (suite,) if suite else known:
         names = rt.registered_names(s)
         if not names:
             missing.append(s)
@@ -232,7 +234,8 @@ def _envs(suite: str | None) -> int:
     for r in [header, *rows]:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
     for s in missing:
-        print(f'({s} is not installed: pip install "realax-tasks[{s}]")', file=sys.stderr)
+        extra = rt.suite_extra(s)
+        print(f'({s} is not installed: pip install "realax-tasks[{extra}]")', file=sys.stderr)
     return 0
 
 

@@ -119,7 +119,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     p = sub.add_parser("envs", help="list environments with their dimensions and suite")
-    p.add_argument("--suite", choices=("gymnax", "brax", "jumanji"), default=None)
+    p.add_argument(
+        "--suite",
+        metavar="SUITE",
+        default=None,
+        help="only this suite (gymnax, brax, jumanji, craftax, xminigrid, navix, ...; "
+        "default: every suite, the ones not installed with the extra that installs them)",
+    )
 
     sub.add_parser("strategies", help="list evolution strategies (evosax names and aliases)")
     _qd_schema.add_parser(sub, _add_keys, _positional)

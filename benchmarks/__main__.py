@@ -233,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
         module = importlib.import_module(f"benchmarks.{TABLES[name]}")
         body = module.render(data["rows"], data["quick"])
         text = _splice(text, name, body + "\n\n" + conditions(data))
-    text = _splice(text, compile_summary.NAME, compile_summary.render(tables))
+    text = _splice(text, compile_summary.NAME, compile_summary.render(tables, TABLES, TITLES))
     md_path.write_text(text)
     print(
         f"wrote {json_path.relative_to(ROOT)} and {md_path.relative_to(ROOT)} "

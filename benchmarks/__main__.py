@@ -128,7 +128,7 @@ def _batches(module, rows: list[dict], quick: bool):
     process), ``"paced"`` (every row of one ``"interleave"`` set, at the place of its first
     row) or, with ``--quick``, ``"batch"`` (the table's other workspace rows with the same
     ``env``, in one process: one JAX import for all; an interleave set without a peer is
-    batched so too)."""
+    batched so too). A row with ``"alone": True`` always gets its own process."""
     seen = set()
     for row in rows:
         key = row.get("interleave")
@@ -142,7 +142,8 @@ def _batches(module, rows: list[dict], quick: bool):
                 for env in dict.fromkeys(_env_key(r) for r in rows_of_set):
                     yield "batch", [r for r in rows_of_set if _env_key(r) == env]
             continue
-        alone = row.get("peer") or row.get("pending") or hasattr(module, "prepare")
+        alone = row.get("peer") or row.get("pending") or row.get("alone")
+        alone = alone or hasattr(module, "prepare")
         if not quick or alone:
             if hasattr(module, "prepare"):  # e.g. give a peer the work a realax row just did
                 module.prepare(row, rows)
@@ -152,7 +153,7 @@ def _batches(module, rows: list[dict], quick: bool):
         if ("batch", env) not in seen:
             seen.add(("batch", env))
             yield "batch", [r for r in rows if r.get("interleave") is None
-                            and not (r.get("peer") or r.get("pending"))
+                            and not (r.get("peer") or r.get("pending") or r.get("alone"))
                             and _env_key(r) == env]  # fmt: skip
 
 

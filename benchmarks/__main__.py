@@ -121,31 +121,42 @@ def _skeleton() -> str:
     return "\n".join(parts)
 
 
+def _env_key(row: dict) -> str:
+    return json.dumps(row.get("env") or {}, sort_keys=True)
+
+
 def _batches(module, rows: list[dict], quick: bool):
     """The rows in the order they run, as ``(how, rows)``: ``"alone"`` (one row, its own
     process), ``"paced"`` (every row of one ``"interleave"`` set, at the place of its first
     row) or, with ``--quick``, ``"batch"`` (the table's other workspace rows with the same
-    ``env``, in one process: one JAX import for all)."""
+    ``env``, in one process: one JAX import for all; an interleave set without a peer is
+    batched so too). A row with ``"alone": True`` always gets its own process."""
     seen = set()
     for row in rows:
         key = row.get("interleave")
         if key is not None:
             if key not in seen:
                 seen.add(key)
-                yield "paced", [r for r in rows if r.get("interleave") == key]
+                rows_of_set = [r for r in rows if r.get("interleave") == key]
+                if not quick or any(r.get("peer") for r in rows_of_set):
+                    yield "paced", rows_of_set  # --quick still paces the sets with a peer
+                    continue
+                for env in dict.fromkeys(_env_key(r) for r in rows_of_set):
+                    yield "batch", [r for r in rows_of_set if _env_key(r) == env]
             continue
-        alone = row.get("peer") or row.get("pending") or hasattr(module, "prepare")
+        alone = row.get("peer") or row.get("pending") or row.get("alone")
+        alone = alone or hasattr(module, "prepare")
         if not quick or alone:
             if hasattr(module, "prepare"):  # e.g. give a peer the work a realax row just did
                 module.prepare(row, rows)
             yield "alone", [row]
             continue
-        env = json.dumps(row.get("env") or {}, sort_keys=True)
+        env = _env_key(row)
         if ("batch", env) not in seen:
             seen.add(("batch", env))
             yield "batch", [r for r in rows if r.get("interleave") is None
-                            and not (r.get("peer") or r.get("pending"))
-                            and json.dumps(r.get("env") or {}, sort_keys=True) == env]  # fmt: skip
+                            and not (r.get("peer") or r.get("pending") or r.get("alone"))
+                            and _env_key(r) == env]  # fmt: skip
 
 
 def _run_table(name: str, quick: bool, timeout: float, verbose: bool):
@@ -235,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
         module = importlib.import_module(f"benchmarks.{TABLES[name]}")
         body = module.render(data["rows"], data["quick"])
         text = _splice(text, name, body + "\n\n" + conditions(data))
-    text = _splice(text, compile_summary.NAME, compile_summary.render(tables))
+    text = _splice(text, compile_summary.NAME, compile_summary.render(tables, TABLES, TITLES))
     md_path.write_text(text)
     print(
         f"wrote {json_path.relative_to(ROOT)} and {md_path.relative_to(ROOT)} "

@@ -183,8 +183,8 @@ def run_variant(row: dict[str, Any], timeout: float, verbose: bool = False) -> d
         out.seek(0)
         err.seek(0)
         stdout, stderr = out.read(), err.read()
-    _finish(row, proc, stdout, stderr, usage, killed and f"timed out after {timeout:.0f}s",
-            verbose)  # fmt: skip
+    why = f"timed out after {timeout:.0f}s" if killed else None
+    _finish(row, proc, stdout, stderr, usage, why, verbose)
     return row
 
 

@@ -87,28 +87,32 @@ def generic_pairs(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def collect(tables: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
-    """Every comparison of every saved table, in the report's table order."""
-    from benchmarks.__main__ import TABLES, TITLES
-
+def collect(
+    tables: dict[str, dict[str, Any]], modules: dict[str, str], titles: dict[str, str]
+) -> list[dict[str, Any]]:
+    """Every comparison of every saved table, in the report's table order (``modules`` and
+    ``titles``: ``__main__.TABLES`` and ``TITLES``)."""
     found = []
-    for name in [n for n in TABLES if n in tables]:
-        module = importlib.import_module(f"benchmarks.{TABLES[name]}")
+    for name in [n for n in modules if n in tables]:
+        module = importlib.import_module(f"benchmarks.{modules[name]}")
         rows = tables[name]["rows"]
         try:
             pairs = (getattr(module, "compile_pairs", None) or generic_pairs)(rows)
         except (KeyError, TypeError, ValueError) as e:  # a table's results of another shape
             pairs = [{"work": f"not read: {type(e).__name__}: {e}", "kind": "error"}]
-        number = TITLES[name].split(".", 1)[0]
+        number = titles[name].split(".", 1)[0]
         for p in pairs:
             found.append({"table": number, "quick": tables[name].get("quick"), **p})
     return found
 
 
-def render(tables: dict[str, dict[str, Any]]) -> str:
+def render(
+    tables: dict[str, dict[str, Any]], modules: dict[str, str], titles: dict[str, str]
+) -> str:
+    """Table 19's markdown from the saved ``tables`` (see ``collect``)."""
     from benchmarks._report import fmt_s, table
 
-    pairs = collect(tables)
+    pairs = collect(tables, modules, titles)
     body, met, peers = [], 0, 0
     for p in pairs:
         if p["kind"] == "error":

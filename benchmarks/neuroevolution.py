@@ -390,8 +390,8 @@ def render(rows: list[dict[str, Any]], quick: bool) -> str:
         f"median of {cfg['repeats']} warm run(s) of all generations"
         + (
             ", the variants' runs interleaved round by round"
-            if any(r.get("interleave") for r in rows)
-            else ", the variants one after another (saved before runs were interleaved)"
+            if any(r.get("interleave") and not r.get("batched") for r in rows)
+            else ", the variants one after another (--quick, or saved before interleaving)"
         )
         + " (ratio: median over the rounds, min-max in brackets); valid env-steps/s = "
         f"steps that belong to an episode / run time; time to {target:.0f} = run time until "

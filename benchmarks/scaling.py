@@ -82,8 +82,8 @@ def render(rows: list[dict[str, Any]], quick: bool) -> str:
         f"{cfg.get('repeats')} warm run(s), "
         + (
             "interleaved round by round with the rows they are compared with"
-            if any(r.get("interleave") for r in rows)
-            else "one variant after another (saved before runs were interleaved)"
+            if any(r.get("interleave") and not r.get("batched") for r in rows)
+            else "one variant after another (--quick, or saved before interleaving)"
         )
         + " (ratios: median over the rounds, min-max in brackets). "
         "Early in training most episodes are short, which "

@@ -42,7 +42,7 @@ def plan(quick: bool) -> list[dict[str, Any]]:
             "module": "startup",
             "func": "measure_all",
             "realax": True,
-            "cfg": {"labels": list(TARGETS), "repeats": 2 if quick else 5},
+            "cfg": {"labels": list(TARGETS), "repeats": 1 if quick else 5},
         }
     ]
 

@@ -4,8 +4,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from realax.train import EvosaxTrainer, _es, _loops
-from realax.train._es_algorithm import METRIC_NAMES
+from realax.train import EvosaxTrainer, _es_metrics, _loops
+from realax.train._es_metrics import METRIC_NAMES
 
 
 def _flaky_sphere(x, key, data=None):
@@ -63,7 +63,7 @@ def test_runs_over_the_limit_compute_the_statistics_in_the_step(monkeypatch):
     trainer = _trainer()
     state0 = trainer.initialize(jax.random.key(1))
     _, deferred = trainer.train(state0)
-    monkeypatch.setattr(_es, "DEFER_LIMIT", 16 * 30 - 1)  # one value short of this run
+    monkeypatch.setattr(_es_metrics, "DEFER_LIMIT", 16 * 30 - 1)  # one value short of this run
     _, in_step = trainer.train(state0)
     _assert_same(deferred, in_step)
 

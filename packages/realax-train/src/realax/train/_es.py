@@ -10,10 +10,11 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from . import _loops
+from . import _es_metrics, _loops
 from ._base import BaseTrainer, train_from_key
-from ._es_algorithm import EvoAlgorithm, EvoState, check_metrics, check_task_output
-from ._es_algorithm import _fitness_stats as _fitness_stats  # (tests of the metrics)
+from ._es_algorithm import EvoAlgorithm, EvoState, check_task_output
+from ._es_metrics import _fitness_stats as _fitness_stats  # (tests of the metrics)
+from ._es_metrics import check_metrics
 from ._hparams import Traceable, scalar_floats
 from ._mesh import make_mesh
 from ._protocols import InitsData, Logger, Task, UpdatesData
@@ -35,11 +36,6 @@ from ._validate import (
 )
 
 __all__ = ["EvoState", "EvosaxTrainer", "evolve"]
-
-#: the most raw fitness values (generations x popsize) a scan without a logger stores to
-#: compute the fitness statistics after the loop (64 MiB of float32); longer runs compute them
-#: inside each generation
-DEFER_LIMIT = 1 << 24
 
 
 def _init_data(task: Any) -> Callable | None:
@@ -289,12 +285,10 @@ class EvosaxTrainer(Traceable, BaseTrainer):
     # -- deferred fitness statistics -------------------------------------------------------
 
     def _run_loop(self, state: Any, data: Any, n_steps: int, scan: bool, logger, progress_bar):
-        """A scan without a logger stores each generation's raw fitness and computes the
-        fitness statistics of all generations after the loop, in one vectorised program
-        (the same values, bit for bit); everything else runs them inside the step."""
+        """A scan without a logger computes the fitness statistics after the loop."""
         opts = self._options(logger, progress_bar)
-        deferred = scan and opts["logger"] is None and self.step_data is None
-        if not (deferred and self._alg.defers and n_steps * self.popsize <= DEFER_LIMIT):
+        deferred = scan and opts["logger"] is None and self.step_data is None and self._alg.defers
+        if not (deferred and n_steps * self.popsize <= _es_metrics.DEFER_LIMIT):
             return super()._run_loop(state, data, n_steps, scan, logger, progress_bar)
         self._check_ready(state.data if data is None else data)
         alg = self._alg.deferred_algorithm()

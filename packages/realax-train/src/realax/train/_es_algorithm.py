@@ -15,6 +15,7 @@ from jax.sharding import Mesh
 from jax.sharding import PartitionSpec as P
 
 from ._algorithm import Algorithm
+from ._es_metrics import FITNESS_METRICS, METRIC_NAMES, finish_metrics, generation_metrics
 from ._hparams import initial_hparams, read
 from ._mesh import AXIS, replicated
 from ._protocols import Task
@@ -22,41 +23,7 @@ from ._shaping import FitnessShaper
 from ._step_data import EVAL_DATA, METRICS
 from ._validate import as_typed_key, call_with_data, check_pair_output, strong_types
 
-__all__ = ["EvoAlgorithm", "EvoState", "FITNESS_METRICS", "METRIC_NAMES", "check_metrics"]
-
-#: the fitness statistics of a generation (of its finite members; ``n_nonfinite`` counts the rest)
-FITNESS_METRICS = ("fitness_min", "fitness_mean", "fitness_max", "fitness_std", "n_nonfinite")
-#: every metric of a generation, in the order a run returns them
-METRIC_NAMES = ("generation", *FITNESS_METRICS, "best_fitness")
-#: ``metrics="minimal"``: what the progress bar and ``return_best`` need, nothing more
-MINIMAL_METRICS = ("generation", "best_fitness")
-#: a deferred step's raw fitness ``(popsize,)``, turned into statistics after the loop
-_RAW = "__raw_fitness"
-
-
-def check_metrics(metrics: Any) -> tuple[str, ...]:
-    """``metrics=`` of :class:`EvosaxTrainer` as a tuple of names in the run's order.
-
-    >>> check_metrics("minimal"), len(check_metrics("all"))
-    (('generation', 'best_fitness'), 7)
-    """
-    if metrics == "all":
-        return METRIC_NAMES
-    if metrics == "minimal":
-        return MINIMAL_METRICS
-    names = (metrics,) if isinstance(metrics, str) else metrics
-    try:
-        names = tuple(names)
-    except TypeError:
-        names = (metrics,)
-    bad = [n for n in names if n not in METRIC_NAMES]
-    if bad or not names:
-        raise ValueError(
-            f"metrics must be 'all', 'minimal' or a non-empty sequence of names among "
-            f"{METRIC_NAMES} (got metrics={metrics!r}); e.g. metrics=('best_fitness', "
-            "'fitness_mean')."
-        )
-    return tuple(n for n in METRIC_NAMES if n in names)
+__all__ = ["EvoAlgorithm", "EvoState"]
 
 
 class EvoState(struct.PyTreeNode):
@@ -136,33 +103,6 @@ def check_task_output(out: Any) -> None:
     )
 
 
-def _fitness_stats(raw: jax.Array, finite: jax.Array) -> dict:
-    """Min, mean, max and std of the finite fitness values (NaN if none), and the count of
-    non-finite ones: the values of ``jnp.nanmin`` ... ``jnp.nanstd`` on the fitness with
-    non-finite entries set to NaN, bit for bit, from one mask and one count.
-    """
-    count = jnp.sum(finite, dtype=jnp.int32)
-    some = count > 0
-    norm = count.astype(jnp.float32)
-    mean = jnp.sum(jnp.where(finite, raw, 0.0)) / norm
-    centered = jnp.where(finite, raw - mean, 0.0)
-    var = jnp.sum(jnp.square(centered)) / jnp.where(some, norm, 1.0)
-    nan = jnp.float32(jnp.nan)
-    return {
-        "fitness_min": jnp.where(some, jnp.min(jnp.where(finite, raw, jnp.inf)), nan),
-        "fitness_mean": mean,
-        "fitness_max": jnp.where(some, jnp.max(jnp.where(finite, raw, -jnp.inf)), nan),
-        "fitness_std": jnp.sqrt(jnp.where(some, var, nan)),
-        "n_nonfinite": raw.shape[0] - count,
-    }
-
-
-@jax.jit
-def _stacked_stats(raw: jax.Array) -> dict:
-    """:func:`_fitness_stats` of every row of ``raw`` ``(steps, popsize)``, in one program."""
-    return jax.vmap(lambda r: _fitness_stats(r, jnp.isfinite(r)))(raw)
-
-
 class EvoAlgorithm:
     """The validated configuration of an ES run and its pure functions (built by
     :class:`EvosaxTrainer`; compared by identity, so it is a static jit argument)."""
@@ -229,21 +169,11 @@ class EvoAlgorithm:
 
     def generation_metrics(self, step: jax.Array, raw: jax.Array, best: jax.Array) -> dict:
         """A generation's metrics, the requested ones only (XLA drops the rest)."""
-        if self.defer:
-            stats = {_RAW: raw} if self.defers else {}
-        else:
-            stats = _fitness_stats(raw, jnp.isfinite(raw))
-        out = {"generation": step, **stats, "best_fitness": best}
-        return {k: v for k, v in out.items() if k in self.metrics or k == _RAW}
+        return generation_metrics(self.metrics, self.defer, step, raw, best)
 
     def finish_metrics(self, metrics: dict) -> dict:
-        """The metrics of a deferred scan: the statistics of every generation computed at
-        once from the stacked raw fitness ``(steps, popsize)``, bit for bit those of the step."""
-        if _RAW not in metrics:
-            return metrics
-        stats = _stacked_stats(metrics[_RAW])
-        merged = {**metrics, **stats}
-        return {k: merged[k] for k in sorted(self.metrics)}  # the order of a jitted dict
+        """The metrics of a deferred scan (:func:`finish_metrics`)."""
+        return finish_metrics(self.metrics, metrics)
 
     # -- evaluation ----------------------------------------------------------------------
 

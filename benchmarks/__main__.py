@@ -1,7 +1,9 @@
 """``uv run python -m benchmarks [--quick] [--only NAME ...]``
 
 Runs every benchmark table, each variant in its own subprocess (so peak memory is that
-variant's alone), and writes
+variant's alone; rows sharing an ``"interleave"`` key have their warm calls paced round by
+round, see ``benchmarks/_harness.run_interleaved``), records the load average at the start
+and end of each table, and writes
 
 * ``benchmarks/results/<machine>.json``: the machine, every row's configuration and raw
   timings (``<machine>.quick.json`` with ``--quick``);
@@ -10,9 +12,10 @@ variant's alone), and writes
   ``benchmarks/results/<machine>.quick.md`` instead, so a quick run never overwrites the
   committed full report.
 
-``--quick`` runs every table at a small size, two tables at a time (a smoke test of the harness; CI
-runs it) and exits non-zero if a realax or hand-written variant fails. Peer libraries that
-cannot run are recorded with their error, not treated as a failure.
+``--quick`` runs every table at a small size, two tables at a time, the rows of a table that
+need no process of their own in one process (a smoke test of the harness; CI runs it) and
+exits non-zero if a realax or hand-written variant fails. Peer libraries that cannot run
+are recorded with their error, not treated as a failure.
 """
 
 from __future__ import annotations
@@ -26,8 +29,17 @@ import re
 import sys
 import time
 
-from benchmarks._harness import ROOT, machine_info, machine_slug, run_variant
-from benchmarks._report import short_error
+from benchmarks import compile_summary
+from benchmarks._common import load_sample
+from benchmarks._harness import (
+    ROOT,
+    machine_info,
+    machine_slug,
+    run_batch,
+    run_interleaved,
+    run_variant,
+)
+from benchmarks._report import conditions, short_error
 
 TABLES = {
     "loop": "loop_overhead",
@@ -104,29 +116,71 @@ def _splice(text: str, name: str, body: str) -> str:
 
 def _skeleton() -> str:
     parts = ["# realax benchmarks", "", "<!-- BEGIN machine -->\n<!-- END machine -->", ""]
-    for name, title in TITLES.items():
+    for name, title in [*TITLES.items(), (compile_summary.NAME, compile_summary.TITLE)]:
         parts += [f"## {title}", "", f"<!-- BEGIN {name} -->\n<!-- END {name} -->", ""]
     return "\n".join(parts)
 
 
+def _env_key(row: dict) -> str:
+    return json.dumps(row.get("env") or {}, sort_keys=True)
+
+
+def _batches(module, rows: list[dict], quick: bool):
+    """The rows in the order they run, as ``(how, rows)``: ``"alone"`` (one row, its own
+    process), ``"paced"`` (every row of one ``"interleave"`` set, at the place of its first
+    row) or, with ``--quick``, ``"batch"`` (the table's other workspace rows with the same
+    ``env``, in one process: one JAX import for all; an interleave set without a peer is
+    batched so too)."""
+    seen = set()
+    for row in rows:
+        key = row.get("interleave")
+        if key is not None:
+            if key not in seen:
+                seen.add(key)
+                rows_of_set = [r for r in rows if r.get("interleave") == key]
+                if not quick or any(r.get("peer") for r in rows_of_set):
+                    yield "paced", rows_of_set  # --quick still paces the sets with a peer
+                    continue
+                for env in dict.fromkeys(_env_key(r) for r in rows_of_set):
+                    yield "batch", [r for r in rows_of_set if _env_key(r) == env]
+            continue
+        alone = row.get("peer") or row.get("pending") or hasattr(module, "prepare")
+        if not quick or alone:
+            if hasattr(module, "prepare"):  # e.g. give a peer the work a realax row just did
+                module.prepare(row, rows)
+            yield "alone", [row]
+            continue
+        env = _env_key(row)
+        if ("batch", env) not in seen:
+            seen.add(("batch", env))
+            yield "batch", [r for r in rows if r.get("interleave") is None
+                            and not (r.get("peer") or r.get("pending"))
+                            and _env_key(r) == env]  # fmt: skip
+
+
 def _run_table(name: str, quick: bool, timeout: float, verbose: bool):
-    """Every row of table ``name``, one after another: ``(name, rows, printed lines, failed)``."""
+    """Every row of table ``name``: ``(name, rows, printed lines, failed, conditions)``."""
     module = importlib.import_module(f"benchmarks.{TABLES[name]}")
     rows = module.plan(quick)
     lines, failed = [f"== {TITLES[name]}: {len(rows)} variant(s)"], []
-    for row in rows:
-        if hasattr(module, "prepare"):  # e.g. give a peer the work a realax row just did
-            module.prepare(row, rows)
-        t0 = time.perf_counter()
-        run_variant(row, timeout=timeout, verbose=verbose)
-        status = "ok" if row["ok"] else "FAILED: " + short_error(row["error"] or "", 200)
-        lines.append(
-            f"   {row.get('group', '')} {row['label']}: {status} "
-            f"({time.perf_counter() - t0:.1f}s, peak {row.get('peak_rss_mb') or 0:.0f} MB)"
-        )
-        if not row["ok"] and not row.get("optional"):
-            failed.append(f"{name}: {row.get('group', '')} {row['label']}")
-    return name, rows, lines, failed
+    meta = {"load_start": load_sample()}
+    for how, batch in _batches(module, rows, quick):
+        if how == "paced":
+            run_interleaved(batch, timeout=timeout, verbose=verbose)
+        elif how == "batch" and len(batch) > 1:
+            run_batch(batch, timeout=timeout, verbose=verbose)
+        else:
+            run_variant(batch[0], timeout=timeout, verbose=verbose)
+        for row in batch:
+            status = "ok" if row["ok"] else "FAILED: " + short_error(row["error"] or "", 200)
+            lines.append(
+                f"   {row.get('group', '')} {row['label']}: {status} ({row.get('wall_s', 0):.1f}s"
+                f", {row.get('cpu_s') or 0:.1f} CPU s, peak {row.get('peak_rss_mb') or 0:.0f} MB)"
+            )
+            if not row["ok"] and not row.get("optional"):
+                failed.append(f"{name}: {row.get('group', '')} {row['label']}")
+    meta["load_end"] = load_sample()
+    return name, rows, lines, failed, meta
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -170,10 +224,11 @@ def main(argv: list[str] | None = None) -> int:
     jobs = args.jobs or (2 if args.quick else 1)
     with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
         done = pool.map(lambda name: _run_table(name, args.quick, timeout, args.verbose), names)
-        for name, rows, lines, table_failed in done:
+        for name, rows, lines, table_failed, meta in done:
             print("\n".join(lines), flush=True)
             failed += table_failed
-            tables[name] = {"rows": rows, "quick": args.quick, "date": info["date"]}
+            tables[name] = {"rows": rows, "quick": args.quick, "date": info["date"],
+                            "cpu": info["cpu"], "cores": info["cores"], **meta}  # fmt: skip
 
     if not args.render_only:
         info["loadavg_end"] = os.getloadavg()
@@ -188,7 +243,9 @@ def main(argv: list[str] | None = None) -> int:
     text = _splice(text, "machine", _machine_md(info, args.quick))
     for name, data in tables.items():
         module = importlib.import_module(f"benchmarks.{TABLES[name]}")
-        text = _splice(text, name, module.render(data["rows"], data["quick"]))
+        body = module.render(data["rows"], data["quick"])
+        text = _splice(text, name, body + "\n\n" + conditions(data))
+    text = _splice(text, compile_summary.NAME, compile_summary.render(tables, TABLES, TITLES))
     md_path.write_text(text)
     print(
         f"wrote {json_path.relative_to(ROOT)} and {md_path.relative_to(ROOT)} "

@@ -20,6 +20,10 @@ Valid env-steps are the steps that belong to an episode (CartPole pays 1 per ste
 the sum of the returns); time to 475 is the run time until the first generation whose best
 member's mean return over its 4 rollouts reaches 475 (recorded by a host callback at every
 generation, present in every variant).
+
+Every variant runs in its own process (EvoJAX in its own environment); their warm runs are
+interleaved round by round (``"interleave"``: realax, trajectory, hand-written, evosax, EvoJAX,
+then the next round), so the ratio's spread over the rounds is reported beside it.
 """
 
 from __future__ import annotations
@@ -80,7 +84,7 @@ def plan(quick: bool) -> list[dict[str, Any]]:
         },
     ]
     for r in rows:
-        r.update(group=ENV, module="neuroevolution", cfg=cfg)
+        r.update(group=ENV, module="neuroevolution", cfg=cfg, interleave=ENV)
     if quick:  # EvoJAX recompiles on every Trainer: one cold run, net of compile
         rows[-1]["cfg"] = dict(cfg, repeats=0)
         rows = [r for r in rows if r["func"] != "realax_trajectory"]
@@ -362,8 +366,20 @@ def rate(res: dict[str, Any]) -> float | None:
     return res["valid_steps"] / res["run_s"]
 
 
+def rate_ratio(res: dict[str, Any], other: dict[str, Any]) -> dict[str, Any]:
+    """Per-round ratios of run time per valid env-step, ``res`` over ``other`` (the rounds of
+    an interleaved set: the two calls of a round ran one after the other); show them with
+    ``fmt_ratio(..., invert=True)`` as env-steps/s ratios."""
+    from benchmarks._common import ratio_stats
+
+    def per_step(r: dict[str, Any]) -> list[float]:
+        return [t / r["valid_steps"] for t in r.get("run_times_s") or []]
+
+    return ratio_stats(per_step(res), per_step(other))
+
+
 def render(rows: list[dict[str, Any]], quick: bool) -> str:
-    from benchmarks._report import fmt_mem, fmt_rate, fmt_s, ratio_note, short_error, table
+    from benchmarks._report import fmt_mem, fmt_rate, fmt_ratio, fmt_s, short_error, table
 
     cfg = rows[0]["cfg"] if rows else base_cfg(quick)
     target = cfg["target"]
@@ -371,14 +387,19 @@ def render(rows: list[dict[str, Any]], quick: bool) -> str:
         f"{ENV}: MLP 4-{cfg['width']}-{cfg['width']}-2, population {cfg['popsize']}, "
         f"{cfg['reps']} rollouts per member, episodes of at most {cfg['max_steps']} steps, "
         f"{cfg['gens']} generations, Open_ES (Adam {cfg['lr']}, sigma {cfg['std']}). Run = "
-        f"median of {cfg['repeats']} warm run(s) of all generations; valid env-steps/s = "
+        f"median of {cfg['repeats']} warm run(s) of all generations"
+        + (
+            ", the variants' runs interleaved round by round"
+            if any(r.get("interleave") for r in rows)
+            else ", the variants one after another (saved before runs were interleaved)"
+        )
+        + " (ratio: median over the rounds, min-max in brackets); valid env-steps/s = "
         f"steps that belong to an episode / run time; time to {target:.0f} = run time until "
         f"a member's mean return reaches {target:.0f}.",
         "",
     ]
-    best_other = max(
-        (rate(r["result"]) or 0 for r in rows if not r["realax"] and r.get("ok")), default=None
-    )
+    others = [r["result"] for r in rows if not r["realax"] and r.get("ok")]
+    best_other = max(others, key=lambda res: rate(res) or 0, default=None)
     body = []
     for r in rows:
         res = r.get("result") or {}
@@ -396,7 +417,9 @@ def render(rows: list[dict[str, Any]], quick: bool) -> str:
                 "not reached" if ttt is None else f"{fmt_s(ttt)} s (gen {gens})",
                 f"{res['final_mean_return']:.0f} / {res['final_best_return']:.0f}",
                 fmt_mem(r.get("peak_rss_mb")),
-                ratio_note(rate(res), best_other) if r["realax"] else "",
+                fmt_ratio(rate_ratio(res, best_other), invert=True)
+                if r["realax"] and best_other
+                else "",
                 res.get("note", ""),
             ]
         )

@@ -10,16 +10,15 @@ both variants:
 * ``hand-written``: one jitted ``lax.fori_loop`` of ``idx = randint(...)``; gather the rows;
   ``agent.update(batch)``, with the dataset as an argument.
 
-Both run in one process, interleaved A/B/A/B... (``rounds`` pairs of warm runs), so machine
-load drifts affect both alike; the run time is the median per variant, compile time the first
-call's. IQL is the agent of the issue's target (ratio <= 1.05); TD3+BC and CQL rows show the
-trainer on the other offline agents (CQL on a CartPole-shaped dataset).
+Both run in one process, interleaved (``_common.interleaved``: ``rounds`` rounds of one warm
+run each, the order alternating), so machine load drifts affect both alike; the run time is
+the median per variant, compile time the first call's, and the ratio's min-max over the
+rounds is shown. IQL is the agent of the issue's target (ratio <= 1.05); TD3+BC and CQL rows
+show the trainer on the other offline agents (CQL on a CartPole-shaped dataset).
 """
 
 from __future__ import annotations
 
-import statistics
-import time
 from typing import Any
 
 AGENTS = ("IQL", "TD3", "CQL")
@@ -86,7 +85,7 @@ def ab(cfg: dict[str, Any]) -> dict[str, Any]:
     from jax import lax
     from realax.train.rl import OfflineTrainer
 
-    from benchmarks._common import compile_seconds
+    from benchmarks._common import interleaved
 
     agent_cls = getattr(ra, cfg["agent"], None)
     if agent_cls is None:
@@ -117,29 +116,22 @@ def ab(cfg: dict[str, Any]) -> dict[str, Any]:
     def hand_run():
         return jax.block_until_ready(hand(agent0, data, jax.random.key(2)))
 
-    compile_seconds()
+    timed = interleaved({"realax": realax_run, "hand": hand_run}, cfg["rounds"], baseline="hand")
     result: dict[str, Any] = {}
-    for name, run in (("realax", realax_run), ("hand", hand_run)):
-        c0, t0 = compile_seconds(), time.perf_counter()
-        run()
-        result[f"{name}_first_call_s"] = time.perf_counter() - t0
-        result[f"{name}_compile_s"] = compile_seconds() - c0
-    times: dict[str, list[float]] = {"realax": [], "hand": []}
-    for _ in range(cfg["rounds"]):
-        for name, run in (("realax", realax_run), ("hand", hand_run)):
-            t0 = time.perf_counter()
-            run()
-            times[name].append(time.perf_counter() - t0)
-    for name, ts in times.items():
-        result[f"{name}_run_s"] = statistics.median(ts)
-        result[f"{name}_run_times_s"] = ts
-        result[f"{name}_steps_per_s"] = steps / statistics.median(ts)
+    for name, r in timed.items():
+        result[f"{name}_first_call_s"] = r["first_call_s"]
+        result[f"{name}_compile_s"] = r["compile_s"]
+        result[f"{name}_run_s"] = r["run_s"]
+        result[f"{name}_run_times_s"] = r["run_times_s"]
+        result[f"{name}_steps_per_s"] = steps / r["run_s"]
     result["ratio"] = result["realax_run_s"] / result["hand_run_s"]
+    # the per-round ratios (each round ran both, one after the other)
+    result["round_ratio"] = {k: v for k, v in timed["realax"].items() if k.startswith("ratio")}
     return result
 
 
 def render(rows: list[dict[str, Any]], quick: bool) -> str:
-    from benchmarks._report import fmt_mem, fmt_rate, fmt_s, short_error, table
+    from benchmarks._report import fmt_mem, fmt_rate, fmt_ratio, fmt_s, short_error, table
 
     cfg = rows[0]["cfg"] if rows else plan(quick)[0]["cfg"]
     out = [
@@ -162,7 +154,7 @@ def render(rows: list[dict[str, Any]], quick: bool) -> str:
                 fmt_s(res["hand_compile_s"]),
                 fmt_rate(res["realax_steps_per_s"]),
                 fmt_rate(res["hand_steps_per_s"]),
-                f"{res['ratio']:.3f}",
+                fmt_ratio(res["round_ratio"]) if "round_ratio" in res else f"{res['ratio']:.3f}",
                 fmt_mem(r.get("peak_rss_mb")),
                 "",
             ]
@@ -173,7 +165,7 @@ def render(rows: list[dict[str, Any]], quick: bool) -> str:
         "compile hand (s)",
         "realax steps/s",
         "hand-written steps/s",
-        "run time realax / hand",
+        "run time realax / hand (min-max over rounds)",
         "peak RSS",
         "note",
     ]

@@ -11,17 +11,16 @@ same uniform initial population in every variant:
 * ``qdax MAPElites (scan)``: qdax's recipe, one jitted ``lax.scan`` of
   ``MAPElites.scan_update`` (which computes qdax's ``default_qd_metrics`` every iteration).
 
-All variants run in one process, interleaved (repeat r of every variant before repeat r+1),
-so load from other processes affects them alike. Compile = JAX trace + lower + compile time
-of the first call (``jax.monitoring``); run = median of the warm calls, each continuing from
-the initial state. Standalone: ``uv run python -m benchmarks --only qd [--quick]``.
+All variants run in one process, interleaved (``_common.interleaved``: round r of every
+variant before round r + 1, the order rotating), so load from other processes affects them
+alike; the ratio's min-max over the rounds is shown beside it. Compile = JAX trace + lower +
+compile time of the first call (``jax.monitoring``); run = median of the warm calls, each
+continuing from the initial state. Standalone: ``uv run python -m benchmarks --only qd [--quick]``.
 """
 
 from __future__ import annotations
 
 import functools
-import statistics
-import time
 from typing import Any
 
 
@@ -118,38 +117,31 @@ def _variants(cfg: dict[str, Any]) -> dict[str, Any]:
 
 
 def interleaved(cfg: dict[str, Any]) -> dict[str, Any]:
-    from benchmarks._common import compile_seconds
+    from benchmarks._common import interleaved as run_interleaved
 
     variants = _variants(cfg)
-    runs: dict[str, dict[str, Any]] = {}
-    for name, (call, arg, coverage) in variants.items():
-        c0, t0 = compile_seconds(), time.perf_counter()
-        out = call(arg)
-        first = time.perf_counter() - t0
-        runs[name] = {"compile_s": compile_seconds() - c0, "first_s": first, "times": []}
-        runs[name]["coverage"] = coverage(out)
-    for _ in range(cfg["repeats"]):  # repeat r of every variant before repeat r + 1
-        for name, (call, arg, _) in variants.items():
-            c0, t0 = compile_seconds(), time.perf_counter()
-            call(arg)
-            runs[name]["times"].append(time.perf_counter() - t0 - (compile_seconds() - c0))
+    names = list(variants)
+    calls = {name: (lambda c=call, a=arg: c(a)) for name, (call, arg, _) in variants.items()}
+    timed = run_interleaved(calls, cfg["repeats"], baseline=names[-1])  # qdax is the baseline
     n = cfg["iterations"]
     out = []
-    for name, r in runs.items():
-        med = statistics.median(r["times"])
+    for name, r in timed.items():
+        ratio = {k: r[k] for k in ("ratio", "ratio_min", "ratio_max", "ratio_q1", "ratio_q3")}
         out.append(
             {
                 "name": name,
                 "compile_s": r["compile_s"],
-                "run_s": med,
-                "run_times_s": r["times"],
-                "iters_per_s": n / med,
-                "coverage": r["coverage"],
+                "run_s": r["run_s"],
+                "run_times_s": r["run_times_s"],
+                "iters_per_s": n / r["run_s"],
+                "coverage": variants[name][2](r["out"]),
+                # speed against qdax's: the inverse of the per-round run-time ratios
+                "ratio": 1 / r["ratio"],
+                "ratio_min": 1 / r["ratio_max"],
+                "ratio_max": 1 / r["ratio_min"],
+                "time_ratio": ratio,
             }
         )
-    qdax = next(v for v in out if v["name"].startswith("qdax"))
-    for v in out:
-        v["ratio"] = v["iters_per_s"] / qdax["iters_per_s"]
     return {"variants": out, "compile_s": out[0]["compile_s"], "run_s": out[0]["run_s"]}
 
 
@@ -181,7 +173,8 @@ def render(rows: list[dict[str, Any]], quick: bool) -> str:
             fmt_s(v["run_s"]),
             f"{v['iters_per_s']:,.0f}",
             f"{v['coverage']:.1f}",
-            f"{v['ratio']:.2f}",
+            f"{v['ratio']:.2f}"
+            + (f" ({v['ratio_min']:.2f}-{v['ratio_max']:.2f})" if "ratio_min" in v else ""),
         ]
         for v in r["result"]["variants"]
     ]

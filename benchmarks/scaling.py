@@ -9,6 +9,8 @@ episodes of at most 500 steps) with the population size, and with the number of 
   oversubscribe them.
 
 No per-generation host callback here (ordered callbacks cannot run on several devices).
+The rows compared with each other (realax and evosax at one population; the device counts)
+run in their own processes with their warm runs interleaved round by round.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ def plan(quick: bool) -> list[dict[str, Any]]:
                 "func": "realax",
                 "cfg": cfg,
                 "realax": True,
+                "interleave": f"population {pop}",
             }
         )
         rows.append(
@@ -43,6 +46,7 @@ def plan(quick: bool) -> list[dict[str, Any]]:
                 "func": "evosax_problem",
                 "cfg": cfg,
                 "realax": False,
+                "interleave": f"population {pop}",
             }
         )
     dev_pop = 64 if quick else 1024
@@ -59,6 +63,7 @@ def plan(quick: bool) -> list[dict[str, Any]]:
                 "cfg": cfg,
                 "realax": True,
                 "env": {"XLA_FLAGS": f"--xla_force_host_platform_device_count={n}"},
+                "interleave": "devices",
             }
         )
     for r in rows:
@@ -67,14 +72,21 @@ def plan(quick: bool) -> list[dict[str, Any]]:
 
 
 def render(rows: list[dict[str, Any]], quick: bool) -> str:
-    from benchmarks._report import fmt_mem, fmt_rate, fmt_s, short_error, table
-    from benchmarks.neuroevolution import rate
+    from benchmarks._report import fmt_mem, fmt_rate, fmt_ratio, fmt_s, short_error, table
+    from benchmarks.neuroevolution import rate, rate_ratio
 
     cfg = rows[0]["cfg"] if rows else {}
     out = [
         f"{cfg.get('gens')} generations per run, {cfg.get('reps')} rollouts per member, "
         f"episodes of at most {cfg.get('max_steps')} steps, run = median of "
-        f"{cfg.get('repeats')} warm run(s). Early in training most episodes are short, which "
+        f"{cfg.get('repeats')} warm run(s), "
+        + (
+            "interleaved round by round with the rows they are compared with"
+            if any(r.get("interleave") for r in rows)
+            else "one variant after another (saved before runs were interleaved)"
+        )
+        + " (ratios: median over the rounds, min-max in brackets). "
+        "Early in training most episodes are short, which "
         "favours early exit (realax) over full-length scans (evosax).",
         "",
         "By population (1 device):",
@@ -94,7 +106,7 @@ def render(rows: list[dict[str, Any]], quick: bool) -> str:
             line += [fmt_rate(rate(res)), fmt_s(res["compile_s"]), fmt_mem(r.get("peak_rss_mb"))]
         a = cells.get("realax", {}).get("result")
         b = cells.get("evosax_problem", {}).get("result")
-        line.append(f"{rate(a) / rate(b):.2f}" if a and b and rate(b) else "-")
+        line.append(fmt_ratio(rate_ratio(a, b), invert=True) if a and b and rate(b) else "-")
         body.append(line)
     out.append(
         table(
@@ -114,7 +126,7 @@ def render(rows: list[dict[str, Any]], quick: bool) -> str:
     out += ["", f"By forced CPU devices (realax, population {rows[-1]['cfg']['popsize']}):", ""]
     body = []
     dev = [r for r in rows if r["group"] == "devices"]
-    base = next((rate(r["result"]) for r in dev if r["x"] == 1 and r.get("ok")), None)
+    base = next((r["result"] for r in dev if r["x"] == 1 and r.get("ok")), None)
     for r in dev:
         if not r.get("ok"):
             body.append([r["x"], "error: " + short_error(r["error"], 80), "", "", ""])
@@ -126,7 +138,7 @@ def render(rows: list[dict[str, Any]], quick: bool) -> str:
                 fmt_rate(rate(res)),
                 fmt_s(res["compile_s"]),
                 fmt_mem(r.get("peak_rss_mb")),
-                f"{rate(res) / base:.2f}" if base else "-",
+                fmt_ratio(rate_ratio(res, base), invert=True) if base else "-",
             ]
         )
     out.append(table(["devices", "env-steps/s", "compile (s)", "peak RSS", "vs 1 device"], body))

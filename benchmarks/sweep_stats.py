@@ -2,6 +2,10 @@
 ``realax.log.stats`` (vectorised numpy) against ``scipy.stats.bootstrap`` and against a loop
 that draws one resample at a time (what rliable's ``arch``-based bootstrap does), on the same
 IQM interval; and ``realax.log.report`` of a sweep-sized array (CSV, JSON and the PNG).
+
+The three bootstraps run in one process, interleaved (``_common.interleaved``: round r of
+each before round r + 1), and each one's time against realax's is given with its min-max over
+the rounds.
 """
 
 from __future__ import annotations
@@ -18,13 +22,12 @@ def plan(quick: bool) -> list[dict[str, Any]]:
     reps = 2000 if quick else 50_000
     rows = [
         {
-            "label": v,
+            "label": "IQM interval: the three bootstraps, interleaved",
             "module": "sweep_stats",
-            "func": "bootstrap",
-            "realax": v == VARIANTS[0],
-            "cfg": {"variant": v, "reps": reps, "runs": 32},
+            "func": "bootstraps",
+            "realax": True,
+            "cfg": {"reps": reps, "runs": 32, "repeats": 2 if quick else 3},
         }
-        for v in VARIANTS
     ]
     shape = (2, 4, 50) if quick else (8, 4, 500)
     rows.append(
@@ -71,6 +74,26 @@ def bootstrap(cfg: dict[str, Any]) -> dict[str, Any]:
     return {"seconds": time.perf_counter() - t0, "ci": [float(lo), float(hi)]}
 
 
+def bootstraps(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Every bootstrap of ``VARIANTS`` on the same interval, interleaved round by round."""
+    from benchmarks._common import interleaved
+
+    calls = {v: (lambda v=v: bootstrap(dict(cfg, variant=v))) for v in VARIANTS}
+    timed = interleaved(calls, cfg["repeats"], baseline=VARIANTS[0])
+    return {
+        "variants": [
+            {
+                "name": v,
+                "seconds": r["run_s"],
+                "run_times_s": r["run_times_s"],
+                "ci": r["out"]["ci"],
+                **{k: x for k, x in r.items() if k.startswith("ratio")},
+            }
+            for v, r in timed.items()
+        ]  # fmt: skip
+    }
+
+
 def report(cfg: dict[str, Any]) -> dict[str, Any]:
     """Seconds for ``realax.log.report`` of a ``(configs, seeds, steps)`` sweep, PNG included."""
     import tempfile
@@ -85,25 +108,29 @@ def report(cfg: dict[str, Any]) -> dict[str, Any]:
 
 
 def render(rows: list[dict[str, Any]], quick: bool) -> str:
-    from benchmarks._report import fmt_s, short_error, table
+    from benchmarks._report import fmt_ratio, fmt_s, short_error, table
 
     body = []
     for r in rows:
         if not r.get("ok"):
-            body.append([r["label"], "-", "error: " + short_error(r.get("error") or "", 80)])
+            body.append([r["label"], "-", "-", "error: " + short_error(r.get("error") or "", 80)])
             continue
         res, cfg = r["result"], r["cfg"]
-        if "ci" in res:
-            what = f"IQM 95% CI of {cfg['runs']} seeds, {cfg['reps']} resamples: " + (
-                f"[{res['ci'][0]:.1f}, {res['ci'][1]:.1f}]"
-            )
-        else:
-            c, s, n = cfg["shape"]
-            what = f"{c} configs x {s} seeds x {n} steps, {cfg['reps']} resamples per CI, PNG"
-        body.append([r["label"], fmt_s(res["seconds"]), what])
+        # one row per bootstrap (older results: one result per row, not interleaved)
+        for v in res.get("variants") or [dict(res, name=r["label"])]:
+            if "ci" in v:
+                what = f"IQM 95% CI of {cfg['runs']} seeds, {cfg['reps']} resamples: " + (
+                    f"[{v['ci'][0]:.1f}, {v['ci'][1]:.1f}]"
+                )
+            else:
+                c, s, n = cfg["shape"]
+                what = f"{c} configs x {s} seeds x {n} steps, {cfg['reps']} resamples per CI, PNG"
+            body.append([v["name"], fmt_s(v["seconds"]), fmt_ratio(v) if "ratios" in v else "-",
+                         what])  # fmt: skip
     return (
-        "One interval (and one whole report), wall time of one call"
+        "One interval (and one whole report): wall time of a call, the bootstraps' median of "
+        "interleaved rounds"
         + (" (--quick)" if quick else "")
         + ".\n\n"
-        + table(["variant", "time (s)", "what"], body)
+        + table(["variant", "time (s)", "time vs realax.log.stats (min-max)", "what"], body)
     )

@@ -13,10 +13,11 @@ is one jitted function of a key in both libraries, and each ends with one greedy
 * ``realax``: ``realax.train.rl.OffPolicyTrainer`` with ``realax.agents.DQN`` / ``SAC``;
 * ``rejax``: rejax 0.1.3's ``DQN`` / ``SAC`` in its own environment (``benchmarks/peers/rejax``).
 
-Rounds interleave the libraries (realax, rejax, realax, rejax, ...), each run in its own fresh
-subprocess (compile time is that run's, measured by JAX's monitoring events, reported apart
-from run time), so load that changes during the table moves both alike; the ratio is taken
-per round and its spread over the rounds reported, with the load average beside each run.
+Each library runs in its own process (rejax in its venv); after both cold calls (compile
+time from JAX's monitoring events, reported apart) the harness paces their warm calls round
+by round (``interleave`` rows), so load that changes during the table moves both alike; the
+ratio is taken per round and its spread over the rounds reported, in wall and in CPU time,
+with the load average beside each run.
 
 Known differences that remain: rejax samples minibatches without replacement, weighting the
 whole buffer (``jax.random.choice(..., p=)``: work proportional to ``buffer_size`` per
@@ -86,32 +87,31 @@ def realax_available() -> bool:
 
 
 def plan(quick: bool) -> list[dict[str, Any]]:
-    rounds = 1 if quick else 3
+    rounds = 2 if quick else 5
     rows = []
     for cfg in (dqn_cfg(quick), sac_cfg(quick)):
         algo = cfg["algo"]
-        for r in range(rounds):
-            common = {"group": cfg["env"], "cfg": {**cfg, "round": r}, "round": r}
-            rows.append(
-                {
-                    **common,
-                    "label": f"realax OffPolicyTrainer + {algo.upper()} (round {r + 1})",
-                    "module": "offpolicy",
-                    "func": "realax_run",
-                    "realax": True,
-                }
-            )
-            rows.append(
-                {
-                    **common,
-                    "label": f"rejax 0.1.3 {algo.upper()} (round {r + 1})",
-                    "peer": "rejax",
-                    "script": f"{algo}.py",
-                    "func": f"rejax_{algo}",
-                    "realax": False,
-                    "optional": True,
-                }
-            )
+        common = {"group": cfg["env"], "cfg": {**cfg, "repeats": rounds}, "interleave": algo}
+        rows.append(
+            {
+                **common,
+                "label": f"realax OffPolicyTrainer + {algo.upper()}",
+                "module": "offpolicy",
+                "func": "realax_run",
+                "realax": True,
+            }
+        )
+        rows.append(
+            {
+                **common,
+                "label": f"rejax 0.1.3 {algo.upper()}",
+                "peer": "rejax",
+                "script": f"{algo}.py",
+                "func": f"rejax_{algo}",
+                "realax": False,
+                "optional": True,
+            }
+        )
     if not realax_available():
         for row in rows:
             if row["realax"]:
@@ -135,7 +135,8 @@ def timed(call: Callable[[], Any], repeats: int) -> dict[str, Any]:
         return out
 
     res = measure(counted, repeats)
-    res["run_cpu_s"] = statistics.median(cpu[1:] or cpu)
+    res["run_cpu_times_s"] = cpu[1:] or cpu
+    res["run_cpu_s"] = statistics.median(res["run_cpu_times_s"])
     res["loadavg"] = os.getloadavg()
     return res
 
@@ -194,25 +195,22 @@ def realax_run(cfg):
     return res
 
 
-def _ratios(rows: list[dict[str, Any]], group: str, key: str = "run_s") -> list[float]:
-    """realax env-steps/s over rejax's, per round (both runs of the round ok), from the wall
-    (``run_s``) or CPU (``run_cpu_s``) time of the run."""
-    out = []
-    by_round: dict[int, dict[bool, float]] = {}
-    for r in rows:
-        if r["group"] == group and r.get("ok") and key in r["result"]:
-            res = r["result"]
-            by_round.setdefault(r["round"], {})[r["realax"]] = res["env_steps"] / res[key]
-    for pair in by_round.values():
-        if True in pair and False in pair:
-            out.append(pair[True] / pair[False])
-    return out
+def _speed_ratio(rows: list[dict[str, Any]], group: str, key: str) -> dict[str, Any] | None:
+    """realax's env-steps/s over rejax's from the warm calls made round by round (``key``:
+    ``run_times_s`` wall or ``run_cpu_times_s`` CPU); both do the same env-steps."""
+    from benchmarks._common import ratio_stats
+
+    found = {r["realax"]: r["result"].get(key) for r in rows if r["group"] == group and r.get("ok")}
+    if not found.get(True) or not found.get(False):
+        return None
+    return ratio_stats(found[False], found[True])  # rejax time / realax time = speed ratio
 
 
 def render(rows: list[dict[str, Any]], quick: bool) -> str:
     from benchmarks._report import fmt_mem, fmt_rate, fmt_s, short_error, table
 
     dqn, sac = dqn_cfg(quick), sac_cfg(quick)
+    rounds = rows[0]["cfg"]["repeats"] if rows else plan(quick)[0]["cfg"]["repeats"]
     out = []
     for cfg in (dqn, sac):
         out.append(
@@ -223,10 +221,11 @@ def render(rows: list[dict[str, Any]], quick: bool) -> str:
             f"MLP {'x'.join(map(str, cfg['hidden']))}"
         )
     out += [
-        "- rounds interleave realax and rejax, each run in a fresh subprocess: compile time, "
-        "then one warm run of the whole jitted training, timed in wall and in the process's "
-        "CPU seconds (all threads; far less moved by other jobs on a loaded machine); load = "
-        "1-minute load average after the run",
+        f"- one process per library; after the cold call (compile), {rounds} warm "
+        "runs of the whole jitted training, paced round by round (realax, rejax; rejax, "
+        "realax; ...): run = median, timed in wall and in the process's CPU seconds (all "
+        "threads; far less moved by other jobs on a loaded machine); load = 1-minute load "
+        "average after the runs",
         "",
     ]
     body = []
@@ -256,14 +255,14 @@ def render(rows: list[dict[str, Any]], quick: bool) -> str:
               "env-steps per CPU-s", "final return", "peak RSS", "load", "note"]  # fmt: skip
     out.append(table(header, body))
     out.append("")
+    from benchmarks._report import fmt_ratio
+
     for group in (dqn["env"], sac["env"]):
-        for key, what in (("run_s", "wall"), ("run_cpu_s", "CPU")):
-            ratios = _ratios(rows, group, key)
-            if ratios:
-                each = ", ".join(f"{x:.2f}" for x in ratios)
-                spread = f" (rounds: {each})" if len(ratios) > 1 else ""
+        for key, what in (("run_times_s", "wall"), ("run_cpu_times_s", "CPU")):
+            stats = _speed_ratio(rows, group, key)
+            if stats:
                 out.append(
-                    f"- {group}: realax / rejax env-steps per {what} second, median over rounds "
-                    f"**{statistics.median(ratios):.2f}**{spread} (target >= 1.0)"
+                    f"- {group}: realax / rejax env-steps per {what} second, median (min-max) "
+                    f"over the rounds **{fmt_ratio(stats)}** (target >= 1.0)"
                 )
     return "\n".join(out)

@@ -92,7 +92,8 @@ def make_task(env: Any, policy: Any, config: EvolveConfig) -> Any:
     """The suite's task class (GymnaxTask / BraxTask / JumanjiTask) around ``env``."""
     import realax.tasks as rt
 
-    cls = {"gymnax": rt.GymnaxTask, "brax": rt.BraxTask, "jumanji": rt.JumanjiTask}[env.suite]
+    tasks = {"gymnax": rt.GymnaxTask, "brax": rt.BraxTask, "jumanji": rt.JumanjiTask}
+    cls = tasks.get(env.suite, rt.EnvTask)  # the other suites (Playground): EnvTask itself
     max_steps = config.max_steps or env.max_steps
     return cls(env, policy=policy, max_steps=max_steps, obs_norm=config.obs_norm)
 

@@ -46,6 +46,7 @@ TABLES = {
     "ppo_rnn": "ppo_rnn",
     "pqn": "pqn",
     "ppo_brax": "ppo_brax",
+    "suites": "suites_rollout",
 }
 TITLES = {
     "loop": "1. Loop overhead (no environment)",
@@ -64,6 +65,7 @@ TITLES = {
     "ppo_rnn": "14. Recurrent PPO on CartPole with the velocities hidden (PureJaxRL's PPO-RNN)",
     "pqn": "15. PQN on CartPole-v1 and PPO on Breakout-MinAtar vs rejax",
     "ppo_brax": "16. PPO with normalisation on brax inverted_pendulum vs brax's ppo.train",
+    "suites": "18. Random-policy rollouts per suite (gymnax, Playground) and ES on Playground",
 }
 
 

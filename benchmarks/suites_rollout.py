@@ -150,11 +150,10 @@ def rollouts(cfg: dict[str, Any]) -> dict[str, Any]:
             hand = _hand_playground(env.unwrapped, env.max_steps, n, steps)
         else:
             hand = _hand_gymnax(name, n, steps)
-        key = jax.random.key(0)
         res = _interleaved(
             {
-                "realax": lambda f=mine: jax.block_until_ready(f(key)),
-                "hand": lambda f=hand: jax.block_until_ready(f(key)),
+                "realax": lambda f=mine: jax.block_until_ready(f(jax.random.key(0))),
+                "hand": lambda f=hand: jax.block_until_ready(f(jax.random.key(0))),
             },
             cfg["rounds"],
         )

@@ -13,7 +13,8 @@ Breakout-MinAtar and Playground CartpoleBalance (``impl="jax"``):
 gymnax's README states seconds per 1M steps on an A100 with 2,000 workers (CartPole-v1 0.05,
 Breakout-MinAtar 0.19): shown as context, with this machine's hand loop as a multiple of it.
 
-ES: ``EvosaxTrainer`` + ``PlaygroundTask(mode="trajectory")`` against an evosax
+ES: ``EvosaxTrainer`` + ``PlaygroundTask`` (early exit; CartpoleBalance episodes run to the
+limit) against an evosax
 ``BraxProblem``-style hand loop (per member: reset, ``lax.scan`` over all steps of the MLP
 policy and the environment, the return), both with the same Open_ES, popsize, MLP and
 episode length. Both parts run in one process, interleaved A B A B; compile time is the
@@ -182,7 +183,7 @@ def es(cfg: dict[str, Any]) -> dict[str, Any]:
         return Open_ES(population_size=pop, solution=flat, optimizer=optax.adam(0.01),
                        std_schedule=optax.constant_schedule(0.1))  # fmt: skip
 
-    task = rt.PlaygroundTask(env, T, policy=policy, mode="trajectory")
+    task = rt.PlaygroundTask(env, T, policy=policy)
     trainer = EvosaxTrainer(gens, strategy(), task, params_like=params,
                             fitness_shaper=FitnessShaper(maximize=True))  # fmt: skip
     state0 = trainer.initialize(jax.random.key(1))

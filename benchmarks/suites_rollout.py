@@ -179,12 +179,12 @@ def es(cfg: dict[str, Any]) -> dict[str, Any]:
     params, _ = rt.make_model_factory(policy, jnp.zeros(env.obs_shape), jax.random.key(0))
     flat, unravel = ravel_pytree(params)
 
-    def strategy():
-        return Open_ES(population_size=pop, solution=flat, optimizer=optax.adam(0.01),
+    def strategy(solution):
+        return Open_ES(population_size=pop, solution=solution, optimizer=optax.adam(0.01),
                        std_schedule=optax.constant_schedule(0.1))  # fmt: skip
 
     task = rt.PlaygroundTask(env, T, policy=policy)
-    trainer = EvosaxTrainer(gens, strategy(), task, params_like=params,
+    trainer = EvosaxTrainer(gens, strategy(params), task, params_like=params,
                             fitness_shaper=FitnessShaper(maximize=True))  # fmt: skip
     state0 = trainer.initialize(jax.random.key(1))
     pg = env.unwrapped
@@ -200,7 +200,7 @@ def es(cfg: dict[str, Any]) -> dict[str, Any]:
 
         return jax.lax.scan(body, state, jax.random.split(key, T))[1].sum()
 
-    es_ = strategy()
+    es_ = strategy(flat)
     es_params = es_.default_params
 
     @jax.jit

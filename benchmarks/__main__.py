@@ -59,6 +59,7 @@ TABLES = {
     "pqn": "pqn",
     "ppo_brax": "ppo_brax",
     "offpolicy": "offpolicy",
+    "suites": "suites_rollout",
 }
 TITLES = {
     "loop": "1. Loop overhead (no environment)",
@@ -78,6 +79,7 @@ TITLES = {
     "pqn": "15. PQN on CartPole-v1 and PPO on Breakout-MinAtar vs rejax",
     "ppo_brax": "16. PPO with normalisation on brax inverted_pendulum vs brax's ppo.train",
     "offpolicy": "17. Off-policy RL: DQN on CartPole-v1 and SAC on Pendulum-v1 vs rejax",
+    "suites": "18. Random-policy rollouts per suite (gymnax, Playground) and ES on Playground",
 }
 
 

@@ -247,9 +247,10 @@ def _check_render_size(size: Any) -> None:
 def playground_frames(env: Any, states: list[Any]) -> list[Any]:
     """Frames of Playground states drawn by MuJoCo's renderer from each state's positions
     (``qpos``, ``qvel``, mocap bodies), with the model's free camera."""
-    import mujoco
     import numpy as np
 
+    # as _frames.check_brax: mujoco comes with the suite (playground requires it)
+    mujoco = _frames._require("mujoco", "mujoco", "playground", "rendering Playground")
     model = env.unwrapped.mj_model
     height, width = env.render_size
     renderer = mujoco.Renderer(model, height=height, width=width)

@@ -94,7 +94,7 @@ def make_task(env: Any, policy: Any, config: EvolveConfig) -> Any:
     import realax.tasks as rt
 
     tasks = {"gymnax": rt.GymnaxTask, "brax": rt.BraxTask, "jumanji": rt.JumanjiTask}
-    cls = tasks.get(env.suite, rt.EnvTask)
+    cls = tasks.get(env.suite, rt.EnvTask)  # the other suites (Playground, grid worlds): EnvTask
     max_steps = config.max_steps or env.max_steps
     return cls(env, policy=policy, max_steps=max_steps, obs_norm=config.obs_norm)
 

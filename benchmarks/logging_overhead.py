@@ -74,6 +74,7 @@ def plan(quick: bool) -> list[dict]:
         "popsize": 64,
         "repeats": 3 if quick else 5,
         "ckpt_freq": [10] if quick else [10, 50],
+        "quick": quick,
     }
     return [
         {
@@ -155,11 +156,12 @@ def run_all(cfg: dict) -> dict:
             ckpt_freq=freq,
         )
 
+    fixed = [] if cfg.get("quick") else ["log every step, block 16"]
     names = [
         "no logger",
         "log every step, one callback per step",
         "log every step",
-        "log every step, block 16",
+        *fixed,
         "log + wandb offline",
     ] + [f"log + ckpt every {f}" for f in cfg["ckpt_freq"]]
     runs = {}

@@ -74,6 +74,7 @@ def plan(quick: bool) -> list[dict]:
         "popsize": 64,
         "repeats": 3 if quick else 5,
         "ckpt_freq": [10] if quick else [10, 50],
+        "quick": quick,
     }
     return [
         {
@@ -155,11 +156,12 @@ def run_all(cfg: dict) -> dict:
             ckpt_freq=freq,
         )
 
+    fixed = [] if cfg.get("quick") else ["log every step, block 16"]
     names = [
         "no logger",
         "log every step, one callback per step",
         "log every step",
-        "log every step, block 16",
+        *fixed,
         "log + wandb offline",
     ] + [f"log + ckpt every {f}" for f in cfg["ckpt_freq"]]
     runs = {}
@@ -186,17 +188,19 @@ def run_all(cfg: dict) -> dict:
             "state": state,
             "first": first,
             "times": [],
+            "cpu": [],
         }
 
     # interleaved: repeat r of every variant before repeat r+1
     for _ in range(repeats):
         for name in names:
             r = runs[name]
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             state, _ = r["trainer"].train(r["state"])
             jax.block_until_ready(state)
             jax.effects_barrier()
             r["times"].append(time.perf_counter() - t0)
+            r["cpu"].append(time.process_time() - c0)  # every thread of this process
             r["state"] = state
 
     for name in names:
@@ -215,6 +219,7 @@ def run_all(cfg: dict) -> dict:
         if not jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
     )
     base = statistics.median(runs["no logger"]["times"])
+    base_cpu = runs["no logger"]["cpu"]
     variants = []
     for name in names:
         r = runs[name]
@@ -231,6 +236,7 @@ def run_all(cfg: dict) -> dict:
                 "ratio_min": min(per_repeat),
                 "ratio_max": max(per_repeat),
                 "rows_per_handover": r["rows_per_handover"],
+                "cpu_ratio": statistics.median(r["cpu"]) / statistics.median(base_cpu),
                 "drain_s": r["drain"],
             }
         )
@@ -261,6 +267,8 @@ def render(rows: list[dict], quick: bool) -> str:
         f"call, median of {cfg['repeats']} interleaved calls continuing the same run; "
         f"EvoState {res['state_kib']:.1f} KiB. Compile = first call minus the median call; "
         "spread = the ratio of each repeat to the no-logger call of the same repeat (min-max); "
+        "CPU time = the process's CPU seconds (all threads: XLA, writer, checkpoints) per call, "
+        "median, against no logger (steadier than wall time on a shared machine); "
         "rows/hand-over = the mean block of rows per host transfer (blocks, automatic size "
         "unless named); drain = what `logger.finish()` still waits for after the last call "
         "(checkpoint writes, wandb). Peak RSS of the process (all variants): "
@@ -275,6 +283,7 @@ def render(rows: list[dict], quick: bool) -> str:
             f"{v['gens_per_s']:,.0f}",
             f"{v['ratio']:.3f}",
             f"{v['ratio_min']:.2f}-{v['ratio_max']:.2f}" if "ratio_min" in v else "",
+            f"{v['cpu_ratio']:.3f}" if "cpu_ratio" in v else "",
             f"{v['rows_per_handover']:.1f}" if v.get("rows_per_handover") else "",
             fmt_s(v["drain_s"]),
         ]
@@ -289,6 +298,7 @@ def render(rows: list[dict], quick: bool) -> str:
                 "generations/s",
                 "time vs no logger",
                 "spread",
+                "CPU time vs no logger",
                 "rows/hand-over",
                 "drain (s)",
             ],
@@ -341,7 +351,7 @@ def main() -> None:
     )
     header = (
         f"{'variant':<38} {'compile s':>9} {'loop s':>8} {'gen/s':>7} {'x no-log':>8} "
-        f"{'spread':>10} {'rows/h':>6} {'drain s':>8}"
+        f"{'spread':>10} {'x cpu':>6} {'rows/h':>6} {'drain s':>8}"
     )
     print(header)
     print("-" * len(header))
@@ -350,7 +360,7 @@ def main() -> None:
         rows = f"{v['rows_per_handover']:.1f}" if v["rows_per_handover"] else ""
         print(
             f"{v['name']:<38} {v['compile_s']:9.2f} {v['run_s']:8.3f} {v['gens_per_s']:7.0f} "
-            f"{v['ratio']:8.3f} {spread:>10} {rows:>6} {v['drain_s']:8.2f}"
+            f"{v['ratio']:8.3f} {spread:>10} {v['cpu_ratio']:6.3f} {rows:>6} {v['drain_s']:8.2f}"
         )
     print(_load(res))
     for f, (n, last) in res["checkpoints"].items():

@@ -29,8 +29,7 @@ from jax import lax
 from jax.custom_batching import custom_vmap
 from jax.experimental import io_callback
 
-from . import _serialize
-from ._emit import Step, pack_and_send
+from ._emit import Step, flatten_step, pack_and_send
 
 #: seconds of training between two hand-overs when the block size is automatic
 TARGET_SECONDS = 0.1
@@ -104,14 +103,9 @@ class BlockEmitter:
     ckpt_freq: int
 
     def push(self, block: dict, s: Step, *, checkpoint: bool, answer: bool) -> dict:
-        log_leaves, log_tree = jax.tree_util.tree_flatten(s.log_data)
-        if checkpoint:
-            ck_leaves, paths, impls = _serialize.split_keys(s.ckpt_data)
-            ck_leaves = [jnp.asarray(x) for x in ck_leaves]
-        else:
-            ck_leaves, paths, impls = [], [], []
+        log_leaves, log_tree, ck_leaves, paths, impls = flatten_step(s, checkpoint)
         rows = block["rows"]
-        fn = self._build(0, log_tree, len(rows), tuple(paths), tuple(impls), checkpoint, answer)
+        fn = self._build(0, log_tree, len(rows), paths, impls, checkpoint, answer)
         out = fn(block["count"], block["limit"], block["steps"], *rows, s.step, *log_leaves,
                  *ck_leaves)  # fmt: skip
         return {"count": out[0], "limit": out[1], "steps": out[2], "rows": list(out[3:])}

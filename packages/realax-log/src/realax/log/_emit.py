@@ -66,6 +66,16 @@ def call_metrics_fn(metrics_fn: Callable, state: Any, data: Any) -> Step:
     return Step({k: jnp.asarray(v) for k, v in log_data.items()}, ckpt_data, step)
 
 
+def flatten_step(s: Step, checkpoint: bool) -> tuple[list, Any, list, tuple, tuple]:
+    """``(log_leaves, log_tree, ckpt_leaves, paths, key_impls)`` of a step (typed keys as
+    their key data; no checkpoint leaves without ``checkpoint``)."""
+    log_leaves, log_tree = jax.tree_util.tree_flatten(s.log_data)
+    if not checkpoint:
+        return log_leaves, log_tree, [], (), ()
+    ck_leaves, paths, impls = _serialize.split_keys(s.ckpt_data)
+    return log_leaves, log_tree, [jnp.asarray(x) for x in ck_leaves], tuple(paths), tuple(impls)
+
+
 @dataclasses.dataclass(frozen=True)
 class Emitter:
     """Builds the function that sends one step to the host.
@@ -80,15 +90,8 @@ class Emitter:
     ckpt_freq: int
 
     def emit(self, s: Step, *, checkpoint: bool, answer: bool) -> None:
-        log_leaves, log_tree = jax.tree_util.tree_flatten(s.log_data)
-        if checkpoint:
-            ck_leaves, paths, impls = _serialize.split_keys(s.ckpt_data)
-            ck_leaves = [jnp.asarray(x) for x in ck_leaves]
-        else:
-            ck_leaves, paths, impls = [], [], []
-        fn = self._build(
-            0, log_tree, len(log_leaves), tuple(paths), tuple(impls), checkpoint, answer
-        )
+        log_leaves, log_tree, ck_leaves, paths, impls = flatten_step(s, checkpoint)
+        fn = self._build(0, log_tree, len(log_leaves), paths, impls, checkpoint, answer)
         fn(s.step, *log_leaves, *ck_leaves)
 
     def _build(self, seed_dims, log_tree, n_log, paths, impls, checkpoint, answer):

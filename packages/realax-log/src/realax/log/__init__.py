@@ -1,7 +1,8 @@
-"""realax.log: wandb logging from inside compiled JAX loops, orbax checkpoints, exact resume.
+"""realax.log: wandb logging from inside compiled JAX loops, packed checkpoints, exact resume.
 
 The names are imported on first use (``import realax.log`` itself loads nothing heavy; jax
-comes with ``Logger``, orbax with the first checkpoint, wandb with the first wandb run).
+comes with ``Logger``, wandb with the first wandb run, orbax only to read a checkpoint of
+realax-log 0.1).
 
 Example:
     >>> import realax.log as rlog

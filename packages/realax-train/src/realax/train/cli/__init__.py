@@ -16,7 +16,7 @@ Commands (``realax COMMAND --help`` for every option)::
     realax strategies
 
 A run leaves in ``runs/<name>/``: ``config.toml`` (the resolved configuration, usable as
-``--config``), ``metrics.jsonl``, orbax checkpoints (the numbered folders), the wandb run
+``--config``), ``metrics.jsonl``, checkpoints (the numbered folders), the wandb run
 (``wandb/``), ``learning_curves.png``, and at the end ``policy.msgpack`` and ``summary.json``.
 Bad input exits with status 2 and a one-line error; Ctrl-C (or SIGTERM) saves a checkpoint and
 exits with status 130.

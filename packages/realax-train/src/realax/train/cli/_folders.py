@@ -32,7 +32,7 @@ def run_folder(config: RunConfig, method: str) -> Path:
 
 
 def checkpoint_steps(run_dir: Path) -> list[int]:
-    """Steps of the complete checkpoints in a run folder (orbax's numbered folders)."""
+    """Steps of the complete checkpoints in a run folder (the numbered folders)."""
     if not run_dir.is_dir():
         return []
     return sorted(int(p.name) for p in run_dir.iterdir() if p.is_dir() and p.name.isdigit())

@@ -63,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
         "evolve",
         help="evolve a policy with an evolution strategy (evosax)",
         description="Evolve a policy on an environment with an evosax strategy; the run folder "
-        "gets config.toml, metrics.jsonl, orbax checkpoints, the wandb run, learning_curves.png "
+        "gets config.toml, metrics.jsonl, checkpoints, the wandb run, learning_curves.png "
         "and the final policy. Ctrl-C saves a checkpoint and stops; `realax resume` continues.",
     )
     _positional(p, "env", "environment name, e.g. CartPole-v1 (see `realax envs`)")

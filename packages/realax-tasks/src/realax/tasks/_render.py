@@ -3,7 +3,7 @@
 :func:`render_rollout` is what :meth:`EnvTask.render` and the CLI call; it asks the suite
 adapter of the environment for its ``check_render`` (before the rollout) and ``render``
 (state list -> RGB frames) entries, and :func:`write_video` writes the frames as a GIF
-(pillow) or an MP4 (the ffmpeg program, when on PATH).
+(pillow) or an MP4 (the ffmpeg program: on PATH, or imageio-ffmpeg's).
 """
 
 from __future__ import annotations
@@ -60,11 +60,28 @@ def _check_suffix(path: Path) -> None:
             f"render path must end in .gif or .mp4 (got path={str(path)!r}); "
             "for example rollout.gif"
         )
-    if suffix == ".mp4" and shutil.which("ffmpeg") is None:
+    if suffix == ".mp4" and ffmpeg_program() is None:
         raise RuntimeError(
-            f"writing {path.name} needs the ffmpeg program, which is not on PATH: install it "
-            "(apt-get install ffmpeg, or conda install ffmpeg), or write a .gif"
+            f"writing {path.name} needs the ffmpeg program, which is not on PATH and not "
+            "installed by imageio-ffmpeg: pip install \"realax-tasks[render]\" (brings "
+            "imageio-ffmpeg's ffmpeg), apt-get install ffmpeg, or write a .gif"
         )
+
+
+def ffmpeg_program() -> str | None:
+    """The ffmpeg program: the one on PATH, else the binary imageio-ffmpeg ships (the
+    ``render`` extra installs it), else None."""
+    found = shutil.which("ffmpeg")
+    if found is not None:
+        return found
+    try:
+        import imageio_ffmpeg
+    except ImportError:
+        return None
+    try:
+        return str(imageio_ffmpeg.get_ffmpeg_exe())
+    except RuntimeError:  # a platform without a bundled binary
+        return None
 
 
 def record(r: Runner, params: Any, key: Array, norm: Any) -> tuple[Any, Array, Array]:
@@ -136,7 +153,8 @@ def _write_mp4(arrays: list[Any], path: Path, fps: int) -> None:
     """H.264 through the ffmpeg program: raw RGB frames on its stdin (even sizes padded)."""
     h, w = arrays[0].shape[:2]
     command = [
-        "ffmpeg", "-y", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "rgb24",
+        ffmpeg_program() or "ffmpeg",
+        "-y", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "rgb24",
         "-s", f"{w}x{h}", "-r", str(fps), "-i", "-", "-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2",
         "-pix_fmt", "yuv420p", str(path),
     ]  # fmt: skip
@@ -185,7 +203,8 @@ def render_rollout(
         act: ``(params, obs, policy_state, key) -> (action, policy_state)``.
         params: the policy's parameters, passed to ``act``.
         key: the PRNG key of the episode.
-        path: where to write it; ``.gif`` (pillow) or ``.mp4`` (needs ``ffmpeg`` on PATH).
+        path: where to write it; ``.gif`` (pillow) or ``.mp4`` (ffmpeg: on PATH, or the one
+            imageio-ffmpeg ships with the ``render`` extra).
         init: ``(params, key) -> policy_state`` at the start (default: ``None`` state).
         max_steps: step limit (default: the environment's ``max_steps``).
         fps: frames per second of the video.

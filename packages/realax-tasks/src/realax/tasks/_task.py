@@ -333,7 +333,7 @@ class EnvTask:
         Args:
             params: the policy's parameters.
             key: the episode's PRNG key.
-            path: ``.gif`` (pillow) or ``.mp4`` (needs the ffmpeg program on PATH).
+            path: ``.gif`` (pillow) or ``.mp4`` (ffmpeg: on PATH, or imageio-ffmpeg's).
             max_steps: step limit (default: the task's ``max_steps``).
             fps: frames per second.
             data: the task data (observation statistics with ``obs_norm``).

@@ -11,6 +11,7 @@ from ._brax import BraxEnv as BraxEnv
 from ._catalog import ENV_SPACES as ENV_SPACES
 from ._catalog import env_info as env_info
 from ._catalog import get_env_dimensions as get_env_dimensions
+from ._catalog import known_env_info as known_env_info
 from ._craftax import CraftaxEnv as CraftaxEnv
 from ._env import Env as Env
 from ._env import EnvSpec as EnvSpec
@@ -49,6 +50,7 @@ from ._suite_tasks import GymnaxTask as GymnaxTask
 from ._suite_tasks import JumanjiTask as JumanjiTask
 from ._suites import EnvInfo as EnvInfo
 from ._suites import import_suite as import_suite
+from ._suites import slow_to_describe as slow_to_describe
 from ._suites import suite_extra as suite_extra
 from ._suites import suites as suites
 from ._task import EnvTask as EnvTask
@@ -89,6 +91,7 @@ __all__ = [
     "check_policy",
     "check_render",
     "env_info",
+    "known_env_info",
     "flatten_observation",
     "generation_weights",
     "get_env_dimensions",
@@ -99,6 +102,7 @@ __all__ = [
     "merge_stats",
     "registered_names",
     "render_rollout",
+    "slow_to_describe",
     "suite_extra",
     "suites",
     "wrap",

@@ -49,13 +49,19 @@ def _decode(name: str, suite: str, entry: Any) -> EnvInfo | None:
         return None
 
 
-def _lookup(suite: SuiteAdapter, name: str) -> EnvInfo:
+def _cached(suite: SuiteAdapter, name: str) -> EnvInfo | None:
     path = suite.cache_path()
-    if path is not None:
-        entry = _cache.read(path).get("envs", {}).get(name)
-        cached = _decode(name, suite.name, entry) if entry is not None else None
-        if cached is not None:
-            return cached
+    if path is None:
+        return None
+    entry = _cache.read(path).get("envs", {}).get(name)
+    return _decode(name, suite.name, entry) if entry is not None else None
+
+
+def _lookup(suite: SuiteAdapter, name: str) -> EnvInfo:
+    cached = _cached(suite, name)
+    if cached is not None:
+        return cached
+    path = suite.cache_path()
     reason = suite.download(name)
     if reason is not None:
         return EnvInfo(name, suite.name, reason=reason)
@@ -107,6 +113,18 @@ def env_info(name: str) -> EnvInfo:
     if key not in _SEEN:
         _SEEN[key] = _lookup(suite, bare)
     return _SEEN[key]
+
+
+def known_env_info(name: str) -> EnvInfo | None:
+    """:func:`env_info` if it is already known (computed in this process or in the on-disk
+    cache), else ``None``; never builds the environment (for listings of suites whose
+    environments are slow to build, such as Playground's).
+
+    >>> known_env_info("CartPole-v1") == env_info("CartPole-v1")
+    True
+    """
+    suite, bare = resolve(name)
+    return _SEEN.get((suite.name, bare)) or _cached(suite, bare)
 
 
 def get_env_dimensions(name: str) -> Dims:

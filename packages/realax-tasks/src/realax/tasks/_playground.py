@@ -287,5 +287,6 @@ register_suite(
         static_names=True,
         render=playground_frames,
         check_render=_frames.check_brax,  # the same MuJoCo OpenGL check
+        slow_describe=True,  # 1-50 s an environment: reading its spec traces the MJX model
     )
 )

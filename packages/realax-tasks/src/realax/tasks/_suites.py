@@ -93,6 +93,9 @@ class SuiteAdapter:
             list of the suite's own states, one per frame (``None``: no renderer).
         check_render: ``(env) -> None``: raises, naming the package to install or the
             setting to change, when ``render`` could not run here; called before training.
+        slow_describe: reading an environment's dimensions means building it and takes
+            seconds or more each (Playground traces its MJX model): a listing over every suite
+            (``realax envs``) shows only the dimensions already known (`known_env_info`).
     """
 
     name: str
@@ -108,6 +111,7 @@ class SuiteAdapter:
     distribution: str = ""
     render: Callable[[Env, list[Any]], list[Any]] | None = None
     check_render: Callable[[Env], None] | None = None
+    slow_describe: bool = False
 
     def __post_init__(self) -> None:
         for field in ("extra", "module", "distribution"):  # default: the suite's name
@@ -177,6 +181,7 @@ def register_suite(adapter: SuiteAdapter) -> None:
 def suites() -> tuple[str, ...]:
     """The names of the suites realax.tasks knows (installed or not), in lookup order.
 
+    >>> import realax.tasks  # registers the suites
     >>> {"gymnax", "brax", "jumanji", "craftax", "xminigrid", "navix"} <= set(suites())
     True
     """
@@ -186,10 +191,22 @@ def suites() -> tuple[str, ...]:
 def suite_extra(suite: str) -> str:
     """The pip extra of realax-tasks that installs ``suite``.
 
+    >>> import realax.tasks  # registers the suites
     >>> suite_extra("navix")
     'navix'
     """
     return adapter(suite).extra
+
+
+def slow_to_describe(suite: str) -> bool:
+    """Whether reading an environment's dimensions builds it and takes seconds or more
+    (Playground); listings then show only the known ones (`known_env_info`).
+
+    >>> import realax.tasks  # registers the suites
+    >>> slow_to_describe("gymnax"), slow_to_describe("playground")
+    (False, True)
+    """
+    return adapter(suite).slow_describe
 
 
 def adapter(suite: str) -> SuiteAdapter:

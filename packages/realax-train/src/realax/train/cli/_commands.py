@@ -218,13 +218,21 @@ def _envs(suite: str | None) -> int:
         raise CliError(f"--suite must be one of {', '.join(known)} (got --suite {suite})")
     rows = []
     missing = []
+    unknown: set[str] = set()  # suites with dimensions left out (slow to build, not cached)
     for s in (suite,) if suite else known:
         names = rt.registered_names(s)
         if not names:
             missing.append(s)
         for name in names:
+            full = f"{s}/{name}"
+            if suite is None and rt.slow_to_describe(s):
+                info = rt.known_env_info(full)
+                if info is None or info.reason is not None:
+                    unknown.add(s)
+                    rows.append((name, s, "?", "? (realax envs --suite " + s + ")"))
+                    continue
             try:
-                obs, act, discrete = rt.get_env_dimensions(f"{s}/{name}")
+                obs, act, discrete = rt.get_env_dimensions(full)
                 kind = "discrete" if discrete else "continuous"
                 rows.append((name, s, str(obs), f"{act} {kind}"))
             except Exception as e:  # an env that cannot be built here (e.g. needs a download)
@@ -233,6 +241,12 @@ def _envs(suite: str | None) -> int:
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
     for r in [header, *rows]:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+    for s in sorted(unknown):
+        print(
+            f"({s}: dimensions not known yet; building each environment takes seconds or more: "
+            f"`realax envs --suite {s}` builds them once and caches them)",
+            file=sys.stderr,
+        )
     for s in missing:
         extra = rt.suite_extra(s)
         print(f'({s} is not installed: pip install "realax-tasks[{extra}]")', file=sys.stderr)

@@ -129,8 +129,13 @@ def test_realax_tasks_wheel_requires_only_jax_flax_and_its_extras(tmp_path):
         "gymnax": {"gymnax", "six"},  # gymnax 1.0.1 imports six without declaring it
         "brax": {"brax"},
         "jumanji": {"jumanji"},
-        "all": {"realax-tasks[brax,gymnax,jumanji]"},
-        # Task.render: pillow writes GIFs; gymnax's classic-control visualizer needs pygame
-        "render": {"pillow", "matplotlib", "numpy"},
+        "playground": {"playground"},
+        "craftax": {"craftax"},
+        "xminigrid": {"xminigrid"},
+        "navix": {"navix"},
+        "all": {"realax-tasks[brax,craftax,gymnax,jumanji,navix,playground,render,xminigrid]"},
+        # Task.render: pillow writes GIFs, imageio-ffmpeg's ffmpeg MP4s; gymnax's
+        # classic-control visualizer needs pygame
+        "render": {"pillow", "matplotlib", "numpy", "imageio-ffmpeg"},
         "gymnax-render": {"realax-tasks[gymnax,render]", "gymnax[visualize]"},
     }

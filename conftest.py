@@ -12,14 +12,14 @@ after a module only when the worker's mapping count is past ``REALAX_TEST_MAPS_L
 (default 20000, under a third of the kernel's limit; one module adds at most ~2,500).
 ``REALAX_TEST_MAPS=1`` prints the count after every module.
 
-JAX's persistent compilation cache is on for the whole session: the xdist workers, the
-doctests and every subprocess a test starts (they inherit the environment) write compiled
-executables to one directory and load them instead of compiling the same program again (a
-killed-and-resumed run compiles its programs once, not two or three times). A cached
-executable is the same binary, so bit-identity tests stay bit-identical; programs with host
-callbacks (a Logger's) are never cached by JAX. The directory is a fresh temporary one removed
-at the end of the session, unless ``REALAX_TEST_JAX_CACHE`` names one (``.ci/run`` shares one
-directory between its steps) or is ``off``.
+JAX's persistent compilation cache is OFF by default: in the first clean-clone CI with it on
+(for every worker, doctest and subprocess), the suite took 72 minutes instead of 24 (the cause
+is not isolated; JAX's cache with a size limit takes a file lock and scans the directory on
+writes). ``REALAX_TEST_JAX_CACHE=DIR`` (or ``on``: a temporary directory removed at the end)
+turns it on for the session: the workers, the doctests and every subprocess a test starts
+(they inherit the environment) then load what another compiled. A cached executable is the
+same binary, so bit-identity tests stay bit-identical; programs with host callbacks (a
+Logger's) are never cached by JAX.
 """
 
 import gc
@@ -41,13 +41,13 @@ _OWN_CACHE = None  # the temporary cache directory this process created (and rem
 def _set_up_compilation_cache() -> None:
     """Point JAX (not imported yet) and every child process at one compilation cache."""
     global _OWN_CACHE
-    wanted = os.environ.get("REALAX_TEST_JAX_CACHE", "")
+    wanted = os.environ.get("REALAX_TEST_JAX_CACHE", "off")
     if wanted == "off":
         os.environ.setdefault("REALAX_COMPILE_CACHE", "off")  # nor the CLI's own default
         return
     if "JAX_COMPILATION_CACHE_DIR" in os.environ:
         return  # off, or set by the caller (or by the controller, for an xdist worker)
-    if wanted:
+    if wanted != "on":
         os.makedirs(wanted, exist_ok=True)
         directory = wanted
     else:

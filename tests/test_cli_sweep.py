@@ -87,6 +87,21 @@ def test_evolve_sweep_report_and_resume(capsys, tmp_path):
 
 
 @pytest.mark.slow
+def test_evolve_sweep_of_open_es_sigma_and_learning_rate(capsys, tmp_path):
+    # Open_ES, realax evolve's default: its std schedule and Adam's rate are traced
+    run = tmp_path / "open_es"
+    tiny = ["--generations", "3", "--popsize", "8", "--wandb", "off", "--out", str(run)]
+    sets = ["--set", "sigma=0.02,0.3", "--set", "learning_rate=0.01,0.1"]
+    assert main(["sweep", "evolve", "CartPole-v1", *sets, "--seeds", "1", *tiny]) == 0
+    assert "4 configurations x 1 seeds = 4 runs in one program" in capsys.readouterr().out
+    meta = json.loads((run / "sweep.json").read_text())
+    assert meta["configs"][1] == {"sigma": 0.02, "learning_rate": 0.1}
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    last = {r["config"]: r["fitness_mean"] for r in rows if r["step"] == 3}
+    assert len(set(last.values())) == 4  # each configuration evolved with its own numbers
+
+
+@pytest.mark.slow
 def test_ppo_sweep_command(tmp_path):
     """The command as a user types it (a subprocess, wandb offline), at a tiny size."""
     proc = _ok(

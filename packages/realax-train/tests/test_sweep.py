@@ -106,6 +106,51 @@ def test_traced_rejects_unknown_and_shape_names_before_compiling():
     assert not [n for n in _COMPILED if "loop" in n]
 
 
+def open_es(sigma, lr, **kw):
+    """Open_ES as `realax evolve --sigma --lr` builds it (the rate in the optimizer's state)."""
+    import optax
+
+    es_kws = {
+        "std_schedule": optax.constant_schedule(sigma),
+        "optimizer": optax.inject_hyperparams(optax.adam)(learning_rate=lr),
+    }
+    return es(strategy="Open_ES", popsize=16, es_kws=es_kws, **kw)
+
+
+@pytest.mark.slow
+def test_open_es_sigma_and_learning_rate_sweep_like_their_lone_runs():
+    import optax
+
+    base = open_es(0.1, 0.05)
+    assert base.sweepable() == pytest.approx({"sigma": 0.1, "learning_rate": 0.05})
+    # a plain optimizer keeps its rate in the closure: only sigma can be traced
+    plain = es(strategy="Open_ES", popsize=16, es_kws={"optimizer": optax.adam(0.05)})
+    assert set(plain.sweepable()) == {"sigma"}
+    key = jax.random.split(KEY, 1)[0]
+    # sigma: bit for bit the lone run built with that schedule
+    result = sweep(base, {"sigma": [0.03, 0.3]}, KEY, seeds=1)
+    for c, config in enumerate(result.configs):
+        state, metrics = open_es(config["sigma"], 0.05).init_and_train(key)
+        for name in result.curves:
+            np.testing.assert_array_equal(result.curves[name][c, 0], metrics[name])
+        member = result.state_of(c, 0)
+        np.testing.assert_array_equal(member.es_state.mean, state.es_state.mean)
+        # the stored std is the schedule's; the traced sigma is applied before each ask
+        assert float(member.es_state.std) == pytest.approx(0.1)
+    # learning_rate: a traced lone run is bit for bit the static one; vmapped over the
+    # configurations, XLA fuses Adam's per-member rate differently (1 float32 ulp per step)
+    traced = base.traced(["learning_rate"])
+    state, metrics = traced.train(set_hparams(traced.initialize(key), {"learning_rate": 0.1}))
+    _, static = open_es(0.1, 0.1).init_and_train(key)
+    np.testing.assert_array_equal(metrics["best_fitness"], static["best_fitness"])
+    result = sweep(base, {"learning_rate": [0.01, 0.1]}, KEY, seeds=1)
+    for c, config in enumerate(result.configs):
+        _, metrics = open_es(0.1, config["learning_rate"]).init_and_train(key)
+        np.testing.assert_allclose(result.curves["best_fitness"][c, 0], metrics["best_fitness"],
+                                   rtol=1e-5)
+    assert result.curves["best_fitness"][0, 0, -1] != result.curves["best_fitness"][1, 0, -1]
+
+
 # ----------------------------------------------------------------------------- sweep
 
 

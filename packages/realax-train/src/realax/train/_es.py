@@ -15,6 +15,7 @@ from ._base import BaseTrainer, train_from_key
 from ._es_algorithm import EvoAlgorithm, EvoState, check_task_output
 from ._es_metrics import _fitness_stats as _fitness_stats  # (tests of the metrics)
 from ._es_metrics import check_metrics
+from ._es_state_hparams import state_sweepable
 from ._hparams import Traceable, scalar_floats
 from ._mesh import make_mesh
 from ._protocols import InitsData, Logger, Task, UpdatesData
@@ -236,8 +237,10 @@ class EvosaxTrainer(Traceable, BaseTrainer):
     # -- traced hyperparameters (``realax.train.sweep``, PBT) -----------------------------
 
     def sweepable(self) -> dict[str, float]:
-        """The strategy's float params (``es_params`` fields, e.g. ``std_init``) and, for
-        population-based strategies, ``init_std``: what ``traced(names)`` can carry.
+        """What ``traced(names)`` can carry: the strategy's float params (``es_params``
+        fields, e.g. ``std_init``), ``sigma`` (scales a ``std_schedule``) and ``learning_rate``
+        (an ``optax.inject_hyperparams`` optimizer's) where the strategy has them
+        (``_es_state_hparams``), and ``init_std`` for population-based strategies.
 
         Example:
             >>> import jax.numpy as jnp
@@ -249,6 +252,7 @@ class EvosaxTrainer(Traceable, BaseTrainer):
         """
         fields = [f.name for f in dataclasses.fields(self.es_params)]
         out = scalar_floats(self.es_params, fields)
+        out.update(state_sweepable(self.strategy, self.num_dims))
         if self.population_based:
             out["init_std"] = self.init_std
         return out

@@ -16,6 +16,7 @@ from jax.sharding import PartitionSpec as P
 
 from ._algorithm import Algorithm
 from ._es_metrics import FITNESS_METRICS, METRIC_NAMES, finish_metrics, generation_metrics
+from ._es_state_hparams import STATE_NAMES, apply_state_hparams
 from ._hparams import initial_hparams, read
 from ._mesh import AXIS, replicated
 from ._protocols import Task
@@ -144,8 +145,9 @@ class EvoAlgorithm:
         self._deferred: tuple[EvoAlgorithm, EvoAlgorithm] | None = None
 
     def es_params_of(self, hparams: dict) -> Any:
-        """The strategy's params with the traced fields of ``hparams`` replaced."""
-        fields = {k: v for k, v in hparams.items() if k != "init_std"}
+        """The strategy's params with the traced fields of ``hparams`` replaced (``init_std``
+        and the state-held ``sigma`` / ``learning_rate`` are not params fields)."""
+        fields = {k: v for k, v in hparams.items() if k != "init_std" and k not in STATE_NAMES}
         return self.es_params.replace(**fields) if fields else self.es_params
 
     def algorithm(self) -> Algorithm:
@@ -314,7 +316,10 @@ class EvoAlgorithm:
             keys = self.generation_keys(jax.random.fold_in(state.key, state.step))
         k_ask, k_eval, k_tell = keys
         es_params = self.es_params_of(state.hparams)
-        population, es_state = self.strategy.ask(k_ask, state.es_state, es_params)
+        es_state = state.es_state
+        if any(name in state.hparams for name in STATE_NAMES):
+            es_state = apply_state_hparams(self.strategy, es_state, state.hparams)
+        population, es_state = self.strategy.ask(k_ask, es_state, es_params)
         eval_keys = jax.random.split(k_eval, (self.popsize, self.eval_reps))
         return population, es_state, eval_keys, k_tell
 

@@ -111,7 +111,8 @@ def strategy_kwargs(name: str, cls: type, config: EvolveConfig) -> dict[str, Any
     kws: dict[str, Any] = {}
     if lr is not None:
         _check_applies(name, params, "--lr", "optimizer", "optimizer", "Open_ES, SNES, PGPE, ARS")
-        kws["optimizer"] = optax.adam(lr)
+        # the rate in the optimizer's state: `realax sweep evolve --set learning_rate=...`
+        kws["optimizer"] = optax.inject_hyperparams(optax.adam)(learning_rate=lr)
     if sigma is not None:
         _check_applies(name, params, "--sigma", "std_schedule", "std schedule", "Open_ES, ARS")
         kws["std_schedule"] = optax.constant_schedule(sigma)

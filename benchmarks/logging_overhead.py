@@ -9,7 +9,9 @@ Rastrigin task to expose the fixed per-step cost), run side by side in one proce
 * ``log every step``: ``Logger(wandb_log=False)`` -> metrics.jsonl each generation, the rows
   handed over in blocks (automatic block size; the mean rows per hand-over is shown);
 * ``log every step, block 16``: ``Logger(log_block=16)``;
-* ``log + wandb offline``: blocks plus an offline wandb run;
+* ``log + wandb offline``: blocks plus an offline wandb run; ``..., every 10th row``: the same
+  with ``Logger(wandb_every=10)`` (metrics.jsonl keeps every row);
+* wandb's own ``run.log`` cost per row, measured alone (no training), beside the table;
 * ``log + ckpt every N``: blocks, and a packed checkpoint of the whole ``EvoState`` every N
   generations (N from ``--ckpt-freq``).
 
@@ -138,12 +140,14 @@ def run_all(cfg: dict) -> dict:
                 log_block=block,
             )
             return PerStep(lg) if name.endswith("per step") else lg
-        if name == "log + wandb offline":
+        if name.startswith("log + wandb offline"):
+            every = 10 if name.endswith("every 10th row") else 1
             lg = CountingLogger(
                 wandb_log=True,
                 metrics_fn=rlog.default_es_metrics,
-                log_dir=root / "wandb_log",
+                log_dir=root / f"wandb_log{every}",
                 mode="offline",
+                wandb_every=every,
             )
             lg.init(project="realax-log-bench", config={"popsize": cfg["popsize"]})
             return lg
@@ -163,6 +167,7 @@ def run_all(cfg: dict) -> dict:
         "log every step",
         *fixed,
         "log + wandb offline",
+        "log + wandb offline, every 10th row",
     ] + [f"log + ckpt every {f}" for f in cfg["ckpt_freq"]]
     runs = {}
     for name in names:
@@ -213,6 +218,7 @@ def run_all(cfg: dict) -> dict:
         blocks = isinstance(r["logger"], CountingLogger) and lg.handovers
         r["rows_per_handover"] = lg.rows / lg.handovers if blocks else None
 
+    wandb_alone = _wandb_row_cost(root, n=200 if cfg.get("quick") else 2000)
     state_bytes = sum(
         x.size * x.dtype.itemsize
         for x in jax.tree_util.tree_leaves(runs["no logger"]["state"])
@@ -245,11 +251,30 @@ def run_all(cfg: dict) -> dict:
         "variants": variants,
         "state_kib": state_bytes / 1024,
         "checkpoints": {str(f): [len(v), v[-1] if v else None] for f, v in ckpts.items()},
+        "wandb_row": wandb_alone,
         "compile_s": variants[0]["compile_s"],
         "run_s": base,
         "load_before": list(load_before),
         "load_after": list(os.getloadavg()),
     }
+
+
+def _wandb_row_cost(root: Path, n: int) -> dict:
+    """wandb's own cost of one row, without training: ``n`` ``run.log`` calls of rows like
+    the table's (seven numbers) in an offline run, wall and process CPU microseconds each."""
+    import wandb
+
+    run = wandb.init(project="realax-log-bench", dir=str(root), mode="offline", reinit=True)
+    names = ["generation", "fitness_min", "fitness_mean", "fitness_max", "fitness_std"]
+    row = {name: 1.5 for name in [*names, "best_fitness", "n_nonfinite"]}
+    for i in range(50):  # warm-up
+        run.log(row, step=i)
+    t0, c0 = time.perf_counter(), time.process_time()
+    for i in range(50, 50 + n):
+        run.log(row, step=i)
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    run.finish()
+    return {"n": n, "wall_us": 1e6 * wall / n, "cpu_us": 1e6 * cpu / n}
 
 
 def render(rows: list[dict], quick: bool) -> str:
@@ -310,6 +335,18 @@ def render(rows: list[dict], quick: bool) -> str:
         f"every {f}: {n} of {total // int(f)} requested on disk (last step {last})"
         for f, (n, last) in res["checkpoints"].items()
     )
+    wb = res.get("wandb_row")
+    if wb:
+        step_us = 1e6 * res["run_s"] / cfg["steps"]
+        out += [
+            "",
+            f"wandb's own cost, measured alone (no training, {wb['n']} `run.log` calls of a "
+            f"seven-number row in an offline run): {wb['wall_us']:.0f} us wall and "
+            f"{wb['cpu_us']:.0f} us of CPU per row, {wb['cpu_us'] / step_us:.1%} of a "
+            f"no-logger generation ({step_us:.0f} us): the floor of the wandb-offline ratio "
+            "while every row goes to wandb, which the writer thread can hide only on an idle "
+            "core.",
+        ]
     out += [
         "",
         f"Checkpoints written: {ck}. realax.log skips the oldest waiting checkpoint when more "

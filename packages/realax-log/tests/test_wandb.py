@@ -44,6 +44,22 @@ def test_offline_run_holds_the_logged_values_in_order(tmp_path, toy, offline_wan
     assert rlog.read_wandb_config(run_dir) == {"lr": 0.1, "depth": 2}
 
 
+def test_wandb_every_thins_the_wandb_rows_and_keeps_the_file_whole(tmp_path, toy, offline_wandb):
+    logger = rlog.Logger(
+        wandb_log=True, metrics_fn=rlog.default_grad_metrics, log_dir=tmp_path, wandb_every=3
+    )
+    logger.init(project="realax-log-test")
+    _train(logger, toy, n=10)
+    logger.finish()
+    history = rlog.read_wandb_history(_run_dir(offline_wandb))
+    rows = rlog.read_metrics(tmp_path)
+    assert [r["step"] for r in rows] == list(range(1, 11))
+    assert [h["_step"] for h in history] == [3, 6, 9]
+    assert [h["loss"] for h in history] == [r["loss"] for r in rows if r["step"] % 3 == 0]
+    with pytest.raises(ValueError, match="wandb_every must be a positive int"):
+        rlog.Logger(wandb_log=True, metrics_fn=rlog.default_grad_metrics, wandb_every=0)
+
+
 def test_vmapped_seeds_get_one_wandb_key_per_seed(tmp_path, toy, offline_wandb):
     logger = rlog.Logger(wandb_log=True, metrics_fn=rlog.default_grad_metrics, log_dir=tmp_path)
     logger.init(project="realax-log-test")

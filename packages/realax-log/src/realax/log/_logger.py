@@ -98,6 +98,9 @@ class Logger(HandOver):
         log_block: steps whose rows cross to the host together in the loops of realax.train
             (``None``: chosen from the step time, about every 0.1 s, at most 256). A stop
             signal is seen, and its checkpoint taken, at the end of the block.
+        wandb_every: send only the rows whose step is a multiple of this to wandb
+            (``metrics.jsonl`` keeps every row). wandb's own ``run.log`` costs about 0.2 ms
+            of CPU per row here (BENCHMARKS.md, table 6), a tenth of a fast ES generation.
 
     Example:
         >>> import realax.log as rlog
@@ -128,6 +131,7 @@ class Logger(HandOver):
         sweep_configs: Sequence[Mapping[str, Any]] | None = None,
         sweep_wandb: str = "per_config",
         log_block: int | None = None,
+        wandb_every: int = 1,
     ):
         # the arguments are checked (each error names one) before anything is written
         _options.check_functions(metrics_fn, host_log_transform)
@@ -153,6 +157,7 @@ class Logger(HandOver):
         self.verbose = bool(verbose)
         self._lock = threading.Lock()
         self._wandb = wandb_sink(self._sweep, sweep_wandb)
+        self._wandb.every = int(_options.positive_int("wandb_every", wandb_every))
         self._writer = RowWriter([], host_log_transform, layout=self._sweep)
         self._opened = False
         ckpt, drain = self.ckpt_dir, self._writer.drain

@@ -131,6 +131,12 @@ class WandbSink:
         self.run: Any = None
         self.initialized = False
         self._warned = False
+        #: ``Logger(wandb_every=k)``: only rows whose step is a multiple of k go to wandb
+        self.every = 1
+
+    def sends(self, step: LoggedStep) -> bool:
+        """Whether this row goes to wandb (every row unless ``wandb_every`` thins them)."""
+        return self.every == 1 or int(step.step.max()) % self.every == 0
 
     def start(self, project: str | None, config: Any, **kwargs: Any) -> None:
         """Start (or restart) the run: ``wandb.init`` with a fallback to offline mode."""
@@ -153,6 +159,8 @@ class WandbSink:
                 )
             return
         for s in steps:
+            if not self.sends(s):
+                continue
             if s.seed_dims == 0:
                 payload = {k: wandb_value(v) for k, v in s.values.items()}
             else:

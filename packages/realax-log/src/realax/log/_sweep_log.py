@@ -146,7 +146,7 @@ class SweepWandbSink(WandbSink):
                 payload = payloads.setdefault(target, {})
                 payload |= {f"{prefix}seed{seed}/{k}": v for k, v in values.items()}
             for target, payload in payloads.items():
-                if self.runs[target] is not None:
+                if self.runs[target] is not None and self.sends(s):
                     self.runs[target].log(payload, step=int(s.step.max()))
 
     def _table(self) -> Any:

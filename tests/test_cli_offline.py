@@ -5,6 +5,7 @@ dataset) and ``realax eval``; one-line errors for a missing or changed dataset."
 from __future__ import annotations
 
 import json
+import shutil
 import tomllib
 from pathlib import Path
 
@@ -50,15 +51,17 @@ def test_train_resume_eval_offline(tmp_path, dataset):
     proc = _ok(realax(tmp_path, "eval", "run", "--episodes", "2"))
     assert "CartPole-v1" in proc.stdout
 
-    # a changed dataset file is refused
+    # a changed dataset file is refused: run2 is this run, pointed at a copy of the dataset
+    # (its sha256 recorded in config.toml still matches), then the copy changes
     copy = tmp_path / "copy.npz"
     copy.write_bytes(dataset.read_bytes())
-    args[4] = str(copy)
-    _ok(realax(tmp_path, *[a if a != "run" else "run2" for a in args]))
+    shutil.copytree(run, tmp_path / "run2")
+    toml = tmp_path / "run2" / "config.toml"
+    toml.write_text(toml.read_text().replace(dataset.resolve().as_posix(), copy.as_posix()))
     from realax.agents import Dataset
 
     Dataset.load(copy).subset(jnp.arange(100)).save(copy)
-    line = _error_line(realax(tmp_path, "resume", "run2", "--steps", "60"))
+    line = _error_line(realax(tmp_path, "resume", "run2", "--steps", "80"))
     assert "changed since this run started" in line
 
 

@@ -56,7 +56,7 @@ def test_traced_run_equals_the_static_run_bit_for_bit():
     state_t, metrics_t = traced.init_and_train(KEY)
     assert same(metrics, metrics_t)
     assert state.hparams == {}
-    assert set(state_t.hparams) == {"crossover_rate", "init_std"}
+    assert set(state_t.hparams) == {"crossover_rate", "init_std", "sigma"}
     assert all(v.dtype == jnp.float32 and v.shape == () for v in state_t.hparams.values())
     # the untraced state has no more leaves than before, and the untraced trainer's program
     # takes exactly those leaves

@@ -99,8 +99,7 @@ class Logger(HandOver):
             (``None``: chosen from the step time, about every 0.1 s, at most 256). A stop
             signal is seen, and its checkpoint taken, at the end of the block.
         wandb_every: send only the rows whose step is a multiple of this to wandb
-            (``metrics.jsonl`` keeps every row). wandb's own ``run.log`` costs about 0.2 ms
-            of CPU per row here (BENCHMARKS.md, table 6), a tenth of a fast ES generation.
+            (``metrics.jsonl`` keeps every row); ``run.log`` costs ~0.2 ms of CPU per row.
 
     Example:
         >>> import realax.log as rlog

@@ -237,10 +237,9 @@ class EvosaxTrainer(Traceable, BaseTrainer):
     # -- traced hyperparameters (``realax.train.sweep``, PBT) -----------------------------
 
     def sweepable(self) -> dict[str, float]:
-        """What ``traced(names)`` can carry: the strategy's float params (``es_params``
-        fields, e.g. ``std_init``), ``sigma`` (scales a ``std_schedule``) and ``learning_rate``
-        (an ``optax.inject_hyperparams`` optimizer's) where the strategy has them
-        (``_es_state_hparams``), and ``init_std`` for population-based strategies.
+        """What ``traced(names)`` can carry: ``es_params`` floats (``std_init``, ...), ``sigma``
+        and ``learning_rate`` where the strategy has them (``_es_state_hparams``), and
+        ``init_std`` for population-based strategies.
 
         Example:
             >>> import jax.numpy as jnp

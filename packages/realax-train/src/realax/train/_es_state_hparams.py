@@ -21,7 +21,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import jax
 import jax.numpy as jnp
 
 __all__ = ["STATE_NAMES", "apply_state_hparams", "state_sweepable"]
@@ -36,14 +35,13 @@ def _optimizer_rate(strategy: Any, num_dims: int) -> float | None:
     if optimizer is None:
         return None
     try:
-        opt_state = jax.eval_shape(optimizer.init, jnp.zeros(num_dims))
+        opt_state = optimizer.init(jnp.zeros(num_dims))
     except Exception:  # an optimizer that cannot init on a flat vector: nothing to trace
         return None
     hyper = getattr(opt_state, "hyperparams", None)
     if not isinstance(hyper, dict) or "learning_rate" not in hyper:
         return None
-    concrete = optimizer.init(jnp.zeros(num_dims)).hyperparams["learning_rate"]
-    return float(concrete)
+    return float(hyper["learning_rate"])
 
 
 def state_sweepable(strategy: Any, num_dims: int) -> dict[str, float]:
